@@ -103,7 +103,16 @@ def read_table(path: Path, candle_type: CandleType) -> pa.Table | None:
     return _normalise(table, path, candle_type)
 
 
+_INTERNAL_SCHEMAS = {
+    "ohlcv": pa.schema([("date", DATE_TYPE)] + [(c, pa.float64()) for c in OHLCV_COLUMNS[1:]]),
+    "funding_rate": pa.schema([("date", DATE_TYPE), ("funding_rate", pa.float64())]),
+}
+
+
 def _normalise(table: pa.Table, path: Path, candle_type: CandleType) -> pa.Table:
+    expected = _INTERNAL_SCHEMAS["funding_rate" if candle_type == "funding_rate" else "ohlcv"]
+    if table.schema.equals(expected, check_metadata=False) and table.column("date").null_count == 0:
+        return _sorted_unique(table)  # the usual case: a file this module or freqtrade wrote
     names = table.column_names
     if candle_type == "funding_rate" and names[:2] == list(FUNDING_COLUMNS):
         wanted: tuple[str, ...] = FUNDING_COLUMNS
@@ -129,9 +138,17 @@ def _normalise(table: pa.Table, path: Path, candle_type: CandleType) -> pa.Table
     return _sorted_unique(normalised)
 
 
+def date_ns(table: pa.Table) -> np.ndarray:
+    """The date column as int64 epoch nanoseconds (a view where the column is one chunk)."""
+    column = table.column("date")
+    if column.num_chunks == 1:
+        return column.chunk(0).to_numpy(zero_copy_only=False).view("int64")
+    return column.cast(pa.int64()).to_numpy()
+
+
 def _sorted_unique(table: pa.Table) -> pa.Table:
     """Rows sorted by date, one per date (the last one wins); cheap when already so."""
-    dates = table.column("date").cast(pa.int64()).to_numpy()
+    dates = date_ns(table)
     if len(dates) < 2 or bool(np.all(dates[1:] > dates[:-1])):
         return table
     order = np.argsort(dates, kind="stable")
@@ -143,14 +160,14 @@ def _sorted_unique(table: pa.Table) -> pa.Table:
 def last_time_ms(table: pa.Table | None) -> int | None:
     if table is None or table.num_rows == 0:
         return None
-    return int(table.column("date")[-1].cast(pa.int64()).as_py()) // 1_000_000
+    return int(date_ns(table)[-1]) // 1_000_000
 
 
 def first_gap_ms(table: pa.Table | None, period_ms: int) -> int | None:
     """Open time of the first missing candle between the file's first and last rows, if any."""
     if table is None or table.num_rows < 2:
         return None
-    dates = table.column("date").cast(pa.int64()).to_numpy() // 1_000_000
+    dates = date_ns(table) // 1_000_000
     if (dates[-1] - dates[0]) // period_ms + 1 == len(dates):
         return None
     steps = np.flatnonzero(np.diff(dates) != period_ms)
@@ -174,6 +191,16 @@ def merge(existing: pa.Table | None, new: pa.Table, replace_from_ms: int, keep: 
     return merged
 
 
+def count_new_dates(merged: pa.Table, existing: pa.Table | None) -> int:
+    """Rows of `merged` whose date is not in `existing` (both sorted and unique by date)."""
+    new_dates = date_ns(merged)
+    if existing is None or existing.num_rows == 0:
+        return len(new_dates)
+    old_dates = date_ns(existing)
+    index = np.minimum(np.searchsorted(old_dates, new_dates), len(old_dates) - 1)
+    return int(np.count_nonzero(old_dates[index] != new_dates))
+
+
 def to_layout(table: pa.Table, candle_type: CandleType, layout: str) -> pa.Table:
     """The internal table in the on-disk column layout."""
     if candle_type != "funding_rate" or layout == "current":
@@ -184,10 +211,12 @@ def to_layout(table: pa.Table, candle_type: CandleType, layout: str) -> pa.Table
                                 names=list(OHLCV_COLUMNS))
 
 
-def write_atomic(path: Path, table: pa.Table, *, uid: int | None = None, gid: int | None = None) -> None:
+def write_atomic(path: Path, table: pa.Table, *, uid: int | None = None, gid: int | None = None,
+                 sync_directory: bool = True) -> None:
     """Replace `path` with `table` so that readers see the old file or the new one, never a torn one.
 
-    Temp file in the same directory, fsync, chown, rename over the target, fsync the directory.
+    Temp file in the same directory, fsync, chown, rename over the target, fsync the directory
+    (callers replacing many files in one directory may fsync it once at the end instead).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
@@ -205,7 +234,8 @@ def write_atomic(path: Path, table: pa.Table, *, uid: int | None = None, gid: in
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
-    fsync_directory(path.parent)
+    if sync_directory:
+        fsync_directory(path.parent)
 
 
 def fsync_directory(directory: Path) -> None:

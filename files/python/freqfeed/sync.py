@@ -16,6 +16,7 @@ import os
 import pwd
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,8 +42,10 @@ from freqfeed.timeframes import candle_open, timeframe_ms
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".freqfeed-sync.lock"
+_IO_THREADS = 4
 _FILE_COLUMN = {"rate": "funding_rate"}  # InfluxDB field -> freqtrade column, where they differ
 STATUS_NAME = ".freqfeed-sync-status.json"
+STATE_NAME = ".freqfeed-sync-state.json"
 
 
 @dataclass(frozen=True)
@@ -164,12 +167,53 @@ def _exclusive(datadir: Path, wait_seconds: float = 120.0) -> Iterator[None]:
         yield
 
 
+@dataclass(frozen=True)
+class FileState:
+    """What the last sync knew of a file. While the file's inode, size and mtime are unchanged the
+    file is not read again; anything that rewrites it (FreqAI, an operator) changes them."""
+
+    inode: int
+    size: int
+    mtime_ns: int
+    last_ms: int | None
+    gap_ms: int | None
+
+    def matches(self, stat: os.stat_result) -> bool:
+        return (self.inode, self.size, self.mtime_ns) == (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _load_state(datadir: Path) -> dict[str, FileState]:
+    try:
+        raw = json.loads((datadir / STATE_NAME).read_text())
+        return {key: FileState(*value) for key, value in raw.items()}
+    except (OSError, ValueError, TypeError):
+        return {}  # absent or damaged: every file is simply read once
+
+
+def _save_state(datadir: Path, state: dict[str, FileState]) -> None:
+    path = datadir / STATE_NAME
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        temp.write_text(json.dumps({key: list(vars(value).values()) for key, value in state.items()}))
+        os.replace(temp, path)
+    except OSError as exc:
+        log.warning("cannot save the sync state %s (next run reads every file): %s", path, exc)
+
+
+_NOT_READ = object()  # a file known from the state and not read (yet)
+
+
 @dataclass
 class _Pending:
     job: SeriesJob
-    existing: pa.Table | None
-    statement: str
-    replace_from_ms: int
+    key: str
+    existing: object  # pa.Table | None | _NOT_READ
+    last_ms: int | None
+    gap_ms: int | None
+    quarantined: bool = False
+    statement: str = ""
+    replace_from_ms: int = 0
+    added: int = 0
 
 
 def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = None) -> SyncReport:
@@ -184,23 +228,30 @@ def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = Non
         with _exclusive(datadir):
             for directory in {job.path.parent for job in jobs}:
                 feather.remove_stale_temp_files(directory)
+            state = _load_state(datadir)
             by_measurement: dict[str, list[SeriesJob]] = {}
             for job in jobs:
                 by_measurement.setdefault(job.measurement, []).append(job)
             unavailable: InfluxDBError | None = None
-            for measurement, group in by_measurement.items():
-                if unavailable is not None:
-                    report.errors.extend(f"{job.label}: skipped, {unavailable}" for job in group)
-                    continue
-                try:
-                    _sync_group(config, client, group, report, uid, gid)
-                except InfluxDBUnavailable as exc:
-                    unavailable = exc
-                    log.error("InfluxDB unavailable, no file changed for %s and later series: %s", measurement, exc)
-                    report.errors.extend(f"{job.label}: {exc}" for job in group)
-                except InfluxDBError as exc:
-                    log.error("InfluxDB refused the %s query, files unchanged: %s", measurement, exc)
-                    report.errors.extend(f"{job.label}: {exc}" for job in group)
+            # File I/O waits (fsync, rename) overlap in a few threads; pyarrow releases the GIL.
+            with ThreadPoolExecutor(max_workers=_IO_THREADS) as pool:
+                for measurement, group in by_measurement.items():
+                    if unavailable is not None:
+                        report.errors.extend(f"{job.label}: skipped, {unavailable}" for job in group)
+                        continue
+                    try:
+                        _sync_group(config, client, group, report, state, pool, uid, gid)
+                    except InfluxDBUnavailable as exc:
+                        unavailable = exc
+                        log.error("InfluxDB unavailable, no file changed for %s and later series: %s",
+                                  measurement, exc)
+                        report.errors.extend(f"{job.label}: {exc}" for job in group)
+                    except InfluxDBError as exc:
+                        log.error("InfluxDB refused the %s query, files unchanged: %s", measurement, exc)
+                        report.errors.extend(f"{job.label}: {exc}" for job in group)
+            for directory in {job.path.parent for job in jobs if job.path.parent.is_dir()}:
+                feather.fsync_directory(directory)  # once per directory, for the renames above
+            _save_state(datadir, state)
     finally:
         if own_client:
             client.close()
@@ -213,51 +264,99 @@ def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = Non
 
 
 def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report: SyncReport,
-                uid: int | None, gid: int | None) -> None:
+                state: dict[str, FileState], pool: ThreadPoolExecutor, uid: int | None, gid: int | None) -> None:
     datadir = _datadir(config)
     keep = config.sync.candles
     pending: list[_Pending] = []
-    for job in group:
-        try:
-            existing = feather.read_table(job.path, job.candle_type)
-        except feather.ForeignFileError as exc:
-            target = feather.quarantine(job.path, datadir)
-            log.warning("%s; moved it aside to %s and rebuilding it from InfluxDB", exc, target)
-            report.quarantined.append(str(job.path))
-            existing = None
-        except OSError as exc:
-            report.errors.append(f"{job.label}: cannot read {job.path}: {exc.strerror or exc}")
-            log.error("%s: cannot read %s: %s", job.label, job.path, exc)
+    looks = pool.map(lambda job: _look(datadir, job, state), group)
+    for job, look in zip(group, looks, strict=True):
+        if isinstance(look, str):
+            report.errors.append(look)
             continue
-        last = feather.last_time_ms(existing)
-        if last is not None:
-            report.newest[job.label] = last
-        gap = feather.first_gap_ms(existing, timeframe_ms(job.timeframe)) if job.on_grid else None
-        if gap is not None:
-            statement = select_series(job.measurement, job.fields, job.pair, since_ms=gap, limit=keep or None)
-            replace_from = gap
+        if look.quarantined:
+            report.quarantined.append(str(job.path))
+        if look.last_ms is not None:
+            report.newest[job.label] = look.last_ms
+        if look.gap_ms is not None:
+            look.statement = select_series(job.measurement, job.fields, job.pair, since_ms=look.gap_ms,
+                                           limit=keep or None)
+            look.replace_from_ms = look.gap_ms
         else:
-            statement = select_series(job.measurement, job.fields, job.pair, after_ms=last, limit=keep or None)
-            replace_from = (last + 1) if last is not None else 0
-        pending.append(_Pending(job, existing, statement, replace_from))
+            look.statement = select_series(job.measurement, job.fields, job.pair, after_ms=look.last_ms,
+                                           limit=keep or None)
+            look.replace_from_ms = (look.last_ms + 1) if look.last_ms is not None else 0
+        pending.append(look)
     if not pending:
         return
     answers = client.query([p.statement for p in pending])
-    for item, answer in zip(pending, answers, strict=True):
-        try:
-            _apply(config, item, answer, report, uid, gid)
-        except OSError as exc:
-            message = f"{item.job.label}: cannot write {item.job.path}: {exc.strerror or exc}"
-            report.errors.append(message)
-            log.error("%s (file left as it was)", message)
+    work = [(item, answer) for item, answer in zip(pending, answers, strict=True) if answer and answer[0].values]
+    outcomes = pool.map(lambda w: _apply(config, w[0], w[1], uid, gid), work)
+    for (item, _), outcome in zip(work, outcomes, strict=True):
+        if isinstance(outcome, str):
+            report.errors.append(outcome)
+            log.error("%s (file left as it was)", outcome)
+        elif isinstance(outcome, FileState):
+            state[item.key] = outcome
+            report.files_updated += 1
+            report.candles_added += item.added
+            if outcome.last_ms is not None:
+                report.newest[item.job.label] = outcome.last_ms
+        elif outcome == "quarantined":
+            state.pop(item.key, None)
+            report.quarantined.append(str(item.job.path))
 
 
-def _apply(config: Config, item: _Pending, answer: list[Series], report: SyncReport,
-           uid: int | None, gid: int | None) -> None:
+def _look(datadir: Path, job: SeriesJob, state: dict[str, FileState]) -> _Pending | str:
+    """What the local file holds: its last candle and first hole, from the state when it is unchanged."""
+    key = str(job.path.relative_to(datadir))
+    try:
+        stat = os.stat(job.path)
+    except FileNotFoundError:
+        state.pop(key, None)
+        return _Pending(job, key, None, None, None)
+    known = state.get(key)
+    if known is not None and known.matches(stat):
+        return _Pending(job, key, _NOT_READ, known.last_ms, known.gap_ms)
+    try:
+        table = feather.read_table(job.path, job.candle_type)
+    except feather.ForeignFileError as exc:
+        target = feather.quarantine(job.path, datadir)
+        log.warning("%s; moved it aside to %s and rebuilding it from InfluxDB", exc, target)
+        state.pop(key, None)
+        return _Pending(job, key, None, None, None, quarantined=True)
+    except OSError as exc:
+        message = f"{job.label}: cannot read {job.path}: {exc.strerror or exc}"
+        log.error("%s", message)
+        return message
+    last, gap = _describe(job, table)
+    state[key] = FileState(stat.st_ino, stat.st_size, stat.st_mtime_ns, last, gap)
+    return _Pending(job, key, table, last, gap)
+
+
+def _describe(job: SeriesJob, table: pa.Table | None) -> tuple[int | None, int | None]:
+    """The newest candle's open time and the first missing candle (grid series only)."""
+    gap = feather.first_gap_ms(table, timeframe_ms(job.timeframe)) if job.on_grid else None
+    return feather.last_time_ms(table), gap
+
+
+def _apply(config: Config, item: _Pending, answer: list[Series],
+           uid: int | None, gid: int | None) -> FileState | str | None:
+    """Merge InfluxDB's rows into the file. Returns the new FileState when the file was rewritten,
+    None when nothing changed, "quarantined" when the file turned out foreign, or an error message."""
     job = item.job
-    rows = answer[0].values if answer else []
-    if not rows:
-        return
+    existing = item.existing
+    if existing is _NOT_READ:
+        try:
+            existing = feather.read_table(job.path, job.candle_type)
+        except feather.ForeignFileError as exc:
+            # Damaged since the last run without its stat changing: set it aside, rebuild next run.
+            target = feather.quarantine(job.path, _datadir(config))
+            log.warning("%s; moved it aside to %s, the next run rebuilds it", exc, target)
+            return "quarantined"
+        except OSError as exc:
+            return f"{job.label}: cannot read {job.path}: {exc.strerror or exc}"
+    assert existing is None or isinstance(existing, pa.Table)
+    rows = answer[0].values
     rows.sort(key=lambda row: row[0])  # limited queries come newest first
     data = np.array(rows, dtype="float64")
     times = data[:, 0].astype("int64")
@@ -268,20 +367,18 @@ def _apply(config: Config, item: _Pending, answer: list[Series], report: SyncRep
         values["volume"] = np.zeros(len(times))  # mark candles have no volume; freqtrade writes 0
     new = feather.build_table(times, values, job.candle_type)
     replace_from = min(item.replace_from_ms, int(times[0]))
-    merged = feather.merge(item.existing, new, replace_from, config.sync.candles)
-    before = item.existing.column("date").to_numpy() if item.existing is not None else np.empty(0)
-    added = int(np.setdiff1d(merged.column("date").to_numpy(), before).size)
-    if added == 0 and item.existing is not None and merged.equals(item.existing):
-        return
-    feather.write_atomic(job.path, feather.to_layout(merged, job.candle_type, config.sync.funding_rate_layout),
-                         uid=uid, gid=gid)
-    report.files_updated += 1
-    report.candles_added += added
-    newest = feather.last_time_ms(merged)
-    if newest is not None:
-        report.newest[job.label] = newest
-
-
+    merged = feather.merge(existing, new, replace_from, config.sync.candles)
+    item.added = feather.count_new_dates(merged, existing)
+    if item.added == 0 and existing is not None and merged.equals(existing):
+        return None
+    try:
+        feather.write_atomic(job.path, feather.to_layout(merged, job.candle_type, config.sync.funding_rate_layout),
+                             uid=uid, gid=gid, sync_directory=False)
+        stat = os.stat(job.path)
+    except OSError as exc:
+        return f"{job.label}: cannot write {job.path}: {exc.strerror or exc}"
+    last, gap = _describe(job, merged)
+    return FileState(stat.st_ino, stat.st_size, stat.st_mtime_ns, last, gap)
 def _write_status(config: Config, report: SyncReport, jobs: list[SeriesJob], now_ms: int, line: str) -> None:
     """A small JSON file the fleet status check reads (last run, result, lag)."""
     path = config.sync.status_file or (_datadir(config) / STATUS_NAME)

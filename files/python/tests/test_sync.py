@@ -246,3 +246,23 @@ def test_influxdb_down_gives_nonzero_and_untouched_files(tmp_path: Path) -> None
         assert "InfluxDB is not reachable at" in report.errors[0]
         assert len(report.errors) == report.series
         assert path.read_bytes() == before
+
+
+def test_file_rewritten_between_runs_is_read_again(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                   tmp_path: Path) -> None:
+    """The sync remembers unchanged files; a rewrite by FreqAI (new stat) is read and merged."""
+    pair = "BTC/USDT:USDT"
+    expected = truth(pair, "1h", last_closed_open(NOW, "1h"), 40)
+    write_candles(client, pair, "1h", expected[:30])
+    cfg = make_config(influx_config, tmp_path, pairs=[pair], timeframes=["1h"])
+    assert sync.run(cfg, now_ms=NOW).ok
+    path = feather.data_path(tmp_path / "user_data" / "data" / "binance", pair, "1h", "futures")
+    # FreqAI downloads five newer candles from the exchange and rewrites the file in place
+    times = np.array([c.open_time for c in expected[:35]], dtype="int64")
+    values = {n: np.array([getattr(c, n) for c in expected[:35]]) for n in ("open", "high", "low", "close", "volume")}
+    feather.build_table(times, values, "futures").to_pandas().to_feather(path, compression="lz4")
+    write_candles(client, pair, "1h", expected[30:])
+    report = sync.run(cfg, now_ms=NOW)
+    assert report.ok
+    assert report.candles_added == 5
+    assert file_candles(path) == expected

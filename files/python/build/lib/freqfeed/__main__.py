@@ -1,0 +1,5 @@
+import sys
+
+from freqfeed.cli import main
+
+sys.exit(main())

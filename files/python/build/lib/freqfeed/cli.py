@@ -1,0 +1,88 @@
+"""The `freqfeed` command line.
+
+Exit status: 0 success, 1 the job ran but something failed (see the log), 2 bad configuration or usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from freqfeed import config as config_module
+from freqfeed.config import Config, ConfigError
+
+log = logging.getLogger("freqfeed")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # cryptofeed logs every reconnect with a traceback at WARNING; ours says it once, plainly.
+    logging.getLogger("feedhandler").setLevel(logging.ERROR)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace) -> Config:
+    cfg = config_module.load(args.config)
+    _setup_logging(args.log_level or cfg.log_level)
+    return cfg
+
+
+def _cmd_check_config(args: argparse.Namespace) -> int:
+    cfg = config_module.load(args.config)
+    print(f"{args.config}: ok ({cfg.trading_mode}, {len(cfg.pairs)} pairs, timeframes {', '.join(cfg.timeframes)})")
+    return EXIT_OK
+
+
+def _cmd_sync(args: argparse.Namespace) -> int:
+    from freqfeed import sync
+
+    cfg = _load(args)
+    try:
+        report = sync.run(cfg)
+    except RuntimeError as exc:  # another sync holds the data directory's lock
+        log.error("%s", exc)
+        return EXIT_FAILED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="freqfeed", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="override the config file's log_level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("--config", required=True, metavar="FILE", help="the host's freqfeed YAML file")
+        return command
+
+    with_config("check-config", "validate a configuration file and exit").set_defaults(func=_cmd_check_config)
+    with_config("sync", "one sync run: InfluxDB -> freqtrade feather files").set_defaults(func=_cmd_sync)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"freqfeed: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

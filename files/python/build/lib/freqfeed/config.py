@@ -1,0 +1,378 @@
+"""The per-host YAML configuration: loading, defaults and validation.
+
+Every error names the key, the bad value and what is expected; all problems of a file are
+reported together so an operator fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+
+from freqfeed.timeframes import BINANCE_TIMEFRAMES
+
+TOKEN_ENV = "FREQFEED_INFLUXDB_TOKEN"
+PASSWORD_ENV = "FREQFEED_INFLUXDB_PASSWORD"
+
+TradingMode = Literal["futures", "spot"]
+FundingLayout = Literal["current", "legacy"]
+
+_FUTURES_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):([A-Z0-9]+)$")
+_SPOT_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+DEFAULT_ENDPOINTS: dict[str, dict[str, str]] = {
+    "futures": {"rest_url": "https://fapi.binance.com", "ws_url": "wss://fstream.binance.com/market"},
+    "spot": {"rest_url": "https://api.binance.com", "ws_url": "wss://stream.binance.com:9443"},
+}
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid."""
+
+
+@dataclass(frozen=True)
+class InfluxDBConfig:
+    url: str
+    database: str
+    retention_policy: str | None = None
+    token: str | None = field(default=None, repr=False)
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    verify_tls: bool = True
+    timeout: float = 10.0
+    retention_days: int = 360
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    rest_url: str
+    ws_url: str
+    request_delay: float = 0.6
+    max_weight_share: float = 0.5
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class BackfillConfig:
+    candles: int = 1500
+
+
+@dataclass(frozen=True)
+class ProducerConfig:
+    batch_size: int = 5000
+    flush_interval: float = 0.2
+    buffer_limit: int = 2_000_000
+    silent_periods: float = 2.0
+    health_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    datadir: Path | None = None
+    candles: int = 1500
+    owner: str | None = None
+    group: str | None = None
+    funding_timeframe: str = "1h"
+    funding_rate_layout: FundingLayout = "current"
+    status_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    influxdb: InfluxDBConfig
+    exchange: ExchangeConfig
+    pairs: tuple[str, ...]
+    timeframes: tuple[str, ...] = ("3m", "15m", "1h")
+    trading_mode: TradingMode = "futures"
+    backfill: BackfillConfig = BackfillConfig()
+    producer: ProducerConfig = ProducerConfig()
+    sync: SyncConfig = SyncConfig()
+    log_level: str = "INFO"
+    source: str = "<dict>"
+
+    @property
+    def futures(self) -> bool:
+        return self.trading_mode == "futures"
+
+
+# ---------------------------------------------------------------------------------------------
+# validation helpers
+
+
+class _Reader:
+    """Walks the raw mapping, records every problem, and remembers which keys were consumed."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def section(self, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        value = raw.get(key, {})
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.errors.append(f"{key}: expected a mapping of settings, got {_show(value)}")
+            return {}
+        return value
+
+    def unknown(self, raw: Mapping[str, Any], prefix: str, known: set[str]) -> None:
+        for key in raw:
+            if key not in known:
+                name = f"{prefix}{key}"
+                self.errors.append(f"{name}: unknown key (known keys here: {', '.join(sorted(known))})")
+
+    def get(
+        self,
+        raw: Mapping[str, Any],
+        prefix: str,
+        key: str,
+        kind: str,
+        default: Any = None,
+        *,
+        required: bool = False,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        name = f"{prefix}{key}"
+        if key not in raw or raw[key] is None:
+            if required:
+                self.errors.append(f"{name}: missing (expected {_KINDS[kind][1]})")
+            return default
+        value = raw[key]
+        converted = _KINDS[kind][0](value)
+        if converted is _INVALID:
+            self.errors.append(f"{name}: expected {_KINDS[kind][1]}, got {_show(value)}")
+            return default
+        if check is not None:
+            problem = check(converted)
+            if problem:
+                self.errors.append(f"{name}: {problem}, got {_show(value)}")
+                return default
+        return converted
+
+
+_INVALID = object()
+
+
+def _as_str(value: Any) -> Any:
+    return value if isinstance(value, str) and value.strip() else _INVALID
+
+
+def _as_bool(value: Any) -> Any:
+    return value if isinstance(value, bool) else _INVALID
+
+
+def _as_int(value: Any) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else _INVALID
+
+
+def _as_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _INVALID
+    return float(value)
+
+
+def _as_str_list(value: Any) -> Any:
+    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    return _INVALID
+
+
+_KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
+    "str": (_as_str, "a non-empty string"),
+    "bool": (_as_bool, "true or false"),
+    "int": (_as_int, "an integer"),
+    "number": (_as_number, "a number"),
+    "str_list": (_as_str_list, "a non-empty list of strings"),
+}
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: str) -> str | None:
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not parsed.netloc:
+            return f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+        return None
+
+    return check
+
+
+def _at_least(minimum: float) -> Callable[[float], str | None]:
+    return lambda value: None if value >= minimum else f"expected a value >= {minimum}"
+
+
+def _between(low: float, high: float) -> Callable[[float], str | None]:
+    return lambda value: None if low < value <= high else f"expected a value in ({low}, {high}]"
+
+
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    return lambda value: None if value in choices else f"expected one of {', '.join(choices)}"
+
+
+def _name(value: str) -> str | None:
+    return None if _NAME.match(value) else "expected a name of letters, digits, '_', '.', '-'"
+
+
+def _timeframe(value: str) -> str | None:
+    return None if value in BINANCE_TIMEFRAMES else f"expected one of {', '.join(BINANCE_TIMEFRAMES)}"
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def validate_pair(pair: str, trading_mode: str) -> str | None:
+    """Problem with a pair in freqtrade notation, or None when it is well-formed."""
+    if trading_mode == "futures":
+        match = _FUTURES_PAIR.match(pair)
+        if not match:
+            return "expected freqtrade futures notation BASE/QUOTE:SETTLE, e.g. BTC/USDT:USDT"
+        if match.group(2) != match.group(3):
+            return "expected a USDT-M perpetual whose settle currency equals its quote (e.g. BTC/USDT:USDT)"
+        return None
+    if not _SPOT_PAIR.match(pair):
+        return "expected freqtrade spot notation BASE/QUOTE, e.g. BTC/USDT"
+    return None
+
+
+def exchange_symbol(pair: str) -> str:
+    """Binance symbol of a freqtrade pair: BTC/USDT:USDT -> BTCUSDT."""
+    return pair.split(":", 1)[0].replace("/", "")
+
+
+def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {_show(raw)}")
+    r = _Reader()
+    top_keys = {"influxdb", "exchange", "pairs", "timeframes", "trading_mode", "backfill", "producer", "sync",
+                "log_level"}
+    r.unknown(raw, "", top_keys)
+
+    trading_mode = r.get(raw, "", "trading_mode", "str", "futures", check=_one_of("futures", "spot"))
+    log_level = r.get(raw, "", "log_level", "str", "INFO",
+                      check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+
+    pairs = r.get(raw, "", "pairs", "str_list", (), required=True)
+    for index, pair in enumerate(pairs):
+        problem = validate_pair(pair, trading_mode)
+        if problem:
+            r.errors.append(f"pairs[{index}]: {problem}, got {_show(pair)}")
+    duplicates = sorted({p for p in pairs if pairs.count(p) > 1})
+    if duplicates:
+        r.errors.append(f"pairs: each pair once, got duplicates {', '.join(duplicates)}")
+
+    timeframes = r.get(raw, "", "timeframes", "str_list", ("3m", "15m", "1h"))
+    for index, timeframe in enumerate(timeframes):
+        problem = _timeframe(timeframe)
+        if problem:
+            r.errors.append(f"timeframes[{index}]: {problem}, got {_show(timeframe)}")
+    if len(set(timeframes)) != len(timeframes):
+        r.errors.append(f"timeframes: each timeframe once, got {list(timeframes)}")
+
+    ix = r.section(raw, "influxdb")
+    r.unknown(ix, "influxdb.", {"url", "database", "retention_policy", "token", "username", "password",
+                               "verify_tls", "timeout", "retention_days"})
+    token = env.get(TOKEN_ENV) or r.get(ix, "influxdb.", "token", "str")
+    password = env.get(PASSWORD_ENV) or r.get(ix, "influxdb.", "password", "str")
+    username = r.get(ix, "influxdb.", "username", "str")
+    if password and not username:
+        r.errors.append("influxdb.username: missing (a password is set, so a username is expected too)")
+    influxdb = InfluxDBConfig(
+        url=r.get(ix, "influxdb.", "url", "str", "", required=True, check=_url(("http", "https"))).rstrip("/"),
+        database=r.get(ix, "influxdb.", "database", "str", "", required=True, check=_name),
+        retention_policy=r.get(ix, "influxdb.", "retention_policy", "str", check=_name),
+        token=token,
+        username=username,
+        password=password,
+        verify_tls=r.get(ix, "influxdb.", "verify_tls", "bool", True),
+        timeout=r.get(ix, "influxdb.", "timeout", "number", 10.0, check=_at_least(0.1)),
+        retention_days=r.get(ix, "influxdb.", "retention_days", "int", 360, check=_at_least(1)),
+    )
+
+    ex = r.section(raw, "exchange")
+    r.unknown(ex, "exchange.", {"rest_url", "ws_url", "request_delay", "max_weight_share", "timeout"})
+    endpoints = DEFAULT_ENDPOINTS.get(trading_mode, DEFAULT_ENDPOINTS["futures"])
+    exchange = ExchangeConfig(
+        rest_url=r.get(ex, "exchange.", "rest_url", "str", endpoints["rest_url"],
+                       check=_url(("http", "https"))).rstrip("/"),
+        ws_url=r.get(ex, "exchange.", "ws_url", "str", endpoints["ws_url"], check=_url(("ws", "wss"))).rstrip("/"),
+        request_delay=r.get(ex, "exchange.", "request_delay", "number", 0.6, check=_at_least(0.0)),
+        max_weight_share=r.get(ex, "exchange.", "max_weight_share", "number", 0.5, check=_between(0.0, 1.0)),
+        timeout=r.get(ex, "exchange.", "timeout", "number", 10.0, check=_at_least(0.1)),
+    )
+
+    bf = r.section(raw, "backfill")
+    r.unknown(bf, "backfill.", {"candles"})
+    backfill = BackfillConfig(candles=r.get(bf, "backfill.", "candles", "int", 1500, check=_at_least(1)))
+
+    pr = r.section(raw, "producer")
+    r.unknown(pr, "producer.", {"batch_size", "flush_interval", "buffer_limit", "silent_periods", "health_file"})
+    health_file = r.get(pr, "producer.", "health_file", "str")
+    producer = ProducerConfig(
+        batch_size=r.get(pr, "producer.", "batch_size", "int", 5000, check=_at_least(1)),
+        flush_interval=r.get(pr, "producer.", "flush_interval", "number", 0.2, check=_at_least(0.01)),
+        buffer_limit=r.get(pr, "producer.", "buffer_limit", "int", 2_000_000, check=_at_least(1000)),
+        silent_periods=r.get(pr, "producer.", "silent_periods", "number", 2.0, check=_at_least(1.0)),
+        health_file=Path(health_file) if health_file else None,
+    )
+
+    sy = r.section(raw, "sync")
+    r.unknown(sy, "sync.", {"datadir", "candles", "owner", "group", "funding_timeframe", "funding_rate_layout",
+                           "status_file"})
+    datadir = r.get(sy, "sync.", "datadir", "str")
+    status_file = r.get(sy, "sync.", "status_file", "str")
+    sync = SyncConfig(
+        datadir=Path(datadir) if datadir else None,
+        candles=r.get(sy, "sync.", "candles", "int", 1500, check=_at_least(0)),
+        owner=r.get(sy, "sync.", "owner", "str"),
+        group=r.get(sy, "sync.", "group", "str"),
+        funding_timeframe=r.get(sy, "sync.", "funding_timeframe", "str", "1h", check=_one_of("1h", "4h", "8h")),
+        funding_rate_layout=r.get(sy, "sync.", "funding_rate_layout", "str", "current",
+                                  check=_one_of("current", "legacy")),
+        status_file=Path(status_file) if status_file else None,
+    )
+
+    if r.errors:
+        listing = "\n".join(f"  - {error}" for error in r.errors)
+        raise ConfigError(f"invalid configuration in {source}:\n{listing}")
+    return Config(
+        influxdb=influxdb,
+        exchange=exchange,
+        pairs=pairs,
+        timeframes=timeframes,
+        trading_mode=trading_mode,
+        backfill=backfill,
+        producer=producer,
+        sync=sync,
+        log_level=log_level,
+        source=source,
+    )
+
+
+def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate one host's configuration file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    return from_mapping(raw, str(path), environ)
