@@ -22,8 +22,7 @@ from typing import Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-from pyarrow import feather
+from pyarrow import ipc
 
 CandleType = Literal["spot", "futures", "mark", "funding_rate"]
 
@@ -72,12 +71,18 @@ def value_columns(candle_type: CandleType) -> tuple[str, ...]:
     return FUNDING_COLUMNS[1:] if candle_type == "funding_rate" else OHLCV_COLUMNS[1:]
 
 
+# pyarrow's pa.array() and Array.to_numpy() import pandas on first use (a quarter second for every
+# sync run): this module builds arrays from numpy buffers and reads them back the same way.
+def _from_numpy(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    return pa.Array.from_buffers(arrow_type, len(values), [None, pa.py_buffer(np.ascontiguousarray(values))])
+
+
 def build_table(times_ms: np.ndarray, values: dict[str, np.ndarray], candle_type: CandleType) -> pa.Table:
     """A table in the internal layout from epoch-ms times and float columns."""
-    arrays = [pa.array(np.asarray(times_ms, dtype="int64") * 1_000_000, type=pa.int64()).cast(DATE_TYPE)]
+    arrays = [_from_numpy(np.asarray(times_ms, dtype="int64") * 1_000_000, DATE_TYPE)]
     names = ["date"]
     for column in value_columns(candle_type):
-        arrays.append(pa.array(np.asarray(values[column], dtype="float64"), type=pa.float64()))
+        arrays.append(_from_numpy(np.asarray(values[column], dtype="float64"), pa.float64()))
         names.append(column)
     return pa.Table.from_arrays(arrays, names=names)
 
@@ -93,7 +98,8 @@ def read_table(path: Path, candle_type: CandleType) -> pa.Table | None:
     Raises ForeignFileError when the file is unreadable or not shaped like freqtrade's files.
     """
     try:
-        table = feather.read_table(path, memory_map=False)
+        with pa.OSFile(str(path)) as source:
+            table = ipc.open_file(source).read_all()
     except FileNotFoundError:
         return None
     except (pa.ArrowException, OSError, ValueError) as exc:
@@ -141,9 +147,8 @@ def _normalise(table: pa.Table, path: Path, candle_type: CandleType) -> pa.Table
 def date_ns(table: pa.Table) -> np.ndarray:
     """The date column as int64 epoch nanoseconds (a view where the column is one chunk)."""
     column = table.column("date")
-    if column.num_chunks == 1:
-        return column.chunk(0).to_numpy(zero_copy_only=False).view("int64")
-    return column.cast(pa.int64()).to_numpy()
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    return np.frombuffer(array.buffers()[1], dtype=np.int64, count=len(array), offset=array.offset * 8)
 
 
 def _sorted_unique(table: pa.Table) -> pa.Table:
@@ -154,7 +159,7 @@ def _sorted_unique(table: pa.Table) -> pa.Table:
     order = np.argsort(dates, kind="stable")
     dates = dates[order]
     keep = np.append(dates[1:] != dates[:-1], True)
-    return table.take(pa.array(order[keep]))
+    return table.take(_from_numpy(order[keep].astype(np.int64), pa.int64()))
 
 
 def last_time_ms(table: pa.Table | None) -> int | None:
@@ -180,8 +185,7 @@ def merge(existing: pa.Table | None, new: pa.Table, replace_from_ms: int, keep: 
     `keep` 0 keeps everything.
     """
     if existing is not None and existing.num_rows:
-        cutoff = pa.scalar(replace_from_ms * 1_000_000, type=pa.int64()).cast(DATE_TYPE)
-        head = existing.filter(pc.less(existing.column("date"), cutoff))
+        head = existing.slice(0, int(np.searchsorted(date_ns(existing), replace_from_ms * 1_000_000)))
         merged = pa.concat_tables([head, new.select(head.column_names)])
         merged = _sorted_unique(merged)
     else:
@@ -206,7 +210,7 @@ def to_layout(table: pa.Table, candle_type: CandleType, layout: str) -> pa.Table
     if candle_type != "funding_rate" or layout == "current":
         return table
     rate = table.column("funding_rate")
-    zeros = pa.array(np.zeros(table.num_rows), type=pa.float64())
+    zeros = _from_numpy(np.zeros(table.num_rows), pa.float64())
     return pa.Table.from_arrays([table.column("date"), rate, zeros, zeros, zeros, zeros],
                                 names=list(OHLCV_COLUMNS))
 
@@ -221,12 +225,7 @@ def write_atomic(path: Path, table: pa.Table, *, uid: int | None = None, gid: in
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
     try:
-        feather.write_feather(table, str(temp), compression=COMPRESSION, compression_level=COMPRESSION_LEVEL)
-        fd = os.open(temp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_ipc(temp, table)
         if uid is not None or gid is not None:
             os.chown(temp, -1 if uid is None else uid, -1 if gid is None else gid)
         os.replace(temp, path)
@@ -236,6 +235,16 @@ def write_atomic(path: Path, table: pa.Table, *, uid: int | None = None, gid: in
         raise
     if sync_directory:
         fsync_directory(path.parent)
+
+
+def _write_ipc(path: Path, table: pa.Table) -> None:
+    """Feather v2 is the Arrow IPC file format; written directly (pyarrow.feather imports pandas)."""
+    options = ipc.IpcWriteOptions(compression=pa.Codec(COMPRESSION, compression_level=COMPRESSION_LEVEL))
+    with open(path, "wb") as sink:
+        with ipc.new_file(sink, table.schema, options=options) as writer:
+            writer.write_table(table)
+        sink.flush()
+        os.fsync(sink.fileno())
 
 
 def fsync_directory(directory: Path) -> None:

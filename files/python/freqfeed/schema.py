@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from influxdb_client import Point, WritePrecision
-
 EXCHANGE = "binance"
 OHLCV_FIELDS = ("open", "high", "low", "close", "volume")
 MARK_MEASUREMENT = "mark_price"
@@ -45,6 +43,8 @@ class FundingRate:
 
 
 def candle_line(measurement: str, pair: str, candle: Candle) -> str:
+    from influxdb_client import Point, WritePrecision  # only writers need it (slow to import)
+
     point = (
         Point(measurement)
         .tag("exchange", EXCHANGE)
@@ -61,6 +61,8 @@ def candle_line(measurement: str, pair: str, candle: Candle) -> str:
 
 
 def funding_line(pair: str, funding: FundingRate) -> str:
+    from influxdb_client import Point, WritePrecision
+
     point = (
         Point(FUNDING_MEASUREMENT)
         .tag("exchange", EXCHANGE)

@@ -290,6 +290,7 @@ def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report
         return
     answers = client.query([p.statement for p in pending])
     work = [(item, answer) for item, answer in zip(pending, answers, strict=True) if answer and answer[0].values]
+    log.debug("%s: %d series queried, %d with new rows", group[0].measurement, len(pending), len(work))
     outcomes = pool.map(lambda w: _apply(config, w[0], w[1], uid, gid), work)
     for (item, _), outcome in zip(work, outcomes, strict=True):
         if isinstance(outcome, str):
