@@ -30,6 +30,7 @@ bind-address = "127.0.0.1:{rpc_port}"
   bind-address = "{host}:{port}"
   log-enabled = false
   max-body-size = 0
+  auth-enabled = {auth}
 [ifql]
   enabled = false
 [continuous_queries]
@@ -49,10 +50,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 class LocalInfluxDB:
     """Start, stop and restart one influxd; the data directory survives restarts."""
 
-    def __init__(self, root: Path | None = None, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, root: Path | None = None, port: int | None = None, host: str = "127.0.0.1",
+                 auth: bool = False) -> None:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="freqfeed-influxd-"))
         self.host = host
+        self.auth = auth
         self.port = port or free_port(host)
         self.rpc_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -64,7 +67,8 @@ class LocalInfluxDB:
             raise RuntimeError("influxd not found: install Debian's influxdb package (make setup does)")
         self.root.mkdir(parents=True, exist_ok=True)
         config = self.root / "influxdb.conf"
-        config.write_text(_CONFIG.format(root=self.root, host=self.host, port=self.port, rpc_port=self.rpc_port))
+        config.write_text(_CONFIG.format(root=self.root, host=self.host, port=self.port, rpc_port=self.rpc_port,
+                                         auth=str(self.auth).lower()))
         log = open(self.root / "influxd.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen([binary, "-config", str(config)], stdout=log, stderr=log,
                                         start_new_session=True)
@@ -74,7 +78,7 @@ class LocalInfluxDB:
             if self.process.poll() is not None:
                 raise RuntimeError(f"influxd exited with {self.process.returncode}; see {self.root}/influxd.log")
             try:
-                if requests.get(f"{self.url}/ping", timeout=1).status_code == 204:
+                if requests.get(f"{self.url}/ping", timeout=1).status_code == 204:  # /ping needs no auth
                     return self
             except requests.RequestException:
                 pass
