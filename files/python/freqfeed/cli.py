@@ -56,6 +56,21 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _cmd_produce(args: argparse.Namespace) -> int:
+    from freqfeed import producer
+
+    cfg = _load(args)
+    return producer.main(cfg)
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from freqfeed.simulator import server
+
+    _setup_logging(args.log_level or "INFO")
+    return server.main(host=args.host, port=args.port, speed=args.speed, seed=args.seed,
+                       start=args.start, faults=args.fault or [])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="freqfeed", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -69,6 +84,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     with_config("check-config", "validate a configuration file and exit").set_defaults(func=_cmd_check_config)
     with_config("sync", "one sync run: InfluxDB -> freqtrade feather files").set_defaults(func=_cmd_sync)
+    with_config("produce", "backfill, then stream Binance into InfluxDB until stopped").set_defaults(
+        func=_cmd_produce)
+
+    simulate = sub.add_parser("simulate", help="serve a Binance-compatible exchange for tests and the lab")
+    simulate.add_argument("--host", default="127.0.0.1")
+    simulate.add_argument("--port", type=int, default=8090)
+    simulate.add_argument("--speed", type=float, default=1.0, help="exchange clock speed (x real time)")
+    simulate.add_argument("--seed", type=int, default=1, help="seed of the deterministic prices")
+    simulate.add_argument("--start", type=int, default=None,
+                          help="exchange time (epoch ms) at start-up; default: now")
+    simulate.add_argument("--fault", action="append", metavar="NAME[=VALUE]",
+                          help="switch a fault on at start-up: drop, refuse=S, 429=N, ban=S, malformed=N, silent=S")
+    simulate.set_defaults(func=_cmd_simulate)
     return parser
 
 

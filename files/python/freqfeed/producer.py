@@ -1,0 +1,602 @@
+"""`freqfeed produce`: keep InfluxDB complete with Binance candles, mark prices and funding rates.
+
+Start-up: connect to InfluxDB (create the database if it may), validate the pairs against the
+exchange, open the live streams, then backfill over REST whatever InfluxDB is missing within the
+last `backfill.candles` candles of every series (all of it on an empty database, only the gap after
+a restart), with "now" taken from the exchange's clock.
+
+Live: cryptofeed delivers closed candles and mark-price updates; every point is buffered and written
+in batches. A watchdog keeps every series complete over REST:
+- a gap between two streamed candles, or the candles missed while a connection was down, are fetched
+  as soon as it is seen (or the connection is back);
+- a series whose stream has delivered no closed candle for `producer.silent_periods` periods
+  (connection up or not) is logged as silent and filled over REST at every close until it recovers;
+- 1h mark-price candles and settled funding rates are fetched over REST when they become due (the
+  markPrice stream tells when a funding time has passed);
+- once an hour (exchange time), and after the write buffer overflowed, InfluxDB is checked against
+  the window and anything missing is fetched again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from freqfeed.config import Config, exchange_symbol
+from freqfeed.exchange import BinanceRest, ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
+from freqfeed.schema import (
+    FUNDING_MEASUREMENT,
+    MARK_MEASUREMENT,
+    MARK_TIMEFRAME,
+    Candle,
+    candle_line,
+    counts_query,
+    funding_line,
+    last_times_query,
+    ohlcv_measurement,
+    select_series,
+)
+from freqfeed.streams import LiveStreams, MarkPrice, StreamEvents
+from freqfeed.timeframes import last_closed_open, timeframe_ms
+from freqfeed.writer import BufferedWriter
+
+log = logging.getLogger(__name__)
+
+VERIFY_EVERY_MS = 3_600_000  # exchange time between checks of InfluxDB against the window
+MARK_STREAM_SILENT_AFTER = 60.0  # real seconds without a markPrice update before it is reported
+HEALTH_EVERY = 5.0  # real seconds between health-file updates
+SHUTDOWN_FLUSH_TIMEOUT = 5.0
+
+
+@dataclass(eq=False)
+class Series:
+    """One candle series in InfluxDB and what the producer knows about it."""
+
+    kind: str  # "ohlcv" (streamed) or "mark" (fetched over REST when due)
+    pair: str
+    timeframe: str
+    measurement: str
+    last_open: int | None = None  # newest candle stored or queued; older ones are complete
+    last_delivery_ms: int | None = None  # exchange time of the stream's last closed candle
+    silent: bool = False
+    exchange_gaps: set[int] = field(default_factory=set)  # opens Binance has no candle for
+
+    @property
+    def streamed(self) -> bool:
+        return self.kind == "ohlcv"
+
+    @property
+    def period(self) -> int:
+        return timeframe_ms(self.timeframe)
+
+    @property
+    def label(self) -> str:
+        return f"{self.pair} {self.timeframe}" + (" mark" if self.kind == "mark" else "")
+
+
+@dataclass(eq=False)
+class Funding:
+    pair: str
+    last_time: int | None = None  # newest settled funding time stored
+    next_time: int | None = None  # next funding time not fetched yet
+    retry_at: int = 0
+
+
+def missing_ranges(grid_start: int, grid_end: int, period: int, present: np.ndarray,
+                   skip: set[int]) -> list[tuple[int, int]]:
+    """Contiguous [first, last] open-time ranges on the grid that are neither present nor skipped."""
+    grid = np.arange(grid_start, grid_end + 1, period, dtype=np.int64)
+    missing = grid[~np.isin(grid, present)]
+    if skip:
+        missing = missing[~np.isin(missing, np.fromiter(skip, dtype=np.int64))]
+    if missing.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(missing) != period)
+    starts = np.concatenate(([0], breaks + 1))
+    ends = np.concatenate((breaks, [missing.size - 1]))
+    return [(int(missing[s]), int(missing[e])) for s, e in zip(starts, ends, strict=True)]
+
+
+class Producer(StreamEvents):
+    def __init__(self, config: Config, influx: InfluxDB | None = None) -> None:
+        self.config = config
+        self.influx = influx or InfluxDB(config.influxdb, retries=1)
+        self.clock = ExchangeClock()
+        self.rest = BinanceRest(config, self.clock)
+        self.writer = BufferedWriter(self.influx, batch_size=config.producer.batch_size,
+                                     flush_interval=config.producer.flush_interval,
+                                     buffer_limit=config.producer.buffer_limit)
+        self.series: dict[tuple[str, str, str], Series] = {}
+        for timeframe in config.timeframes:
+            for pair in config.pairs:
+                self.series[("ohlcv", pair, timeframe)] = Series("ohlcv", pair, timeframe, ohlcv_measurement(timeframe))
+        self.funding: dict[str, Funding] = {}
+        if config.futures:
+            for pair in config.pairs:
+                self.series[("mark", pair, MARK_TIMEFRAME)] = Series("mark", pair, MARK_TIMEFRAME, MARK_MEASUREMENT)
+                self.funding[pair] = Funding(pair)
+        self.counters: Counter[str] = Counter()
+        self.stopping = asyncio.Event()
+        self.streams: LiveStreams | None = None
+        self.stream_started_ms: int | None = None
+        self.mark_stream_last = time.monotonic()
+        self.mark_stream_silent = False
+        self.backfill_summary: dict[str, Any] = {}
+        self.last_verify_ms = 0
+        self._pending: dict[Any, tuple[int, int, str]] = {}
+        self._repairs: asyncio.Queue[Any] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.started = time.time()
+        self.exit_code = 0
+        self._funding_by_symbol = {exchange_symbol(pair): state for pair, state in self.funding.items()}
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        try:
+            if not await self._connect_influxdb():
+                return 0
+            await self.rest.sync_time()
+            info = await self.rest.exchange_info()
+            self.rest.check_pairs(info, self.config.pairs)
+            self._start_task(self.writer.run(), "writer")
+            self.streams = LiveStreams(self.config, info, self)
+            self.streams.start()
+            self._start_task(self._health_loop(), "health")
+            await asyncio.sleep(1.0)
+            await self.rest.sync_time()  # a second sample gives the exchange clock's rate
+            self.stream_started_ms = self.clock.now()
+            self._start_task(self._start_up(), "backfill")
+            await self.stopping.wait()
+            return self.exit_code
+        except UnknownPairsError as exc:
+            log.error("%s", exc)
+            return 2
+        except (InfluxDBAuthError, InfluxDBNotFound) as exc:
+            log.error("%s", exc)
+            return 1
+        except ExchangeError as exc:
+            log.error("cannot start: %s", exc)
+            return 1
+        finally:
+            await self._shutdown()
+
+    async def _connect_influxdb(self) -> bool:
+        reported = 0.0
+        while not self.stopping.is_set():
+            try:
+                version = await asyncio.to_thread(self.influx.ping)
+                await asyncio.to_thread(self.influx.ensure_database)
+                log.info("InfluxDB %s at %s, database %r", version, self.config.influxdb.url,
+                         self.config.influxdb.database)
+                return True
+            except InfluxDBUnavailable as exc:
+                if time.monotonic() - reported > 60:
+                    log.error("%s; waiting for InfluxDB before starting", exc)
+                    reported = time.monotonic()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=5)
+        return False
+
+    def _start_task(self, coroutine: Any, name: str) -> None:
+        """Run a task for the producer's lifetime; if it dies, the producer stops with exit status 1
+        (systemd restarts it, and the start-up backfill closes any gap) instead of running on half-dead."""
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.append(task)
+
+        def check(done: asyncio.Task[Any]) -> None:
+            if not done.cancelled() and done.exception() is not None and not self.stopping.is_set():
+                log.error("internal task %r failed, stopping", name, exc_info=done.exception())
+                self.exit_code = 1
+                self.stopping.set()
+
+        task.add_done_callback(check)
+
+    async def _start_up(self) -> None:
+        while True:
+            try:
+                await self.backfill()
+                break
+            except InfluxDBError as exc:
+                log.error("backfill interrupted, InfluxDB: %s; starting it again in 10s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=10)
+                if self.stopping.is_set():
+                    return
+        self._start_task(self._repairer(), "repairer")
+        self._start_task(self._watchdog(), "watchdog")
+        self._start_task(self._time_sync_loop(), "time sync")
+
+    async def _time_sync_loop(self) -> None:
+        """Keep the exchange clock estimate fresh (weight 1 every 30 s)."""
+        while True:
+            await asyncio.sleep(30)
+            await self.rest.sync_time()
+
+    async def _shutdown(self) -> None:
+        started = time.monotonic()
+        if self.streams is not None:
+            try:
+                await asyncio.wait_for(self.streams.stop(), timeout=3)
+            except Exception as exc:
+                log.debug("stopping the streams: %s", exc)
+        for task in self._tasks:
+            if task.get_name() != "writer":
+                task.cancel()
+        if self.writer.pending and not await self.writer.drain(SHUTDOWN_FLUSH_TIMEOUT):
+            log.error("shutdown: %d buffered points not written (InfluxDB unavailable); the next start-up "
+                      "backfill fetches them again", self.writer.pending)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.rest.close()
+        self.influx.close()
+        self._write_health()
+        log.info("stopped in %.1fs: %d points written, %d candles streamed, %d repaired over REST",
+                 time.monotonic() - started, self.writer.written, self.counters["streamed candles"],
+                 self.counters["repaired candles"])
+
+    # -- backfill and verification ---------------------------------------------------------------
+
+    async def backfill(self) -> None:
+        started = time.monotonic()
+        requests, weight, written = self.rest.stats.requests, self.rest.stats.weight, self._written_total()
+        log.info("backfill: checking the last %d candles of %d series in InfluxDB", self.config.backfill.candles,
+                 len(self.series) + len(self.funding))
+        for group in self._groups():
+            if self.stopping.is_set():
+                return
+            await self._verify_group(group, backfill=True)
+        if self.funding:
+            await self._verify_funding(backfill=True)
+        self.backfill_summary = {
+            "series": len(self.series) + len(self.funding),
+            "points_written": self._written_total() - written,
+            "requests": self.rest.stats.requests - requests,
+            "weight": self.rest.stats.weight - weight,
+            "peak_used_weight": self.rest.stats.peak_used_weight,
+            "weight_limit": self.rest.weight_limit,
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        s = self.backfill_summary
+        log.info("backfill done: %d series, %d points written, %d requests, weight %d (peak %d/min of %d, "
+                 "budget %d%%), %.1fs", s["series"], s["points_written"], s["requests"], s["weight"],
+                 s["peak_used_weight"], s["weight_limit"], round(self.config.exchange.max_weight_share * 100),
+                 s["seconds"])
+        self.last_verify_ms = self.clock.now()
+
+    def _written_total(self) -> int:
+        return self.counters["repaired candles"] + self.counters["funding rates"]
+
+    def _groups(self) -> list[list[Series]]:
+        groups: dict[str, list[Series]] = {}
+        for series in self.series.values():
+            groups.setdefault(series.measurement, []).append(series)
+        return list(groups.values())
+
+    def _window(self, timeframe: str) -> tuple[int, int]:
+        end = last_closed_open(self.clock.now() - self._margin(), timeframe)
+        return end - (self.config.backfill.candles - 1) * timeframe_ms(timeframe), end
+
+    def _margin(self) -> int:
+        """Exchange ms after a close before the candle counts as due (one real second)."""
+        return int(1000 * self.clock.rate)
+
+    async def _verify_group(self, group: list[Series], *, backfill: bool) -> None:
+        """Compare InfluxDB with the window of one measurement and fetch what is missing."""
+        measurement, timeframe, period = group[0].measurement, group[0].timeframe, group[0].period
+        start, end = self._window(timeframe)
+        expected = (end - start) // period + 1
+        counts_answer, lasts_answer = await asyncio.to_thread(
+            self.influx.query, [counts_query(measurement, start), last_times_query(measurement, start)])
+        counts = {s.tags.get("pair"): int(s.values[0][1]) for s in counts_answer if s.values}
+        lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
+        incomplete = [s for s in group if 0 < counts.get(s.pair, 0) < expected - len(s.exchange_gaps)]
+        stored: dict[str, np.ndarray] = {}
+        if incomplete:
+            answers = await asyncio.to_thread(self.influx.query, [
+                select_series(measurement, ("close",), s.pair, since_ms=start) for s in incomplete])
+            for series, answer in zip(incomplete, answers, strict=True):
+                stored[series.pair] = np.array([row[0] for row in answer[0].values] if answer else [], dtype=np.int64)
+        for series in group:
+            if self.stopping.is_set():
+                return
+            count = counts.get(series.pair, 0)
+            series.exchange_gaps = {t for t in series.exchange_gaps if t >= start}
+            if count >= expected - len(series.exchange_gaps):
+                ranges: list[tuple[int, int]] = []
+            elif count == 0:
+                ranges = missing_ranges(start, end, period, np.empty(0, dtype=np.int64), series.exchange_gaps)
+            else:
+                ranges = missing_ranges(start, end, period, stored[series.pair], series.exchange_gaps)
+            requests = self.rest.stats.requests
+            fetched = 0
+            for first, last in ranges:
+                fetched += await self._fetch(series, first, last)
+            newest = max(end, lasts.get(series.pair, start))
+            if series.last_open is not None and series.last_open > end + period:
+                # the stream delivered candles before this check: repair between the window and them
+                self._enqueue(series, end + period, series.last_open - period, "start-up")
+            series.last_open = max(series.last_open or newest, newest)
+            if backfill:
+                log.info("backfill %s: %s", series.label,
+                         f"{fetched} candles written in {self.rest.stats.requests - requests} requests "
+                         f"(InfluxDB had {count} of {expected})" if ranges else f"complete ({count} of {expected})")
+            elif fetched:
+                log.warning("InfluxDB was missing %d candles of %s; fetched them over REST", fetched, series.label)
+
+    async def _fetch(self, series: Series, first: int, last: int) -> int:
+        """Candles with opens in [first, last] over REST into the write buffer; returns how many."""
+        try:
+            candles = await self.rest.klines(series.pair, series.timeframe, first, last, mark=series.kind == "mark")
+        except ExchangeError as exc:
+            log.error("cannot fetch %s over REST: %s", series.label, exc)
+            return 0
+        self._write_candles(series, candles)
+        self.counters["repaired candles"] += len(candles)
+        returned = {c.open_time for c in candles}
+        settled = self.clock.now() - 2 * series.period  # newer candles may simply not be published yet
+        series.exchange_gaps.update(t for t in range(first, last + 1, series.period)
+                                    if t not in returned and t < settled)
+        if candles:
+            series.last_open = max(series.last_open or 0, candles[-1].open_time)
+        return len(candles)
+
+    def _write_candles(self, series: Series, candles: list[Candle]) -> None:
+        self.writer.add(candle_line(series.measurement, series.pair, c) for c in candles)
+
+    async def _verify_funding(self, *, backfill: bool) -> None:
+        start, _ = self._window(MARK_TIMEFRAME)
+        [lasts_answer] = await asyncio.to_thread(self.influx.query, last_times_query(FUNDING_MEASUREMENT, start))
+        lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
+        for state in self.funding.values():
+            if self.stopping.is_set():
+                return
+            stored_last = lasts.get(state.pair)
+            state.last_time = max(state.last_time or 0, stored_last or 0) or None
+            written = await self._fetch_funding(state, (state.last_time + 1) if state.last_time else start)
+            if backfill:
+                log.info("backfill %s funding: %d rates written (newest stored was %s)", state.pair, written,
+                         _iso(stored_last))
+        if backfill:
+            with contextlib.suppress(ExchangeError):
+                for symbol_time in (await self.rest.next_funding_times()).items():
+                    self._set_next_funding(*symbol_time)
+
+    def _set_next_funding(self, symbol: str, next_time: int) -> None:
+        state = self._funding_by_symbol.get(symbol)
+        if state is not None and state.next_time is None and next_time > (state.last_time or 0):
+            state.next_time = next_time
+
+    async def _fetch_funding(self, state: Funding, start: int) -> int:
+        try:
+            rates = await self.rest.funding_rates(state.pair, start, self.clock.now())
+        except ExchangeError as exc:
+            log.error("cannot fetch funding rates of %s: %s", state.pair, exc)
+            return 0
+        self.writer.add(funding_line(state.pair, rate) for rate in rates)
+        self.counters["funding rates"] += len(rates)
+        if rates:
+            state.last_time = max(state.last_time or 0, rates[-1].time)
+        return len(rates)
+
+    async def verify(self) -> None:
+        """Check every series against InfluxDB (after the write buffer is empty) and repair it."""
+        if not await self.writer.drain(timeout=30):
+            return  # InfluxDB is not taking writes: check once it does
+        try:
+            for group in self._groups():
+                await self._verify_group(group, backfill=False)
+            if self.funding:
+                await self._verify_funding(backfill=False)
+        except InfluxDBError as exc:
+            log.warning("cannot check InfluxDB for gaps now: %s", exc)
+            return
+        self.last_verify_ms = self.clock.now()
+
+    # -- stream events ----------------------------------------------------------------------------
+
+    async def on_candle(self, pair: str, timeframe: str, candle: Candle) -> None:
+        series = self.series.get(("ohlcv", pair, timeframe))
+        if series is None:
+            return
+        self._write_candles(series, [candle])
+        self.counters["streamed candles"] += 1
+        series.last_delivery_ms = self.clock.now()
+        if series.silent:
+            series.silent = False
+            log.warning("stream of %s delivers closed candles again", series.label)
+        if series.last_open is not None and candle.open_time > series.last_open + series.period:
+            self._enqueue(series, series.last_open + series.period, candle.open_time - series.period,
+                          "gap in the stream")
+        if series.last_open is None or candle.open_time > series.last_open:
+            series.last_open = candle.open_time
+
+    async def on_mark_price(self, update: MarkPrice) -> None:
+        self.mark_stream_last = time.monotonic()
+        if self.mark_stream_silent:
+            self.mark_stream_silent = False
+            log.warning("markPrice stream delivers again")
+        self.counters["mark price updates"] += 1
+        if update.next_funding_ms:
+            self._set_next_funding(exchange_symbol(update.pair), update.next_funding_ms)
+
+    def on_connect(self, label: str, reconnect: bool) -> None:
+        if not reconnect:
+            log.info("%s stream connected (%s)", label, self.config.exchange.ws_url)
+            return
+        self.counters["reconnects"] += 1
+        log.warning("%s stream reconnected; fetching what closed while it was down", label)
+        if label.startswith("klines "):
+            timeframe = label.rsplit(maxsplit=1)[-1]
+            for series in self.series.values():
+                if series.streamed and series.timeframe == timeframe:
+                    self._repair_if_due(series, "reconnect")
+
+    def on_disconnect(self, label: str, reason: str, retry_in: float) -> None:
+        self.counters["disconnects"] += 1
+        log.warning("%s stream disconnected (%s); reconnecting in %.0fs", label, reason, retry_in)
+
+    def on_malformed(self, label: str, error: str, message: str) -> None:
+        self.counters["malformed messages"] += 1
+        count = self.counters["malformed messages"]
+        if count <= 20 or count % 100 == 0:
+            log.warning("malformed message on the %s stream skipped (%d so far): %s: %r", label, count, error,
+                        message)
+
+    # -- watchdog and repairs ---------------------------------------------------------------------
+
+    def _repair_if_due(self, series: Series, reason: str) -> bool:
+        if series.last_open is None:
+            return False
+        due = last_closed_open(self.clock.now() - self._margin(), series.timeframe)
+        if due <= series.last_open:
+            return False
+        self._enqueue(series, series.last_open + series.period, due, reason)
+        series.last_open = due
+        return True
+
+    def _enqueue(self, key: Any, start: int, end: int, reason: str) -> None:
+        if end < start:
+            return
+        current = self._pending.get(key)
+        if current is not None:
+            self._pending[key] = (min(start, current[0]), max(end, current[1]), current[2])
+            return
+        self._pending[key] = (start, end, reason)
+        self._repairs.put_nowait(key)
+
+    async def _repairer(self) -> None:
+        while True:
+            key = await self._repairs.get()
+            start, end, reason = self._pending.pop(key)
+            if isinstance(key, Funding):
+                written = await self._fetch_funding(key, start)
+                if written:
+                    log.info("funding %s: %d settled rate(s) written", key.pair, written)
+                    key.next_time = None  # the markPrice stream (or premiumIndex) tells the next one
+                else:  # not published yet: ask again a little later
+                    key.retry_at = self.clock.now() + int(10_000 * self.clock.rate)
+                continue
+            fetched = await self._fetch(key, start, end)
+            if reason != "closed" or not fetched:
+                log.info("repaired %s over REST: %d candles %s..%s (%s)", key.label, fetched, _iso(start),
+                         _iso(end), reason)
+
+    async def _watchdog(self) -> None:
+        shortest = min(s.period for s in self.series.values())
+        while True:
+            now = self.clock.now()
+            for series in self.series.values():
+                if series.last_open is None:
+                    continue
+                if not series.streamed:
+                    self._repair_if_due(series, "closed")
+                    continue
+                due = last_closed_open(now - self._margin(), series.timeframe)
+                if due <= series.last_open:
+                    continue
+                delivered = series.last_delivery_ms or self.stream_started_ms or now
+                if now - delivered > self.config.producer.silent_periods * series.period:
+                    if not series.silent:
+                        series.silent = True
+                        self.counters["silent streams"] += 1
+                        log.error("stream silent: %s has delivered no closed candle for %.1f periods (connection "
+                                  "up or not); filling it over REST until it recovers", series.label,
+                                  (now - delivered) / series.period)
+                    self._repair_if_due(series, "silent stream")
+                elif now - (due + series.period) > max(series.period // 4, int(5000 * self.clock.rate)):
+                    self._repair_if_due(series, "late candle")
+            self._watch_funding(now)
+            self._watch_mark_stream()
+
+            if now - self.last_verify_ms > VERIFY_EVERY_MS or (self.writer.overflowed and
+                                                              self.writer.failing_since is None):
+                self.writer.overflowed = False
+                await self.verify()
+            await asyncio.sleep(min(5.0, max(0.05, self.clock.real_seconds(shortest / 8))))
+
+    def _watch_funding(self, now: int) -> None:
+        for state in self.funding.values():
+            if state.next_time is not None and now >= state.next_time + self._margin() and now >= state.retry_at:
+                self._enqueue(state, (state.last_time or state.next_time - 1) + 1, now, "funding time")
+
+    def _watch_mark_stream(self) -> None:
+        if not self.funding or self.mark_stream_silent:
+            return
+        if time.monotonic() - self.mark_stream_last > MARK_STREAM_SILENT_AFTER:
+            self.mark_stream_silent = True
+            self.counters["silent streams"] += 1
+            log.error("markPrice stream silent for %.0fs: funding times come from premiumIndex over REST until it "
+                      "recovers", MARK_STREAM_SILENT_AFTER)
+            self._tasks.append(asyncio.create_task(self._refresh_funding_times()))
+
+    async def _refresh_funding_times(self) -> None:
+        while self.mark_stream_silent:
+            with contextlib.suppress(ExchangeError):
+                for symbol, next_time in (await self.rest.next_funding_times()).items():
+                    self._set_next_funding(symbol, next_time)
+            await asyncio.sleep(self.clock.real_seconds(3_600_000))
+
+    # -- health -----------------------------------------------------------------------------------
+
+    async def _health_loop(self) -> None:
+        while True:
+            self._write_health()
+            await asyncio.sleep(HEALTH_EVERY)
+
+    def health(self) -> dict[str, Any]:
+        now = self.clock.now()
+        series = {}
+        for s in self.series.values():
+            lag = None if s.last_open is None else max(0.0, (now - s.last_open - s.period) / 1000)
+            series[s.label] = {"last_open": s.last_open, "lag_seconds": lag, "silent": s.silent}
+        return {
+            "updated": int(time.time() * 1000), "exchange_now": now, "started": int(self.started * 1000),
+            "pid": os.getpid(), "backfill": self.backfill_summary, "counters": dict(self.counters),
+            "writer": {"written": self.writer.written, "pending": self.writer.pending,
+                       "peak_pending": self.writer.peak_pending, "dropped": self.writer.dropped,
+                       "failing_since_s": None if self.writer.failing_since is None
+                       else round(time.monotonic() - self.writer.failing_since, 1),
+                       "last_error": self.writer.last_error},
+            "rest": {"requests": self.rest.stats.requests, "weight": self.rest.stats.weight,
+                     "peak_used_weight": self.rest.stats.peak_used_weight,
+                     "rate_limited": self.rest.stats.rate_limited, "banned": self.rest.stats.banned},
+            "series": series,
+        }
+
+    def _write_health(self) -> None:
+        path: Path | None = self.config.producer.health_file
+        if path is None:
+            return
+        try:
+            temp = path.with_name(f".{path.name}.tmp")
+            temp.write_text(json.dumps(self.health(), indent=1))
+            os.replace(temp, path)
+        except OSError as exc:
+            log.warning("cannot write the health file %s: %s", path, exc)
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return "none"
+    return time.strftime("%Y-%m-%dT%H:%M", time.gmtime(ms / 1000))
+
+
+def main(config: Config) -> int:
+    return asyncio.run(Producer(config).run())

@@ -1,0 +1,654 @@
+"""`freqfeed simulate`: a Binance-compatible exchange on one local port, for tests, benchmarks and the lab.
+
+Wire protocol only; prices come from a DataSource (the deterministic Market by default), so a later
+source can serve real candles from InfluxDB through the same server.
+
+REST (futures /fapi/v1, spot /api/v3): ping, time, exchangeInfo, klines, markPriceKlines, fundingRate,
+premiumIndex — Binance's parameters, JSON shapes, request weights, X-MBX-USED-WEIGHT-1M header, 429
+with Retry-After when the minute's weight is spent, 418 bans for clients that keep going, error codes.
+
+Websocket: combined streams (`/stream?streams=a/b`), raw streams (`/ws/<name>`) and live SUBSCRIBE:
+  /market/...  USD-M futures routed base: klines and markPrice are delivered
+  /...         the bare futures base: accepts everything, acknowledges SUBSCRIBE, never delivers
+               kline or markPrice (as Binance since 2026-04-23)
+  /public/...  futures public route: likewise silent for kline and markPrice
+  /spot/...    spot streams (klines)
+
+Fault switches (CLI `--fault NAME[=VALUE]` at start-up, or POST /_sim/fault?name=NAME&value=VALUE):
+  drop                 abort every websocket connection now
+  refuse=SECONDS       refuse all TCP connections (REST and websocket) for that long
+  429=COUNT            answer the next COUNT REST requests with 429 + Retry-After
+  ban=SECONDS          answer every REST request with 418 + Retry-After for that long
+  malformed=COUNT      send COUNT malformed frames on every open websocket connection
+  silent=SECONDS       keep connections open but deliver no kline/markPrice event for that long
+GET /_sim/stats reports the clock, requests, weight per minute and websocket counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import signal
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from aiohttp import WSMsgType, web
+
+from freqfeed.simulator.clock import SimClock
+from freqfeed.simulator.market import Candles, Instrument, Market, format_ticks
+from freqfeed.timeframes import BINANCE_TIMEFRAMES, candle_open, last_closed_open, timeframe_ms
+
+log = logging.getLogger(__name__)
+
+FUTURES_WEIGHT_LIMIT = 2400
+SPOT_WEIGHT_LIMIT = 6000
+FUNDING_LIMIT_PER_5MIN = 500
+MAX_STREAMS_PER_CONNECTION = 200
+BAN_AFTER_429S = 10  # requests sent while limited before the IP is banned
+BAN_SECONDS = 120
+PARTIAL_KLINE_EVERY = 2.0  # real seconds between in-progress kline updates
+MARK_PRICE_EVERY = 3.0  # real seconds (1 s for @markPrice@1s)
+
+
+class DataSource(Protocol):
+    """What the wire server needs from whatever produces the prices."""
+
+    instruments: dict[str, Instrument]
+
+    def candles(self, symbol: str, timeframe: str, first_open: int, count: int, *, mark: bool = False) -> Candles:
+        ...
+
+    def partial_candle(self, symbol: str, timeframe: str, now_ms: int, *, mark: bool = False) -> Candles:
+        ...
+
+    def funding_times(self, start_ms: int, end_ms: int) -> np.ndarray:
+        ...
+
+    def funding_rates(self, symbol: str, times: np.ndarray) -> np.ndarray:
+        ...
+
+    def next_funding_time(self, now_ms: int) -> int:
+        ...
+
+
+class BinanceError(Exception):
+    def __init__(self, status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(msg)
+        self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
+
+
+# -- formatting ---------------------------------------------------------------------------------
+
+
+def kline_rows(inst: Instrument, candles: Candles, timeframe: str, *, mark: bool) -> list[list[Any]]:
+    period = timeframe_ms(timeframe)
+    prices = [format_ticks(getattr(candles, name), inst.price_decimals) for name in ("open", "high", "low", "close")]
+    rows: list[list[Any]] = []
+    if mark:
+        for i, open_time in enumerate(candles.open_time):
+            rows.append([int(open_time), prices[0][i], prices[1][i], prices[2][i], prices[3][i], "0",
+                         int(open_time) + period - 1, "0", 0, "0", "0", "0"])
+        return rows
+    volume = format_ticks(candles.volume, inst.quantity_decimals)
+    taker = format_ticks(candles.volume // 2, inst.quantity_decimals)
+    for i, open_time in enumerate(candles.open_time):
+        close = float(prices[3][i])
+        rows.append([int(open_time), prices[0][i], prices[1][i], prices[2][i], prices[3][i], volume[i],
+                     int(open_time) + period - 1, f"{float(volume[i]) * close:.8f}", int(candles.trades[i]),
+                     taker[i], f"{float(taker[i]) * close:.8f}", "0"])
+    return rows
+
+
+def kline_event(symbol: str, row: list[Any], timeframe: str, *, closed: bool, event_ms: int) -> dict[str, Any]:
+    first_trade = row[0] // 1000
+    return {"e": "kline", "E": event_ms, "s": symbol, "k": {
+        "t": row[0], "T": row[6], "s": symbol, "i": timeframe, "f": first_trade, "L": first_trade + row[8],
+        "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": closed,
+        "q": row[7], "V": row[9], "Q": row[10], "B": "0"}}
+
+
+def request_weight_for_klines(limit: int) -> int:
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+# -- websocket connections ------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class WsConnection:
+    ws: web.WebSocketResponse
+    transport: asyncio.BaseTransport | None
+    route: str  # market | bare | public | spot
+    combined: bool
+    streams: set[str] = field(default_factory=set)
+    queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+
+    @property
+    def delivers(self) -> bool:
+        return self.route in ("market", "spot")
+
+    def abort(self) -> None:
+        """Cut the TCP connection without a closing handshake, as a network failure would."""
+        if self.transport is not None:
+            self.transport.abort()  # type: ignore[attr-defined]
+
+    def wrap(self, stream: str, payload: str) -> str:
+        return f'{{"stream":"{stream}","data":{payload}}}' if self.combined else payload
+
+
+# -- the server -----------------------------------------------------------------------------------
+
+
+class Simulator:
+    def __init__(self, source: DataSource | None = None, clock: SimClock | None = None, seed: int = 1) -> None:
+        self.source: DataSource = source or Market(seed)
+        self.clock = clock or SimClock()
+        self.connections: set[WsConnection] = set()
+        self.stats: Counter[str] = Counter()
+        self.weight_by_minute: dict[str, dict[int, int]] = {"futures": defaultdict(int), "spot": defaultdict(int)}
+        self.funding_requests: list[float] = []  # exchange ms of fundingRate requests (5-minute limit)
+        self.limited_requests: dict[int, int] = defaultdict(int)
+        self.fail_429 = 0
+        self.banned_until_ms = 0
+        self.refuse_until = 0.0
+        self.silent_until = 0.0
+        self._cursors: dict[str, int] = {}  # kline stream -> open time of the last closed candle sent
+        self._last_partial: dict[str, float] = {}
+        self._last_mark: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.host = "127.0.0.1"
+        self.port = 0
+        self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+
+    # -- app ------------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        for market, prefix in (("futures", "/fapi/v1"), ("spot", "/api/v3")):
+            app.router.add_get(f"{prefix}/ping", self._handler(market, self.ping))
+            app.router.add_get(f"{prefix}/time", self._handler(market, self.time))
+            app.router.add_get(f"{prefix}/exchangeInfo", self._handler(market, self.exchange_info))
+            app.router.add_get(f"{prefix}/klines", self._handler(market, self.klines))
+        app.router.add_get("/fapi/v1/markPriceKlines", self._handler("futures", self.mark_price_klines))
+        app.router.add_get("/fapi/v1/fundingRate", self._handler("futures", self.funding_rate))
+        app.router.add_get("/fapi/v1/premiumIndex", self._handler("futures", self.premium_index))
+        for prefix, route in (("/market", "market"), ("", "bare"), ("/public", "public"), ("/spot", "spot")):
+            app.router.add_get(f"{prefix}/stream", self._websocket(route, combined=True))
+            app.router.add_get(f"{prefix}/ws", self._websocket(route, combined=False))
+            app.router.add_get(f"{prefix}/ws/{{stream}}", self._websocket(route, combined=False))
+        app.router.add_post("/_sim/fault", self.fault_endpoint)
+        app.router.add_get("/_sim/fault", self.fault_endpoint)
+        app.router.add_get("/_sim/stats", self.stats_endpoint)
+        return app
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        self.host = host
+        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        await self._site.start()
+        self.port = int(self._runner.addresses[0][1])
+        self._tasks.append(asyncio.create_task(self._publisher()))
+        log.info("simulator listening on http://%s:%d (speed %gx, exchange time %s)", host, self.port,
+                 self.clock.speed, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.clock.now() / 1000)))
+        return self
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for conn in list(self.connections):
+            with contextlib.suppress(Exception):
+                await conn.ws.close()
+        if self._runner:
+            await self._runner.cleanup()
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except BinanceError as exc:
+            return web.json_response({"code": exc.code, "msg": exc.msg}, status=exc.status, headers=exc.headers)
+
+    # -- REST plumbing ----------------------------------------------------------------------------
+
+    def _handler(self, market: str, endpoint: Any) -> Any:
+        async def handle(request: web.Request) -> web.Response:
+            self.stats[f"rest {request.path}"] += 1
+            self.stats["rest requests"] += 1
+            now = self.clock.now()
+            if now < self.banned_until_ms:
+                self.stats["rest 418"] += 1
+                retry = max(1, math.ceil(self.clock.real_seconds(self.banned_until_ms - now)))
+                raise BinanceError(418, -1003, f"Way too many requests; IP banned until {self.banned_until_ms}. "
+                                   "Please use the websocket for live updates to avoid bans.",
+                                   {"Retry-After": str(retry)})
+            if self.fail_429 > 0:
+                self.fail_429 -= 1
+                self._reject_429(market, now)
+            weight, payload = endpoint(request, market, now)
+            used = self._charge(market, weight, now)
+            return web.json_response(payload, headers={"X-MBX-USED-WEIGHT-1M": str(used)})
+
+        return handle
+
+    def _charge(self, market: str, weight: int, now: int) -> int:
+        minute = now // 60_000
+        limit = FUTURES_WEIGHT_LIMIT if market == "futures" else SPOT_WEIGHT_LIMIT
+        used = self.weight_by_minute[market][minute]
+        if used + weight > limit:
+            self.limited_requests[minute] += 1
+            if self.limited_requests[minute] > BAN_AFTER_429S:
+                self.banned_until_ms = now + int(BAN_SECONDS * 1000 * self.clock.speed)
+                self.stats["bans"] += 1
+                log.warning("simulator: client kept going after 429s: banned for %ds", BAN_SECONDS)
+            self._reject_429(market, now)
+        self.weight_by_minute[market][minute] = used + weight
+        return used + weight
+
+    def _reject_429(self, market: str, now: int) -> None:
+        self.stats["rest 429"] += 1
+        retry = max(1, math.ceil(self.clock.real_seconds(60_000 - now % 60_000)))
+        limit = FUTURES_WEIGHT_LIMIT if market == "futures" else SPOT_WEIGHT_LIMIT
+        raise BinanceError(429, -1003, f"Too many requests; current limit is {limit} request weight per 1 MINUTE. "
+                           "Please use the websocket for live updates to avoid polling the API.",
+                           {"Retry-After": str(retry),
+                            "X-MBX-USED-WEIGHT-1M": str(self.weight_by_minute[market][now // 60_000])})
+
+    def _symbol(self, request: web.Request, market: str) -> Instrument:
+        symbol = request.query.get("symbol")
+        if not symbol:
+            raise BinanceError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
+        inst = self.source.instruments.get(symbol)
+        if inst is None:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return inst
+
+    @staticmethod
+    def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
+        raw = request.query.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            return int(raw)
+        except ValueError:
+            raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'; "
+                               "legal range is '^[0-9]{1,20}$'.") from None
+
+    # -- REST endpoints: each returns (weight, payload) -------------------------------------------
+
+    def ping(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        return 1, {}
+
+    def time(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        return 1, {"serverTime": now}
+
+    def exchange_info(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        limit = FUTURES_WEIGHT_LIMIT if market == "futures" else SPOT_WEIGHT_LIMIT
+        symbols = []
+        for inst in self.source.instruments.values():
+            tick = format_ticks(np.array([1]), inst.price_decimals)[0]
+            step = format_ticks(np.array([1]), inst.quantity_decimals)[0]
+            filters = [{"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
+                       {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "100000", "stepSize": step}]
+            entry: dict[str, Any] = {"symbol": inst.symbol, "status": "TRADING", "baseAsset": inst.base,
+                                     "quoteAsset": inst.quote, "filters": filters}
+            if market == "futures":
+                entry.update({"pair": inst.symbol, "contractType": "PERPETUAL", "marginAsset": inst.quote,
+                              "pricePrecision": inst.price_decimals, "quantityPrecision": inst.quantity_decimals,
+                              "baseAssetPrecision": 8, "quotePrecision": 8, "underlyingType": "COIN",
+                              "deliveryDate": 4133404800000, "onboardDate": 1569398400000})
+            else:
+                entry.update({"baseAssetPrecision": 8, "quoteAssetPrecision": 8, "isSpotTradingAllowed": True})
+            symbols.append(entry)
+        info = {"timezone": "UTC", "serverTime": now, "symbols": symbols,
+                "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
+                                "limit": limit},
+                               {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200}]}
+        return (1 if market == "futures" else 20), info
+
+    def klines(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        return self._klines(request, market, now, mark=False)
+
+    def mark_price_klines(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        return self._klines(request, market, now, mark=True)
+
+    def _klines(self, request: web.Request, market: str, now: int, *, mark: bool) -> tuple[int, Any]:
+        inst = self._symbol(request, market)
+        interval = request.query.get("interval")
+        if not interval:
+            raise BinanceError(400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, "
+                               "or malformed.")
+        if interval not in BINANCE_TIMEFRAMES:
+            raise BinanceError(400, -1120, "Invalid interval.")
+        max_limit = 1500 if market == "futures" else 1000
+        limit = self._int(request, "limit", 500)
+        assert limit is not None
+        if not 1 <= limit <= max_limit:
+            raise BinanceError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        start = self._int(request, "startTime")
+        end = self._int(request, "endTime")
+        if start is not None and end is not None and start > end:
+            raise BinanceError(400, -1023, "Start time is greater than end time.")
+        period = timeframe_ms(interval)
+        newest = candle_open(now, interval)
+        if end is not None:
+            newest = min(newest, candle_open(end, interval))
+        if start is not None:
+            first = -(-start // period) * period if not interval.endswith("w") else candle_open(start + period - 1,
+                                                                                                interval)
+            count = min(limit, (newest - first) // period + 1)
+        else:
+            count = limit
+            first = newest - (count - 1) * period
+        weight = request_weight_for_klines(limit) if market == "futures" else 2
+        if count <= 0:
+            return weight, []
+        closed_count = count if first + (count - 1) * period + period <= now else count - 1
+        candles = self.source.candles(inst.symbol, interval, first, closed_count, mark=mark) if closed_count else None
+        rows = kline_rows(inst, candles, interval, mark=mark) if candles is not None else []
+        if closed_count < count:  # the in-progress candle, as Binance includes it
+            partial = self.source.partial_candle(inst.symbol, interval, now, mark=mark)
+            rows += kline_rows(inst, partial, interval, mark=mark)
+        self.stats["klines rows"] += len(rows)
+        return weight, rows
+
+    def funding_rate(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        window_start = now - 5 * 60_000 * self.clock.speed  # the 500/5min limit in real minutes
+        self.funding_requests = [t for t in self.funding_requests if t > window_start]
+        if len(self.funding_requests) >= FUNDING_LIMIT_PER_5MIN:
+            self._reject_429(market, now)
+        self.funding_requests.append(now)
+        inst = self._symbol(request, market)
+        limit = self._int(request, "limit", 100)
+        assert limit is not None
+        if not 1 <= limit <= 1000:
+            raise BinanceError(400, -1130, "Data sent for parameter 'limit' is not valid.")
+        start = self._int(request, "startTime")
+        end = self._int(request, "endTime")
+        end = now if end is None else min(end, now)
+        if start is not None:
+            times = self.source.funding_times(start, end)[:limit]
+        else:
+            times = self.source.funding_times(end - 1000 * 8 * 3_600_000, end)[-limit:]
+        rates = self.source.funding_rates(inst.symbol, times)
+        marks = [self._mark_price(inst, int(t)) for t in times]
+        payload = [{"symbol": inst.symbol, "fundingTime": int(t), "fundingRate": format_ticks(np.array([r]), 8)[0],
+                    "markPrice": m} for t, r, m in zip(times, rates, marks, strict=True)]
+        return 0, payload
+
+    def premium_index(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+        if "symbol" in request.query:
+            return 1, self._premium(self._symbol(request, market), now)
+        return 10, [self._premium(inst, now) for inst in self.source.instruments.values()]
+
+    def _premium(self, inst: Instrument, now: int) -> dict[str, Any]:
+        next_time = self.source.next_funding_time(now)
+        rate = format_ticks(self.source.funding_rates(inst.symbol, np.array([next_time])), 8)[0]
+        mark = self._mark_price(inst, now)
+        return {"symbol": inst.symbol, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
+                "lastFundingRate": rate, "interestRate": "0.00010000", "nextFundingTime": next_time, "time": now}
+
+    def _mark_price(self, inst: Instrument, at_ms: int) -> str:
+        candle = self.source.partial_candle(inst.symbol, "1m", at_ms, mark=True)
+        return format_ticks(candle.close, inst.price_decimals)[0]
+
+    # -- websocket --------------------------------------------------------------------------------
+
+    def _websocket(self, route: str, *, combined: bool) -> Any:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            ws = web.WebSocketResponse(heartbeat=180.0, autoping=True, max_msg_size=1 << 20)
+            await ws.prepare(request)
+            conn = WsConnection(ws, request.transport, route, combined)
+            if combined:
+                names = [s for s in request.query.get("streams", "").split("/") if s]
+            else:
+                names = [request.match_info["stream"]] if "stream" in request.match_info else []
+            if len(names) > MAX_STREAMS_PER_CONNECTION:
+                await ws.send_str(json.dumps({"error": {"code": 2, "msg": "Invalid request: too many streams"}}))
+                await ws.close()
+                return ws
+            self._subscribe(conn, names)
+            self.connections.add(conn)
+            self.stats["ws connects"] += 1
+            sender = asyncio.create_task(self._sender(conn))
+            try:
+                async for message in ws:
+                    if message.type == WSMsgType.TEXT:
+                        await self._client_message(conn, message.data)
+                    elif message.type == WSMsgType.ERROR:
+                        break
+            finally:
+                self.connections.discard(conn)
+                sender.cancel()
+            return ws
+
+        return handle
+
+    def _subscribe(self, conn: WsConnection, names: list[str]) -> None:
+        now = self.clock.now()
+        for name in names:
+            conn.streams.add(name)
+            if "@kline_" in name and name not in self._cursors:
+                interval = name.rsplit("_", 1)[1]
+                if interval in BINANCE_TIMEFRAMES:
+                    self._cursors[name] = last_closed_open(now, interval)
+
+    async def _client_message(self, conn: WsConnection, data: str) -> None:
+        try:
+            request = json.loads(data)
+            method, ident = request.get("method"), request.get("id")
+        except (ValueError, AttributeError):
+            await conn.ws.send_str(json.dumps({"error": {"code": 3, "msg": "Invalid JSON"}}))
+            return
+        params = request.get("params") or []
+        if method == "SUBSCRIBE":
+            if len(conn.streams | set(params)) > MAX_STREAMS_PER_CONNECTION:
+                await conn.ws.send_str(json.dumps({"error": {"code": 2, "msg": "too many streams"}, "id": ident}))
+                return
+            self._subscribe(conn, params)
+            result: Any = None
+        elif method == "UNSUBSCRIBE":
+            conn.streams.difference_update(params)
+            result = None
+        elif method == "LIST_SUBSCRIPTIONS":
+            result = sorted(conn.streams)
+        else:
+            await conn.ws.send_str(json.dumps({"error": {"code": 1, "msg": f"Unknown method {method}"}, "id": ident}))
+            return
+        await conn.ws.send_str(json.dumps({"result": result, "id": ident}))
+
+    async def _sender(self, conn: WsConnection) -> None:
+        while True:
+            message = await conn.queue.get()
+            try:
+                await conn.ws.send_str(message)
+            except (ConnectionError, RuntimeError):
+                return
+
+    def _send(self, conn: WsConnection, stream: str, payload: str) -> None:
+        try:
+            conn.queue.put_nowait(conn.wrap(stream, payload))
+            self.stats["ws messages"] += 1
+        except asyncio.QueueFull:  # a client that does not read is dropped, as Binance does
+            self.stats["ws slow consumers dropped"] += 1
+            conn.abort()
+
+    async def _publisher(self) -> None:
+        while True:
+            await asyncio.sleep(0.05)
+            try:
+                self._publish()
+            except Exception:
+                log.exception("simulator: publishing failed")
+
+    def _publish(self) -> None:
+        now = self.clock.now()
+        real = time.monotonic()
+        silent = real < self.silent_until
+        subscribers: dict[str, list[WsConnection]] = defaultdict(list)
+        for conn in self.connections:
+            if conn.delivers and not silent:
+                for name in conn.streams:
+                    subscribers[name].append(conn)
+        # Every kline cursor moves with the clock, listened to or not: what closes while nobody
+        # receives it (silence, a dropped connection) is never replayed, as on Binance.
+        for name, cursor in list(self._cursors.items()):
+            interval = name.rsplit("_", 1)[1]
+            newest_closed = last_closed_open(now, interval)
+            if newest_closed > cursor:
+                self._cursors[name] = newest_closed
+                if subscribers.get(name):
+                    self._send_closed_klines(name, interval, cursor, newest_closed, subscribers[name])
+        for name, conns in subscribers.items():
+            symbol_part, _, kind = name.partition("@")
+            inst = self.source.instruments.get(symbol_part.upper())
+            if inst is None:
+                continue
+            if kind.startswith("kline_") and real - self._last_partial.get(name, 0.0) >= PARTIAL_KLINE_EVERY:
+                self._last_partial[name] = real
+                interval = kind[len("kline_"):]
+                if interval in BINANCE_TIMEFRAMES:
+                    [row] = kline_rows(inst, self.source.partial_candle(inst.symbol, interval, now), interval,
+                                       mark=False)
+                    self._fan_out(name, kline_event(inst.symbol, row, interval, closed=False, event_ms=now), conns)
+            elif kind in ("markPrice", "markPrice@1s"):
+                every = 1.0 if kind.endswith("@1s") else MARK_PRICE_EVERY
+                futures = [c for c in conns if c.route == "market"]
+                if futures and real - self._last_mark.get(name, 0.0) >= every:
+                    self._last_mark[name] = real
+                    self._fan_out(name, self._mark_event(inst, now), futures)
+
+    def _send_closed_klines(self, name: str, interval: str, cursor: int, newest_closed: int,
+                            conns: list[WsConnection]) -> None:
+        inst = self.source.instruments.get(name.partition("@")[0].upper())
+        if inst is None:
+            return
+        period = timeframe_ms(interval)
+        candles = self.source.candles(inst.symbol, interval, cursor + period, (newest_closed - cursor) // period)
+        for row in kline_rows(inst, candles, interval, mark=False):
+            self._fan_out(name, kline_event(inst.symbol, row, interval, closed=True, event_ms=row[6] + 1), conns)
+            self.stats["ws closed klines"] += 1
+
+    def _fan_out(self, stream: str, event: dict[str, Any], conns: list[WsConnection]) -> None:
+        payload = json.dumps(event, separators=(",", ":"))
+        for conn in conns:
+            self._send(conn, stream, payload)
+
+    def _mark_event(self, inst: Instrument, now: int) -> dict[str, Any]:
+        premium = self._premium(inst, now)
+        return {"e": "markPriceUpdate", "E": now, "s": inst.symbol, "p": premium["markPrice"],
+                "i": premium["indexPrice"], "P": premium["estimatedSettlePrice"], "r": premium["lastFundingRate"],
+                "T": premium["nextFundingTime"]}
+
+    # -- faults -----------------------------------------------------------------------------------
+
+    async def apply_fault(self, name: str, value: float | None = None) -> str:
+        if name == "drop":
+            for conn in list(self.connections):
+                conn.abort()
+            self.stats["fault drop"] += 1
+            return f"dropped {len(self.connections)} websocket connections"
+        if name == "refuse":
+            seconds = float(value or 10)
+            self._tasks.append(asyncio.create_task(self._refuse(seconds)))
+            return f"refusing connections for {seconds:g}s"
+        if name == "429":
+            self.fail_429 = int(value or 10)
+            return f"answering the next {self.fail_429} REST requests with 429"
+        if name == "ban":
+            seconds = float(value or BAN_SECONDS)
+            self.banned_until_ms = self.clock.now() + int(seconds * 1000 * self.clock.speed)
+            return f"banned (418) for {seconds:g}s"
+        if name == "malformed":
+            count = int(value or 3)
+            for conn in list(self.connections):
+                for index in range(count):
+                    stream, payload = self._malformed(conn, index)
+                    self._send(conn, stream, payload)
+            self.stats["malformed frames"] += count * len(self.connections)
+            return f"sent {count} malformed frames on {len(self.connections)} connections"
+        if name == "silent":
+            seconds = float(value or 30)
+            self.silent_until = time.monotonic() + seconds
+            return f"silent for {seconds:g}s"
+        raise ValueError(f"unknown fault {name!r} (drop, refuse, 429, ban, malformed, silent)")
+
+    def _malformed(self, conn: WsConnection, index: int) -> tuple[str, str]:
+        stream = next(iter(sorted(conn.streams)), "btcusdt@kline_3m")
+        symbol = stream.split("@")[0].upper()
+        kinds = [
+            "this is not json {",
+            json.dumps({"e": "kline", "E": self.clock.now(), "s": symbol}),  # no "k"
+            json.dumps(kline_event("NOSUCHUSDT", [0, "1", "1", "1", "1", "1", 59_999, "1", 1, "1", "1", "0"], "3m",
+                                   closed=True, event_ms=self.clock.now())),
+            json.dumps({"e": "kline", "E": self.clock.now(), "s": symbol,
+                        "k": {"t": 0, "T": 1, "s": symbol, "i": "3m", "o": "NaN?", "x": True}}),
+        ]
+        return stream, kinds[index % len(kinds)]
+
+    async def _refuse(self, seconds: float) -> None:
+        assert self._runner is not None and self._site is not None
+        self.refuse_until = time.monotonic() + seconds
+        await self._site.stop()
+        for conn in list(self.connections):
+            conn.abort()
+        await asyncio.sleep(seconds)
+        self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
+        await self._site.start()
+        log.info("simulator: accepting connections again")
+
+    async def fault_endpoint(self, request: web.Request) -> web.Response:
+        name = request.query.get("name", "")
+        raw = request.query.get("value")
+        try:
+            result = await self.apply_fault(name, float(raw) if raw else None)
+        except ValueError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        log.info("simulator fault: %s", result)
+        return web.json_response({"ok": True, "result": result})
+
+    async def stats_endpoint(self, request: web.Request) -> web.Response:
+        minutes = {market: {str(k): v for k, v in sorted(per.items())} for market, per in self.weight_by_minute.items()}
+        peak = {market: max(per.values(), default=0) for market, per in self.weight_by_minute.items()}
+        return web.json_response({"now": self.clock.now(), "speed": self.clock.speed, "counters": dict(self.stats),
+                                  "weight_by_minute": minutes, "peak_weight_per_minute": peak,
+                                  "ws_connections": len(self.connections)})
+
+
+async def serve(host: str, port: int, speed: float, seed: int, start: int | None, faults: list[str]) -> None:
+    simulator = Simulator(clock=SimClock(start, speed), seed=seed)
+    await simulator.start(host, port)
+    for fault in faults:
+        name, _, value = fault.partition("=")
+        log.info("simulator fault at start-up: %s", await simulator.apply_fault(name, float(value) if value else None))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await simulator.stop()
+
+
+def main(host: str, port: int, speed: float, seed: int, start: int | None, faults: list[str]) -> int:
+    try:
+        asyncio.run(serve(host, port, speed, seed, start, faults))
+    except OSError as exc:
+        log.error("simulator cannot listen on %s:%d: %s", host, port, exc.strerror or exc)
+        return 1
+    except ValueError as exc:
+        log.error("simulator: %s", exc)
+        return 2
+    return 0
