@@ -71,6 +71,7 @@ class Series:
     last_open: int | None = None  # newest candle stored or queued; older ones are complete
     last_delivery_ms: int | None = None  # exchange time of the stream's last closed candle
     silent: bool = False
+    retry_at: int = 0  # exchange time before which an empty tail fetch is not repeated
     exchange_gaps: set[int] = field(default_factory=set)  # opens Binance has no candle for
 
     @property
@@ -136,6 +137,7 @@ class Producer(StreamEvents):
         self.backfill_summary: dict[str, Any] = {}
         self.last_verify_ms = 0
         self._pending: dict[Any, tuple[int, int, str]] = {}
+        self._in_flight: set[Any] = set()
         self._repairs: asyncio.Queue[Any] = asyncio.Queue()
         self._tasks: list[asyncio.Task[Any]] = []
         self.started = time.time()
@@ -247,9 +249,9 @@ class Producer(StreamEvents):
         await self.rest.close()
         self.influx.close()
         self._write_health()
-        log.info("stopped in %.1fs: %d points written, %d candles streamed, %d repaired over REST",
+        log.info("stopped in %.1fs: %d points written, %d candles streamed, %d fetched over REST",
                  time.monotonic() - started, self.writer.written, self.counters["streamed candles"],
-                 self.counters["repaired candles"])
+                 self.counters["fetched candles"])
 
     # -- backfill and verification ---------------------------------------------------------------
 
@@ -281,7 +283,7 @@ class Producer(StreamEvents):
         self.last_verify_ms = self.clock.now()
 
     def _written_total(self) -> int:
-        return self.counters["repaired candles"] + self.counters["funding rates"]
+        return self.counters["fetched candles"] + self.counters["funding rates"]
 
     def _groups(self) -> list[list[Series]]:
         groups: dict[str, list[Series]] = {}
@@ -348,13 +350,16 @@ class Producer(StreamEvents):
             log.error("cannot fetch %s over REST: %s", series.label, exc)
             return 0
         self._write_candles(series, candles)
-        self.counters["repaired candles"] += len(candles)
+        self.counters["fetched candles"] += len(candles)
         returned = {c.open_time for c in candles}
         settled = self.clock.now() - 2 * series.period  # newer candles may simply not be published yet
-        series.exchange_gaps.update(t for t in range(first, last + 1, series.period)
-                                    if t not in returned and t < settled)
-        if candles:
-            series.last_open = max(series.last_open or 0, candles[-1].open_time)
+        gaps = [t for t in range(first, last + 1, series.period) if t not in returned and t < settled]
+        series.exchange_gaps.update(gaps)
+        covered = max([*returned, *gaps], default=None)
+        if covered is not None:
+            series.last_open = max(series.last_open or covered, covered)
+        elif last > (series.last_open or 0):  # nothing yet (not published, or not closed by our clock)
+            series.retry_at = self.clock.now() + min(series.period // 4, int(30_000 * self.clock.rate))
         return len(candles)
 
     def _write_candles(self, series: Series, candles: list[Candle]) -> None:
@@ -446,7 +451,8 @@ class Producer(StreamEvents):
             timeframe = label.rsplit(maxsplit=1)[-1]
             for series in self.series.values():
                 if series.streamed and series.timeframe == timeframe:
-                    self._repair_if_due(series, "reconnect")
+                    # what closed before the connection was back is never streamed: no margin here
+                    self._repair_if_due(series, "reconnect", margin=False)
 
     def on_disconnect(self, label: str, reason: str, retry_in: float) -> None:
         self.counters["disconnects"] += 1
@@ -461,14 +467,20 @@ class Producer(StreamEvents):
 
     # -- watchdog and repairs ---------------------------------------------------------------------
 
-    def _repair_if_due(self, series: Series, reason: str) -> bool:
-        if series.last_open is None:
+    def _repair_if_due(self, series: Series, reason: str, *, margin: bool = True) -> bool:
+        """Fetch the series' tail over REST if candles have closed that it does not hold yet.
+
+        `last_open` moves only with what REST returns, so a candle not published yet is asked for again.
+        """
+        now = self.clock.now()
+        if series.last_open is None or series in self._pending or series in self._in_flight:
             return False
-        due = last_closed_open(self.clock.now() - self._margin(), series.timeframe)
+        if reason != "reconnect" and now < series.retry_at:
+            return False
+        due = last_closed_open(now - (self._margin() if margin else 0), series.timeframe)
         if due <= series.last_open:
             return False
         self._enqueue(series, series.last_open + series.period, due, reason)
-        series.last_open = due
         return True
 
     def _enqueue(self, key: Any, start: int, end: int, reason: str) -> None:
@@ -485,18 +497,25 @@ class Producer(StreamEvents):
         while True:
             key = await self._repairs.get()
             start, end, reason = self._pending.pop(key)
-            if isinstance(key, Funding):
-                written = await self._fetch_funding(key, start)
-                if written:
-                    log.info("funding %s: %d settled rate(s) written", key.pair, written)
-                    key.next_time = None  # the markPrice stream (or premiumIndex) tells the next one
-                else:  # not published yet: ask again a little later
-                    key.retry_at = self.clock.now() + int(10_000 * self.clock.rate)
-                continue
-            fetched = await self._fetch(key, start, end)
-            if reason != "closed" or not fetched:
-                log.info("repaired %s over REST: %d candles %s..%s (%s)", key.label, fetched, _iso(start),
-                         _iso(end), reason)
+            self._in_flight.add(key)
+            try:
+                await self._repair(key, start, end, reason)
+            finally:
+                self._in_flight.discard(key)
+
+    async def _repair(self, key: Series | Funding, start: int, end: int, reason: str) -> None:
+        if isinstance(key, Funding):
+            written = await self._fetch_funding(key, start)
+            if written:
+                log.info("funding %s: %d settled rate(s) written", key.pair, written)
+                key.next_time = None  # the markPrice stream (or premiumIndex) tells the next one
+            else:  # not published yet: ask again a little later
+                key.retry_at = self.clock.now() + int(10_000 * self.clock.rate)
+            return
+        fetched = await self._fetch(key, start, end)
+        if reason != "closed" or not fetched:
+            log.info("repaired %s over REST: %d candles %s..%s (%s)", key.label, fetched, _iso(start), _iso(end),
+                     reason)
 
     async def _watchdog(self) -> None:
         shortest = min(s.period for s in self.series.values())

@@ -31,6 +31,7 @@ class BufferedWriter:
         self.buffer_limit = buffer_limit
         self._lines: deque[str] = deque()
         self._first_pending: float | None = None
+        self._flush_now = False  # drain(): send what is buffered without waiting for the interval
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -73,15 +74,16 @@ class BufferedWriter:
         while True:
             if not self._lines:
                 self._first_pending = None
+                self._flush_now = False
                 self._idle.set()
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            due = (self._first_pending or time.monotonic()) + self.flush_interval
-            if len(self._lines) < self.batch_size and time.monotonic() < due:
+            wait = self._until_due()
+            if wait > 0:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), timeout=due - time.monotonic())
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
                 continue
             batch = [self._lines.popleft() for _ in range(min(self.batch_size, len(self._lines)))]
             try:
@@ -102,7 +104,14 @@ class BufferedWriter:
                     self.failing_since = None
                     self.last_error = None
             backoff = 0.5
-            self._first_pending = time.monotonic() if self._lines else None
+            if not self._lines:  # points left over were waiting as long as the batch: still due
+                self._first_pending = None
+
+    def _until_due(self) -> float:
+        """Seconds until the next batch should go out (0: now)."""
+        if self._flush_now or len(self._lines) >= self.batch_size or self._first_pending is None:
+            return 0.0
+        return self._first_pending + self.flush_interval - time.monotonic()
 
     def _failing(self, exc: InfluxDBError) -> None:
         message = str(exc)
@@ -131,8 +140,8 @@ class BufferedWriter:
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything buffered is written; False when the timeout passed first."""
+        self._flush_now = True
         self._wakeup.set()
-        self._first_pending = 0.0  # due now
         try:
             await asyncio.wait_for(self._idle.wait(), timeout=timeout)
         except TimeoutError:

@@ -605,6 +605,9 @@ class Simulator:
         await self._site.stop()
         for conn in list(self.connections):
             conn.abort()
+        if self._runner.server is not None:  # kept-alive HTTP connections go down too, as in an outage
+            for handler in self._runner.server.connections:
+                handler.force_close()
         await asyncio.sleep(seconds)
         self._site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await self._site.start()

@@ -1,0 +1,197 @@
+"""The simulator and the producer as real processes, and the check of InfluxDB against the truth."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+from freqfeed.config import exchange_symbol
+from freqfeed.influx import InfluxDB
+from freqfeed.localinflux import free_port
+from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement
+from freqfeed.simulator.market import Market, format_ticks
+from freqfeed.timeframes import last_closed_open, timeframe_ms
+
+
+def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class SimulatorProcess:
+    def __init__(self, workdir: Path, *, speed: float = 60, seed: int = 11, start: int | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.speed, self.seed = speed, seed
+        self.market = Market(seed)
+        command = [sys.executable, "-m", "freqfeed", "simulate", "--port", str(self.port), "--speed", str(speed),
+                   "--seed", str(seed)]
+        if start is not None:
+            command += ["--start", str(start)]
+        self.log = workdir / f"simulator-{self.port}.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        wait_for(self._up, 30, "the simulator")
+
+    def _up(self) -> bool:
+        try:
+            return requests.get(f"{self.url}/fapi/v1/ping", timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def fault(self, name: str, value: float | None = None) -> str:
+        params: dict[str, Any] = {"name": name} if value is None else {"name": name, "value": value}
+        answer = requests.post(f"{self.url}/_sim/fault", params=params, timeout=5)
+        answer.raise_for_status()
+        return str(answer.json()["result"])
+
+    def stats(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.url}/_sim/stats", timeout=5).json())
+
+    def now(self) -> int:
+        return int(self.stats()["now"])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class ProducerProcess:
+    def __init__(self, workdir: Path, config: dict[str, Any], name: str = "producer") -> None:
+        self.config_path = workdir / f"{name}.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log = workdir / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ProducerProcess:
+        handle = open(self.log, "ab")  # noqa: SIM115 - the process owns it
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen([sys.executable, "-m", "freqfeed", "produce", "--config",
+                                         str(self.config_path)], stdout=handle, stderr=handle, env=env)
+        handle.close()
+        return self
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float = 60, count: int = 1) -> None:
+        def seen() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"producer exited with {self.process.returncode}:\n{self.text()[-3000:]}")
+            return self.text().count(text) >= count
+
+        wait_for(seen, timeout, f"{text!r} in the producer log")
+
+    def terminate(self, timeout: float = 15) -> tuple[int, float]:
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout)
+        return code, time.monotonic() - started
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+
+
+def producer_config(influx_url: str, database: str, sim: SimulatorProcess, pairs: list[str], *,
+                    candles: int = 60, ws_path: str = "/market", **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "influxdb": {"url": influx_url, "database": database, "timeout": 5},
+        "pairs": pairs,
+        "timeframes": ["3m", "15m", "1h"],
+        "trading_mode": "futures",
+        "exchange": {"rest_url": sim.url, "ws_url": f"ws://127.0.0.1:{sim.port}{ws_path}", "request_delay": 0.02},
+        "backfill": {"candles": candles},
+        "log_level": "INFO",
+    }
+    for key, value in extra.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+def expected_candles(market: Market, pair: str, timeframe: str, first: int, last: int,
+                     *, mark: bool = False) -> list[tuple[float, ...]]:
+    symbol = exchange_symbol(pair)
+    inst = market.instrument(symbol)
+    period = timeframe_ms(timeframe)
+    truth = market.candles(symbol, timeframe, first, (last - first) // period + 1, mark=mark)
+    columns = [[float(x) for x in format_ticks(getattr(truth, n), inst.price_decimals)]
+               for n in ("open", "high", "low", "close")]
+    if not mark:
+        columns.append([float(x) for x in format_ticks(truth.volume, inst.quantity_decimals)])
+    return [(int(t), *row) for t, *row in zip(truth.open_time, *columns, strict=True)]
+
+
+def stored(client: InfluxDB, measurement: str, pair: str, fields: str) -> list[tuple[Any, ...]]:
+    [answer] = client.query(f"SELECT {fields} FROM \"{measurement}\" WHERE pair = '{pair}'")
+    return [tuple(row) for row in answer[0].values] if answer else []
+
+
+def newest_closed_all_stored(client: InfluxDB, sim: SimulatorProcess, pairs: list[str],
+                             timeframes: list[str]) -> int | None:
+    """The simulator time if every series holds its newest closed candle (1.5 real s of slack)."""
+    now = sim.now()
+    slack = int(1500 * sim.speed)
+    for timeframe in timeframes:
+        wanted = last_closed_open(now - slack, timeframe)
+        statements = [f"SELECT last(close) FROM \"{ohlcv_measurement(timeframe)}\" WHERE pair = '{p}'" for p in pairs]
+        for answer in client.query(statements):
+            if not answer or int(answer[0].values[0][0]) < wanted:
+                return None
+    return now
+
+
+def assert_complete(client: InfluxDB, sim: SimulatorProcess, pairs: list[str], timeframes: list[str],
+                    until: int, *, futures: bool = True, first_at_most: int | None = None) -> dict[str, int]:
+    """Every series, from its first stored candle to the newest closed at `until`: no gap, no extra
+    point, every value equal to the simulator's. Returns the number of candles checked per series."""
+    checked: dict[str, int] = {}
+    kinds = [(tf, ohlcv_measurement(tf), False) for tf in timeframes]
+    if futures:
+        kinds.append(("1h", MARK_MEASUREMENT, True))
+    for pair in pairs:
+        for timeframe, measurement, mark in kinds:
+            fields = "open, high, low, close" if mark else "open, high, low, close, volume"
+            rows = stored(client, measurement, pair, fields)
+            assert rows, f"no {measurement} candles for {pair}"
+            last = last_closed_open(until, timeframe)
+            rows = [r for r in rows if r[0] <= last]
+            first = rows[0][0]
+            if first_at_most is not None:
+                assert first <= first_at_most, f"{pair} {measurement} starts at {first}"
+            expected = expected_candles(sim.market, pair, timeframe, first, last, mark=mark)
+            missing = sorted({e[0] for e in expected} - {r[0] for r in rows})
+            extra = sorted({r[0] for r in rows} - {e[0] for e in expected})
+            assert not missing, f"{pair} {measurement}: {len(missing)} candles missing, first {missing[:5]}"
+            assert not extra, f"{pair} {measurement}: {len(extra)} points off the grid {extra[:5]}"
+            assert rows == expected, f"{pair} {measurement}: values differ from the simulator's"
+            checked[f"{pair} {measurement}"] = len(rows)
+    if futures:
+        for pair in pairs:
+            rows = stored(client, FUNDING_MEASUREMENT, pair, "rate")
+            if rows:
+                times = sim.market.funding_times(rows[0][0], until)
+                rates = sim.market.funding_rates(exchange_symbol(pair), times)
+                assert [(int(t), int(r) / 1e8) for t, r in zip(times, rates, strict=True)] == \
+                       [(r[0], round(r[1], 8)) for r in rows if r[0] <= until], f"funding of {pair}"
+    return checked

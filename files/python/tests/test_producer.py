@@ -1,0 +1,215 @@
+"""The producer end to end: simulator + producer as processes + a real influxd.
+
+Every test ends with InfluxDB equal to the simulator's truth for the period it covered: zero
+missing and zero extra candles, every value equal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from freqfeed.config import InfluxDBConfig
+from freqfeed.influx import InfluxDB
+from freqfeed.localinflux import LocalInfluxDB
+from freqfeed.schema import ohlcv_measurement
+
+from .processes import (
+    ProducerProcess,
+    SimulatorProcess,
+    assert_complete,
+    newest_closed_all_stored,
+    producer_config,
+    stored,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+TIMEFRAMES = ["3m", "15m", "1h"]
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[SimulatorProcess]:
+    simulator = SimulatorProcess(tmp_path, speed=60)
+    yield simulator
+    simulator.stop()
+
+
+def run_until_complete(client: InfluxDB, sim: SimulatorProcess, timeout: float = 60) -> int:
+    """Wait until InfluxDB holds every candle closed up to a moment ago, without a hole; that moment."""
+    def complete() -> int | None:
+        until = newest_closed_all_stored(client, sim, PAIRS, TIMEFRAMES)
+        if until is None:
+            return None
+        try:
+            assert_complete(client, sim, PAIRS, TIMEFRAMES, until)
+        except AssertionError:
+            return None
+        return until
+
+    return int(wait_for(complete, timeout, "InfluxDB to be complete up to the newest closed candles", interval=0.5))
+
+
+def stop_and_check(producer: ProducerProcess, client: InfluxDB, sim: SimulatorProcess) -> dict[str, int]:
+    until = run_until_complete(client, sim)
+    code, seconds = producer.terminate()
+    assert code == 0, producer.text()[-3000:]
+    assert seconds < 10, f"SIGTERM took {seconds:.1f}s"
+    assert "Traceback" not in producer.text()
+    return assert_complete(client, sim, PAIRS, TIMEFRAMES, until)
+
+
+def test_empty_database_gets_exactly_1500_candles_per_series(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                            tmp_path: Path) -> None:
+    # Real-time clock, started 5 s after a 3m close: nothing closes while the backfill runs.
+    start = (int(time.time() * 1000) // 180_000) * 180_000 + 5_000
+    sim = SimulatorProcess(tmp_path, speed=1, start=start)
+    try:
+        producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim, PAIRS,
+                                                             candles=1500)).start()
+        producer.wait_for_log("backfill done", timeout=120)
+        for pair in PAIRS:
+            for timeframe in TIMEFRAMES:
+                assert len(stored(client, ohlcv_measurement(timeframe), pair, "close")) == 1500
+            assert len(stored(client, "mark_price", pair, "close")) == 1500
+        checked = assert_complete(client, sim, PAIRS, TIMEFRAMES, sim.now())
+        assert set(checked.values()) == {1500}
+        log = producer.text()
+        assert "backfill BTC/USDT:USDT 3m: 1500 candles written in 1 requests (InfluxDB had 0 of 1500)" in log
+        assert "backfill done: 15 series" in log
+        # a restart finds everything in place: no candle requests at all
+        code, _ = producer.terminate()
+        assert code == 0
+        requests_before = sim.stats()["counters"].get("rest /fapi/v1/klines", 0)
+        producer.start()
+        producer.wait_for_log("backfill done", count=2)
+        assert "backfill BTC/USDT:USDT 3m: complete (1500 of 1500)" in producer.text()
+        assert sim.stats()["counters"].get("rest /fapi/v1/klines", 0) == requests_before
+        producer.terminate()
+    finally:
+        sim.stop()
+
+
+def test_live_candles_keep_arriving_without_gaps(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                 sim: SimulatorProcess, tmp_path: Path) -> None:
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done")
+    first = len(stored(client, "ohlcv_3m", "BTC/USDT:USDT", "close"))
+    time.sleep(12)  # 12 exchange minutes: four 3m closes
+    checked = stop_and_check(producer, client, sim)
+    assert checked["BTC/USDT:USDT ohlcv_3m"] >= first + 3
+    log = producer.text()
+    assert "over REST: " not in log, "with a healthy stream nothing needs repairing"
+    assert "stream silent" not in log
+
+
+def test_websocket_dropped_several_times(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                                         tmp_path: Path) -> None:
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done")
+    for _ in range(3):
+        sim.fault("drop")
+        time.sleep(4)
+    stop_and_check(producer, client, sim)
+    assert producer.text().count("stream reconnected") >= 3
+
+
+def test_connections_refused_for_a_while(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                                         tmp_path: Path) -> None:
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done")
+    sim.fault("refuse", 12)  # 12 exchange minutes without REST or websocket
+    time.sleep(14)
+    producer.wait_for_log("stream reconnected", timeout=60)
+    checked = stop_and_check(producer, client, sim)
+    assert checked["BTC/USDT:USDT ohlcv_3m"] > 60
+    assert "repaired BTC/USDT:USDT 3m over REST" in producer.text()
+
+
+def test_sigkill_and_restart(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                             tmp_path: Path) -> None:
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done")
+    time.sleep(3)
+    producer.kill()
+    time.sleep(10)  # ten exchange minutes pass while nothing runs
+    producer.start()
+    producer.wait_for_log("backfill done", count=2)
+    restart = producer.text().split("backfill: checking", 2)[2]
+    gap = re.search(r"backfill BTC/USDT:USDT 3m: (\d+) candles written in 1 requests", restart)
+    assert gap is not None and 3 <= int(gap.group(1)) <= 10, "the restart fetches just the gap, in one request"
+    stop_and_check(producer, client, sim)
+
+
+def test_influxdb_stopped_for_a_while(sim: SimulatorProcess, tmp_path: Path) -> None:
+    influxd = LocalInfluxDB(tmp_path / "influxd").start()
+    try:
+        client = InfluxDB(InfluxDBConfig(url=influxd.url, database="market"))
+        producer = ProducerProcess(tmp_path, producer_config(influxd.url, "market", sim, PAIRS)).start()
+        producer.wait_for_log("backfill done")
+        influxd.stop()
+        time.sleep(12)
+        influxd.start()
+        producer.wait_for_log("InfluxDB accepts writes again", timeout=60)
+        stop_and_check(producer, client, sim)
+        assert "cannot write to InfluxDB, buffering" in producer.text()
+    finally:
+        influxd.cleanup()
+
+
+def test_burst_of_429s(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                       tmp_path: Path) -> None:
+    sim.fault("429", 8)  # the producer's first REST requests are refused
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done", timeout=90)
+    stop_and_check(producer, client, sim)
+    log = producer.text()
+    assert "Binance rate limit hit (HTTP 429): pausing REST traffic" in log
+    assert sim.stats()["counters"]["rest 429"] == 8
+
+
+def test_ban_stops_all_rest_traffic_until_it_ends(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                  sim: SimulatorProcess, tmp_path: Path) -> None:
+    sim.fault("ban", 4)
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done", timeout=90)
+    stop_and_check(producer, client, sim)
+    assert "Binance banned this IP (HTTP 418" in producer.text()
+    assert sim.stats()["counters"]["rest 418"] == 1, "after a 418 nothing is sent until the ban ends"
+
+
+def test_malformed_frames_are_skipped(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                                      tmp_path: Path) -> None:
+    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+                                                         PAIRS)).start()
+    producer.wait_for_log("backfill done")
+    sim.fault("malformed", 8)
+    time.sleep(8)
+    stop_and_check(producer, client, sim)
+    log = producer.text()
+    assert log.count("malformed message on the") >= 8
+    assert "stream reconnected" not in log, "a malformed frame must not cost the connection"
+
+
+def test_silent_subscription_is_detected_and_filled(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                    sim: SimulatorProcess, tmp_path: Path) -> None:
+    # The bare futures base accepts kline subscriptions and never delivers them.
+    config = producer_config(influx_config.url, influx_config.database, sim, PAIRS, ws_path="")
+    producer = ProducerProcess(tmp_path, config).start()
+    producer.wait_for_log("backfill done")
+    producer.wait_for_log("stream silent: BTC/USDT:USDT 3m", timeout=30)
+    time.sleep(10)
+    stop_and_check(producer, client, sim)
+    assert "repaired BTC/USDT:USDT 3m over REST" in producer.text()
