@@ -226,7 +226,9 @@ class BinanceRest:
     async def _send(self, url: str, params: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         if self._session is None:
             timeout = aiohttp.ClientTimeout(total=self.config.exchange.timeout)
-            self._session = aiohttp.ClientSession(timeout=timeout)
+            # the threaded resolver: aiodns (pulled in by cryptofeed) keeps a busy helper thread
+            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
+            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         sent = time.monotonic()
         async with self._session.get(url, params=params) as response:
             self._last_exchange = (sent, time.monotonic())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 _UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _TIMEFRAME = re.compile(r"^(\d+)([mhdw])$")
@@ -14,6 +15,7 @@ BINANCE_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8
 _WEEK_OFFSET_MS = 4 * 86_400_000
 
 
+@lru_cache(maxsize=64)
 def timeframe_ms(timeframe: str) -> int:
     """Length of one candle in milliseconds ('3m' -> 180000)."""
     match = _TIMEFRAME.match(timeframe)

@@ -21,6 +21,7 @@ Fault switches (CLI `--fault NAME[=VALUE]` at start-up, or POST /_sim/fault?name
   ban=SECONDS          answer every REST request with 418 + Retry-After for that long
   malformed=COUNT      send COUNT malformed frames on every open websocket connection
   silent=SECONDS       keep connections open but deliver no kline/markPrice event for that long
+  firehose=SECONDS     load test: replay historical closed klines as fast as each client reads them
 GET /_sim/stats reports the clock, requests, weight per minute and websocket counters.
 """
 
@@ -580,11 +581,44 @@ class Simulator:
                     self._send(conn, stream, payload)
             self.stats["malformed frames"] += count * len(self.connections)
             return f"sent {count} malformed frames on {len(self.connections)} connections"
+        if name == "firehose":
+            seconds = float(value or 30)
+            for conn in list(self.connections):
+                if conn.delivers:
+                    self._tasks.append(asyncio.create_task(self._firehose(conn, seconds)))
+            return f"firehose of historical closed klines for {seconds:g}s"
         if name == "silent":
             seconds = float(value or 30)
             self.silent_until = time.monotonic() + seconds
             return f"silent for {seconds:g}s"
         raise ValueError(f"unknown fault {name!r} (drop, refuse, 429, ban, malformed, silent)")
+
+    async def _firehose(self, conn: WsConnection, seconds: float) -> None:
+        """Closed klines from the past, pre-serialised, sent as fast as the client takes them (a load
+        test: each one is a real point for the client to write; rewriting history is idempotent)."""
+        now = self.clock.now()
+        frames: list[str] = []
+        for name in sorted(conn.streams):
+            symbol_part, _, kind = name.partition("@")
+            inst = self.source.instruments.get(symbol_part.upper())
+            interval = kind[len("kline_"):] if kind.startswith("kline_") else ""
+            if inst is None or interval not in BINANCE_TIMEFRAMES:
+                continue
+            period = timeframe_ms(interval)
+            last = last_closed_open(now, interval) - 200 * period
+            candles = self.source.candles(inst.symbol, interval, last - 999 * period, 1000)
+            for row in kline_rows(inst, candles, interval, mark=False):
+                event = kline_event(inst.symbol, row, interval, closed=True, event_ms=now)
+                frames.append(conn.wrap(name, json.dumps(event, separators=(",", ":"))))
+        if not frames:
+            return
+        deadline = time.monotonic() + seconds
+        index = 0
+        while time.monotonic() < deadline and not conn.ws.closed:
+            for frame in frames[index:index + 200]:
+                await conn.ws.send_str(frame)
+            self.stats["firehose frames"] += min(200, len(frames) - index)
+            index = (index + 200) % len(frames)
 
     def _malformed(self, conn: WsConnection, index: int) -> tuple[str, str]:
         stream = next(iter(sorted(conn.streams)), "btcusdt@kline_3m")
