@@ -557,41 +557,54 @@ class Simulator:
     # -- faults -----------------------------------------------------------------------------------
 
     async def apply_fault(self, name: str, value: float | None = None) -> str:
-        if name == "drop":
-            for conn in list(self.connections):
-                conn.abort()
-            self.stats["fault drop"] += 1
-            return f"dropped {len(self.connections)} websocket connections"
-        if name == "refuse":
-            seconds = float(value or 10)
-            self._tasks.append(asyncio.create_task(self._refuse(seconds)))
-            return f"refusing connections for {seconds:g}s"
-        if name == "429":
-            self.fail_429 = int(value or 10)
-            return f"answering the next {self.fail_429} REST requests with 429"
-        if name == "ban":
-            seconds = float(value or BAN_SECONDS)
-            self.banned_until_ms = self.clock.now() + int(seconds * 1000 * self.clock.speed)
-            return f"banned (418) for {seconds:g}s"
-        if name == "malformed":
-            count = int(value or 3)
-            for conn in list(self.connections):
-                for index in range(count):
-                    stream, payload = self._malformed(conn, index)
-                    self._send(conn, stream, payload)
-            self.stats["malformed frames"] += count * len(self.connections)
-            return f"sent {count} malformed frames on {len(self.connections)} connections"
-        if name == "firehose":
-            seconds = float(value or 30)
-            for conn in list(self.connections):
-                if conn.delivers:
-                    self._tasks.append(asyncio.create_task(self._firehose(conn, seconds)))
-            return f"firehose of historical closed klines for {seconds:g}s"
-        if name == "silent":
-            seconds = float(value or 30)
-            self.silent_until = time.monotonic() + seconds
-            return f"silent for {seconds:g}s"
-        raise ValueError(f"unknown fault {name!r} (drop, refuse, 429, ban, malformed, silent)")
+        faults = {"drop": self._fault_drop, "refuse": self._fault_refuse, "429": self._fault_429,
+                  "ban": self._fault_ban, "malformed": self._fault_malformed, "firehose": self._fault_firehose,
+                  "silent": self._fault_silent}
+        if name not in faults:
+            raise ValueError(f"unknown fault {name!r} ({', '.join(faults)})")
+        return faults[name](value)
+
+    def _fault_drop(self, value: float | None) -> str:
+        dropped = len(self.connections)
+        for conn in list(self.connections):
+            conn.abort()
+        self.stats["fault drop"] += 1
+        return f"dropped {dropped} websocket connections"
+
+    def _fault_refuse(self, value: float | None) -> str:
+        seconds = float(value or 10)
+        self._tasks.append(asyncio.create_task(self._refuse(seconds)))
+        return f"refusing connections for {seconds:g}s"
+
+    def _fault_429(self, value: float | None) -> str:
+        self.fail_429 = int(value or 10)
+        return f"answering the next {self.fail_429} REST requests with 429"
+
+    def _fault_ban(self, value: float | None) -> str:
+        seconds = float(value or BAN_SECONDS)
+        self.banned_until_ms = self.clock.now() + int(seconds * 1000 * self.clock.speed)
+        return f"banned (418) for {seconds:g}s"
+
+    def _fault_malformed(self, value: float | None) -> str:
+        count = int(value or 3)
+        for conn in list(self.connections):
+            for index in range(count):
+                stream, payload = self._malformed(conn, index)
+                self._send(conn, stream, payload)
+        self.stats["malformed frames"] += count * len(self.connections)
+        return f"sent {count} malformed frames on {len(self.connections)} connections"
+
+    def _fault_firehose(self, value: float | None) -> str:
+        seconds = float(value or 30)
+        for conn in list(self.connections):
+            if conn.delivers:
+                self._tasks.append(asyncio.create_task(self._firehose(conn, seconds)))
+        return f"firehose of historical closed klines for {seconds:g}s"
+
+    def _fault_silent(self, value: float | None) -> str:
+        seconds = float(value or 30)
+        self.silent_until = time.monotonic() + seconds
+        return f"silent for {seconds:g}s"
 
     async def _firehose(self, conn: WsConnection, seconds: float) -> None:
         """Closed klines from the past, pre-serialised, sent as fast as the client takes them (a load
