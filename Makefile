@@ -5,13 +5,18 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run test lint unit bench clean
+.PHONY: setup run demo test lint unit bench bench-sync bench-producer clean
 
 setup:
 	@scripts/setup.sh
 
+run: demo
+
+demo: setup
+	$(BIN)/python scripts/demo.py
+
 lint: setup
-	$(BIN)/ruff check $(PKG)
+	$(BIN)/ruff check $(PKG) bench scripts
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
 
 unit: setup
@@ -19,8 +24,13 @@ unit: setup
 
 test: lint unit
 
-bench: setup
-	$(BIN)/python bench/sync_bench.py
+bench: bench-sync bench-producer
+
+bench-sync: setup
+	$(BIN)/python bench/sync_bench.py --json bench/results/sync.json
+
+bench-producer: setup
+	$(BIN)/python bench/producer_bench.py --json bench/results/producer.json
 
 clean:
 	rm -rf $(VENV) .cache

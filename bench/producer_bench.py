@@ -30,10 +30,10 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
 
-from freqfeed.config import InfluxDBConfig  # noqa: E402
-from freqfeed.influx import InfluxDB  # noqa: E402
-from freqfeed.localinflux import LocalInfluxDB  # noqa: E402
-from tests.processes import ProducerProcess, SimulatorProcess, producer_config, wait_for  # noqa: E402
+from freqfeed.config import InfluxDBConfig
+from freqfeed.influx import InfluxDB
+from freqfeed.localinflux import LocalInfluxDB
+from tests.processes import ProducerProcess, SimulatorProcess, producer_config
 
 TIMEFRAMES = ["3m", "15m", "1h"]
 
@@ -55,6 +55,10 @@ def production_config(influx_url: str, sim: SimulatorProcess, pairs: list[str], 
 
 def health(workdir: Path) -> dict[str, Any]:
     return dict(json.loads((workdir / "health.json").read_text()))
+
+
+def backfill_summary(workdir: Path) -> dict[str, Any]:
+    return dict(wait_for(lambda: health(workdir).get("backfill"), 30, "the backfill summary in the health file"))
 
 
 async def naive_backfill(sim: SimulatorProcess, pairs: list[str]) -> dict[str, Any]:
@@ -93,7 +97,7 @@ def part_a_b(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -
         pairs = pairs_of(sim, args.pairs)
         producer = ProducerProcess(workdir, production_config(influxd.url, sim, pairs, workdir)).start()
         producer.wait_for_log("backfill done", timeout=1800)
-        a = health(workdir)["backfill"]
+        a = backfill_summary(workdir)
         a["peak_weight_per_minute_at_exchange"] = peak_weight(sim)
         a["budget"] = 2400
         a["series"] = len(pairs) * 5
@@ -107,11 +111,12 @@ def part_a_b(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -
               f"{a['seconds']:.0f} s", flush=True)
 
         # (b) the exchange's clock ten minutes later: the producer was down for ten minutes
+        (workdir / "health.json").unlink()
         sim = SimulatorProcess(workdir, speed=1, start=stopped_at + 600_000, seed=sim.seed)
         producer = ProducerProcess(workdir, production_config(influxd.url, sim, pairs, workdir), name="restart")
         producer.start()
         producer.wait_for_log("backfill done", timeout=900)
-        b = health(workdir)["backfill"]
+        b = backfill_summary(workdir)
         producer.terminate()
         sim.stop()
         results["b_restart_after_10_min"] = b

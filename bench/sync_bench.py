@@ -22,18 +22,21 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
-from pyarrow import feather as pa_feather
-
 from freqfeed import config as config_module
 from freqfeed import feather, sync
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
-from freqfeed.schema import OHLCV_FIELDS, Candle, candle_line, ohlcv_measurement, select_series
+from freqfeed.schema import (
+    OHLCV_FIELDS,
+    Candle,
+    candle_line,
+    ohlcv_measurement,
+    select_series,
+)
 from freqfeed.simulator.market import Market, format_ticks
 from freqfeed.timeframes import last_closed_open, timeframe_ms
+from pyarrow import feather as pa_feather
 
 TIMEFRAMES = ("3m", "15m", "1h")
 CANDLES = 1500

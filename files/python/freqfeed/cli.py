@@ -63,6 +63,14 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     return producer.main(cfg)
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from freqfeed import status
+
+    cfg = config_module.load(args.config)
+    _setup_logging(args.log_level or "WARNING")
+    return status.main(cfg, as_json=args.json, role=args.role)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from freqfeed.simulator import server
 
@@ -86,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("sync", "one sync run: InfluxDB -> freqtrade feather files").set_defaults(func=_cmd_sync)
     with_config("produce", "backfill, then stream Binance into InfluxDB until stopped").set_defaults(
         func=_cmd_produce)
+
+    status_cmd = with_config("status", "is this host healthy and are its data fresh and complete?")
+    status_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    status_cmd.add_argument("--role", choices=["producer", "feeder"],
+                            help="default: feeder when the config has sync.datadir, else producer")
+    status_cmd.set_defaults(func=_cmd_status)
 
     simulate = sub.add_parser("simulate", help="serve a Binance-compatible exchange for tests and the lab")
     simulate.add_argument("--host", default="127.0.0.1")

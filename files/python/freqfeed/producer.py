@@ -281,6 +281,7 @@ class Producer(StreamEvents):
                  s["peak_used_weight"], s["weight_limit"], round(self.config.exchange.max_weight_share * 100),
                  s["seconds"])
         self.last_verify_ms = self.clock.now()
+        self._write_health()
 
     def _written_total(self) -> int:
         return self.counters["fetched candles"] + self.counters["funding rates"]

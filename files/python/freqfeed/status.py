@@ -1,0 +1,218 @@
+"""`freqfeed status`: is this host healthy, and are its data fresh and complete?
+
+A feeder (its config has `sync.datadir`) reports its sync timer, the last sync run and its result, the
+feather files, the age of the newest candle per timeframe and holes in the files. The producer (its
+config has `producer.health_file`, or `--role producer`) reports its service, its health snapshot
+(silent streams, InfluxDB write failures), the newest candle per timeframe in InfluxDB and holes within
+the backfill window. Exit status 0 when healthy, 1 when not (the table says why), 2 for a bad config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from freqfeed import feather, sync
+from freqfeed.config import Config
+from freqfeed.influx import InfluxDB, InfluxDBError
+from freqfeed.schema import counts_query, last_times_query, ohlcv_measurement
+from freqfeed.timeframes import last_closed_open, timeframe_ms
+
+PRODUCER_UNIT = "cryptofeed-influxdb.service"
+SYNC_TIMER = "influxdb-data-sync.timer"
+SYNC_SERVICE = "influxdb-data-sync.service"
+SYNC_EVERY_S = 180
+DISK_FREE_MIN = 0.05  # share of the file system
+
+
+@dataclass
+class HostStatus:
+    role: str
+    healthy: bool = True
+    problems: list[str] = field(default_factory=list)
+    unit: str = ""
+    unit_state: str = "n/a"
+    last_run: str = "n/a"  # feeder: when the last sync finished and how
+    files: int | None = None
+    lag_seconds: dict[str, float | None] = field(default_factory=dict)
+    gaps: dict[str, int] = field(default_factory=dict)  # series -> missing candles
+    disk_free: str = "n/a"
+
+    def problem(self, text: str) -> None:
+        self.healthy = False
+        self.problems.append(text)
+
+
+def unit_state(unit: str) -> str:
+    if shutil.which("systemctl") is None or not Path("/run/systemd/system").is_dir():
+        return "no systemd"
+    result = subprocess.run(["systemctl", "is-active", unit], capture_output=True, text=True, check=False)
+    return result.stdout.strip() or "unknown"
+
+
+def disk_free(path: Path) -> tuple[str, float]:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    stat = os.statvfs(path)
+    free = stat.f_bavail * stat.f_frsize
+    return f"{free / 1e9:.1f} GB ({stat.f_bavail / max(stat.f_blocks, 1):.0%})", stat.f_bavail / max(stat.f_blocks, 1)
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def check_feeder(config: Config, status: HostStatus, now_ms: int) -> None:
+    datadir = config.sync.datadir
+    assert datadir is not None
+    status.unit, status.unit_state = SYNC_TIMER, unit_state(SYNC_TIMER)
+    if status.unit_state not in ("active", "no systemd"):
+        status.problem(f"{SYNC_TIMER} is {status.unit_state}")
+    status_file = config.sync.status_file or datadir / sync.STATUS_NAME
+    try:
+        last = json.loads(status_file.read_text())
+        age = (now_ms - int(last["finished"])) / 1000
+        status.last_run = f"{_age(age)} ago, {'ok' if last['ok'] else 'FAILED'}"
+        if not last["ok"]:
+            status.problem(f"last sync failed: {(last.get('errors') or ['see the journal'])[0]}")
+        if age > 3 * SYNC_EVERY_S:
+            status.problem(f"last sync ran {_age(age)} ago")
+    except (OSError, ValueError, KeyError):
+        status.last_run = "never"
+        status.problem(f"no sync has run yet ({status_file} missing)")
+    jobs = sync.plan(config)
+    status.files = sum(1 for job in jobs if job.path.exists())
+    if status.files < len(jobs):
+        status.problem(f"{len(jobs) - status.files} of {len(jobs)} feather files missing")
+    newest: dict[str, list[int | None]] = {}
+    for job in jobs:
+        try:
+            table = feather.read_table(job.path, job.candle_type)
+        except (feather.ForeignFileError, OSError) as exc:
+            status.problem(f"unreadable file {job.path.name}: {exc}")
+            continue
+        if job.candle_type in ("spot", "futures"):
+            newest.setdefault(job.timeframe, []).append(feather.last_time_ms(table))
+        if job.on_grid and table is not None and table.num_rows > 1:
+            dates = feather.date_ns(table) // 1_000_000
+            missing = int((dates[-1] - dates[0]) // timeframe_ms(job.timeframe) + 1 - len(dates))
+            if missing:
+                status.gaps[job.path.name] = missing
+    _lags(status, newest, now_ms, extra=SYNC_EVERY_S)
+    if status.gaps:
+        status.problem(f"holes in {len(status.gaps)} files ({sum(status.gaps.values())} candles)")
+    status.disk_free, share = disk_free(datadir)
+    if share < DISK_FREE_MIN:
+        status.problem(f"disk almost full: {status.disk_free} free")
+
+
+def check_producer(config: Config, status: HostStatus, now_ms: int, client: InfluxDB) -> None:
+    status.unit, status.unit_state = PRODUCER_UNIT, unit_state(PRODUCER_UNIT)
+    if status.unit_state not in ("active", "no systemd"):
+        status.problem(f"{PRODUCER_UNIT} is {status.unit_state}")
+    path = config.producer.health_file
+    if path is not None:
+        try:
+            health = json.loads(path.read_text())
+            age = (time.time() * 1000 - int(health["updated"])) / 1000
+            status.last_run = f"health {_age(age)} old"
+            if age > 60:
+                status.problem(f"health file not updated for {_age(age)}")
+            if age < 60 and health.get("exchange_now"):
+                now_ms = int(health["exchange_now"])  # the exchange's clock (a lab simulator may run fast)
+            silent = [name for name, s in health.get("series", {}).items() if s.get("silent")]
+            if silent:
+                status.problem(f"silent streams (filled over REST): {', '.join(silent[:5])}")
+            if health.get("writer", {}).get("failing_since_s") is not None:
+                status.problem(f"InfluxDB writes failing: {health['writer'].get('last_error')}")
+        except (OSError, ValueError, KeyError):
+            status.last_run = "no health file"
+    newest: dict[str, list[int | None]] = {}
+    for timeframe in config.timeframes:
+        measurement = ohlcv_measurement(timeframe)
+        end = last_closed_open(now_ms, timeframe)
+        start = end - (config.backfill.candles - 1) * timeframe_ms(timeframe)
+        counts, lasts = client.query([counts_query(measurement, start), last_times_query(measurement, start)])
+        count_by_pair = {s.tags.get("pair"): int(s.values[0][1]) for s in counts if s.values}
+        last_by_pair = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts if s.values}
+        newest[timeframe] = [last_by_pair.get(pair) for pair in config.pairs]
+        for pair in config.pairs:
+            last = last_by_pair.get(pair)
+            if last is None:
+                continue
+            expected = (last - start) // timeframe_ms(timeframe) + 1
+            missing = expected - count_by_pair.get(pair, 0)
+            if missing > 0:
+                status.gaps[f"{pair} {timeframe}"] = missing
+    _lags(status, newest, now_ms, extra=0)
+    if status.gaps:
+        status.problem(f"InfluxDB misses {sum(status.gaps.values())} candles in {len(status.gaps)} series")
+    status.disk_free, _ = disk_free(Path("/var/lib"))
+
+
+def _lags(status: HostStatus, newest: dict[str, list[int | None]], now_ms: int, extra: float) -> None:
+    for timeframe, values in newest.items():
+        known = [v for v in values if v is not None]
+        if not known or len(known) < len(values):
+            status.lag_seconds[timeframe] = None
+            status.problem(f"no {timeframe} candles for {len(values) - len(known)} pairs")
+            continue
+        lag = max(0.0, (now_ms - min(known) - timeframe_ms(timeframe)) / 1000)
+        status.lag_seconds[timeframe] = round(lag, 1)
+        if lag > 2 * timeframe_ms(timeframe) / 1000 + extra:
+            status.problem(f"newest {timeframe} candle is {_age(lag)} old")
+
+
+def collect(config: Config, role: str | None = None, now_ms: int | None = None,
+            client: InfluxDB | None = None) -> HostStatus:
+    role = role or ("feeder" if config.sync.datadir is not None else "producer")
+    status = HostStatus(role=role)
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    own = client is None
+    client = client or InfluxDB(config.influxdb, retries=1)
+    try:
+        if role == "feeder":
+            check_feeder(config, status, now)
+        else:
+            check_producer(config, status, now, client)
+    except InfluxDBError as exc:
+        status.problem(f"InfluxDB: {exc}")
+    finally:
+        if own:
+            client.close()
+    return status
+
+
+def render(host: str, status: HostStatus) -> str:
+    lags = " ".join(f"{tf}={'-' if lag is None else _age(lag)}" for tf, lag in status.lag_seconds.items())
+    rows = [
+        ("host", host), ("role", status.role), ("health", "OK" if status.healthy else "UNHEALTHY"),
+        (status.unit or "unit", status.unit_state), ("last run", status.last_run),
+        ("feather files", "n/a" if status.files is None else str(status.files)),
+        ("newest candle age", lags or "n/a"),
+        ("gaps", ", ".join(f"{k}: {v}" for k, v in list(status.gaps.items())[:6]) or "none"),
+        ("disk free", status.disk_free),
+    ]
+    lines = [f"{name:18} {value}" for name, value in rows]
+    lines += [f"{'problem':18} {problem}" for problem in status.problems]
+    return "\n".join(lines)
+
+
+def main(config: Config, *, as_json: bool = False, role: str | None = None) -> int:
+    status = collect(config, role)
+    host = os.uname().nodename
+    if as_json:
+        print(json.dumps({"host": host, **asdict(status)}))
+    else:
+        print(render(host, status))
+    return 0 if status.healthy else 1
+
