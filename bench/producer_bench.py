@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python")
 from freqfeed.config import InfluxDBConfig
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
-from tests.processes import ProducerProcess, SimulatorProcess, producer_config
+from tests.processes import ProducerProcess, SimulatorProcess, producer_config, wait_for
 
 TIMEFRAMES = ["3m", "15m", "1h"]
 

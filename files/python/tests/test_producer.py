@@ -41,14 +41,15 @@ def sim(tmp_path: Path) -> Iterator[SimulatorProcess]:
     simulator.stop()
 
 
-def run_until_complete(client: InfluxDB, sim: SimulatorProcess, timeout: float = 60) -> int:
+def run_until_complete(client: InfluxDB, sim: SimulatorProcess, pairs: list[str] = PAIRS, *, futures: bool = True,
+                       timeout: float = 60) -> int:
     """Wait until InfluxDB holds every candle closed up to a moment ago, without a hole; that moment."""
     def complete() -> int | None:
-        until = newest_closed_all_stored(client, sim, PAIRS, TIMEFRAMES)
+        until = newest_closed_all_stored(client, sim, pairs, TIMEFRAMES)
         if until is None:
             return None
         try:
-            assert_complete(client, sim, PAIRS, TIMEFRAMES, until)
+            assert_complete(client, sim, pairs, TIMEFRAMES, until, futures=futures)
         except AssertionError:
             return None
         return until
@@ -213,3 +214,21 @@ def test_silent_subscription_is_detected_and_filled(client: InfluxDB, influx_con
     time.sleep(10)
     stop_and_check(producer, client, sim)
     assert "repaired BTC/USDT:USDT 3m over REST" in producer.text()
+
+
+def test_spot_mode(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess, tmp_path: Path) -> None:
+    """Spot: /api/v3 with pages of at most 1000 candles, spot streams, no mark price or funding."""
+    pairs = ["BTC/USDT", "ETH/USDT"]
+    config = producer_config(influx_config.url, influx_config.database, sim, pairs, candles=1500, ws_path="/spot",
+                             trading_mode="spot")
+    producer = ProducerProcess(tmp_path, config).start()
+    producer.wait_for_log("backfill done", timeout=90)
+    assert "backfill BTC/USDT 3m: 1500 candles written in 2 requests (InfluxDB had 0 of 1500)" in producer.text()
+    time.sleep(8)
+    run_until_complete(client, sim, pairs, futures=False)
+    code, _ = producer.terminate()
+    assert code == 0
+    assert sim.stats()["counters"].get("rest /api/v3/klines", 0) >= 6
+    assert "rest /fapi/v1/klines" not in sim.stats()["counters"]
+    assert not stored(client, "mark_price", "BTC/USDT", "close")
+    assert "over REST: " not in producer.text(), "the spot streams deliver every close"
