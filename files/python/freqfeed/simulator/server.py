@@ -114,6 +114,8 @@ def kline_event(symbol: str, row: list[Any], timeframe: str, *, closed: bool, ev
         "q": row[7], "V": row[9], "Q": row[10], "B": "0"}}
 
 
+# Binance's rule, written here independently of the producer's (freqfeed.exchange.klines_weight) on
+# purpose: a simulator that imported the client's table could never catch the client getting it wrong.
 def request_weight_for_klines(limit: int) -> int:
     if limit < 100:
         return 1

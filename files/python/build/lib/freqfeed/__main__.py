@@ -1,5 +1,0 @@
-import sys
-
-from freqfeed.cli import main
-
-sys.exit(main())
