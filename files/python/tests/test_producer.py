@@ -232,3 +232,14 @@ def test_spot_mode(client: InfluxDB, influx_config: InfluxDBConfig, sim: Simulat
     assert "rest /fapi/v1/klines" not in sim.stats()["counters"]
     assert not stored(client, "mark_price", "BTC/USDT", "close")
     assert "over REST: " not in producer.text(), "the spot streams deliver every close"
+
+
+def test_unknown_pairs_fail_at_start_up_listing_them(influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                                                     tmp_path: Path) -> None:
+    config = producer_config(influx_config.url, influx_config.database, sim,
+                             ["BTC/USDT:USDT", "NOPE/USDT:USDT", "FAKE/USDT:USDT"])
+    producer = ProducerProcess(tmp_path, config).start()
+    assert producer.process is not None
+    assert producer.process.wait(timeout=30) == 2
+    assert "pairs not traded on Binance USDT-M perpetual" in producer.text()
+    assert "NOPE/USDT:USDT, FAKE/USDT:USDT" in producer.text()
