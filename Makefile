@@ -30,7 +30,8 @@ bench-sync: setup
 	$(BIN)/python bench/sync_bench.py --json bench/results/sync.json
 
 bench-producer: setup
-	$(BIN)/python bench/producer_bench.py --json bench/results/producer.json
+	$(BIN)/python bench/producer_bench.py --parts a,b --json bench/results/producer-backfill.json
+	$(BIN)/python bench/producer_bench.py --parts c,d --json bench/results/producer-live.json
 
 clean:
 	rm -rf $(VENV) .cache
