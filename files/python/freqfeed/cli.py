@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -32,14 +33,21 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
+def _config(args: argparse.Namespace) -> Config:
+    environ = None
+    if args.env_file:
+        environ = {**os.environ, **config_module.read_env_file(args.env_file)}
+    return config_module.load(args.config, environ)
+
+
 def _load(args: argparse.Namespace) -> Config:
-    cfg = config_module.load(args.config)
+    cfg = _config(args)
     _setup_logging(args.log_level or cfg.log_level)
     return cfg
 
 
 def _cmd_check_config(args: argparse.Namespace) -> int:
-    cfg = config_module.load(args.config)
+    cfg = _config(args)
     print(f"{args.config}: ok ({cfg.trading_mode}, {len(cfg.pairs)} pairs, timeframes {', '.join(cfg.timeframes)})")
     return EXIT_OK
 
@@ -66,7 +74,7 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from freqfeed import status
 
-    cfg = config_module.load(args.config)
+    cfg = _config(args)
     _setup_logging(args.log_level or "WARNING")
     return status.main(cfg, as_json=args.json, role=args.role)
 
@@ -88,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text)
         command.add_argument("--config", required=True, metavar="FILE", help="the host's freqfeed YAML file")
+        command.add_argument("--env-file", metavar="FILE",
+                             help="read FREQFEED_INFLUXDB_TOKEN/PASSWORD from this systemd EnvironmentFile")
         return command
 
     with_config("check-config", "validate a configuration file and exit").set_defaults(func=_cmd_check_config)

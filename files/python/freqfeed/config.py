@@ -376,3 +376,32 @@ def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     return from_mapping(raw, str(path), environ)
+
+
+def read_env_file(path: str | Path) -> dict[str, str]:
+    """Variables from a systemd EnvironmentFile (KEY=value, optionally double-quoted with \\ escapes).
+
+    Lets operators run `freqfeed status --env-file /etc/freqfeed/sync.env` with the service's credentials
+    without sourcing the file in a shell, where `$` or backticks in a token would be expanded.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read environment file {path}: {exc.strerror}") from None
+    variables: dict[str, str] = {}
+    for number, raw_line in enumerate(lines, 1):
+        line = raw_line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise ConfigError(f"{path}:{number}: expected KEY=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            quote, value = value[0], value[1:-1]
+            if quote == '"':
+                value = re.sub(r"\\(.)", r"\1", value)
+        variables[key] = value
+    return variables

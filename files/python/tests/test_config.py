@@ -106,3 +106,27 @@ def test_load_reports_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_exchange_symbol() -> None:
     assert exchange_symbol("BTC/USDT:USDT") == "BTCUSDT"
     assert exchange_symbol("ETH/USDT") == "ETHUSDT"
+
+
+def test_env_file_as_ansible_writes_it_feeds_the_token(tmp_path: Path) -> None:
+    from freqfeed import cli
+
+    token = 'a$b`c"d\\e'
+    escaped = token.replace("\\", "\\\\").replace('"', '\\"')
+    env_file = tmp_path / "sync.env"
+    env_file.write_text(f'# managed\nFREQFEED_INFLUXDB_TOKEN="{escaped}"\nFREQFEED_INFLUXDB_PASSWORD=""\n')
+    assert config.read_env_file(env_file) == {"FREQFEED_INFLUXDB_TOKEN": token, "FREQFEED_INFLUXDB_PASSWORD": ""}
+
+    config_file = tmp_path / "sync.yml"
+    config_file.write_text("influxdb: {url: 'http://127.0.0.1:1', database: db}\npairs: ['BTC/USDT:USDT']\n")
+    args = cli.build_parser().parse_args(["check-config", "--config", str(config_file), "--env-file", str(env_file)])
+    assert cli._config(args).influxdb.token == token
+
+
+def test_env_file_errors_name_the_line(tmp_path: Path) -> None:
+    env_file = tmp_path / "bad.env"
+    env_file.write_text("FREQFEED_INFLUXDB_TOKEN=x\nnot a variable\n")
+    with pytest.raises(ConfigError, match=r"bad.env:2: expected KEY=value"):
+        config.read_env_file(env_file)
+    with pytest.raises(ConfigError, match="cannot read environment file"):
+        config.read_env_file(tmp_path / "missing.env")
