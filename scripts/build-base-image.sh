@@ -25,7 +25,8 @@ SOURCES
 # No getty on a console nobody reads; containers start faster and quieter.
 rm -f "$ROOTFS"/etc/systemd/system/getty.target.wants/* "$ROOTFS"/etc/systemd/system/multi-user.target.wants/e2scrub_reap.service
 echo "freqfeed" > "$ROOTFS/etc/hostname"
-apt_clean() { rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/lib/apt/lists/*; }
-apt_clean
+# Keep the package lists (the roles' apt cache_valid_time refreshes them once they are a day old).
+chroot "$ROOTFS" apt-get update -q >/dev/null
+rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb
 tar -C "$ROOTFS" -c . | podman import --change 'CMD ["/sbin/init"]' --change 'STOPSIGNAL SIGRTMIN+3' - "$IMAGE" >/dev/null
 echo "built $IMAGE"
