@@ -5,24 +5,44 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint unit bench bench-sync bench-producer clean
+.PHONY: setup run demo test lint unit molecule lab lab-status lab-test lab-down bench bench-sync bench-producer clean
 
 setup:
 	@scripts/setup.sh
 
-run: demo
+# The whole fleet in local containers, deployed by site.yml, ending with the fleet status table.
+run: lab
 
+lab: setup
+	$(BIN)/python scripts/lab.py up
+
+lab-status: setup
+	$(BIN)/python scripts/lab.py status
+
+lab-down: setup
+	$(BIN)/python scripts/lab.py down
+
+lab-test: setup
+	$(BIN)/python scripts/lab.py test
+
+# Without containers: influxd + simulator + producer + sync + freqtrade's loader, in about a minute.
 demo: setup
 	$(BIN)/python scripts/demo.py
 
 lint: setup
-	$(BIN)/ruff check $(PKG) bench scripts
+	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
+	$(BIN)/ansible-lint
+	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
+	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
 
 unit: setup
 	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider
 
-test: lint unit
+molecule: setup
+	scripts/molecule-test.sh
+
+test: lint unit molecule lab-test
 
 bench: bench-sync bench-producer
 

@@ -1,0 +1,81 @@
+"""The fleet status table: one row per host from `freqfeed status --json` results, and why a host is unhealthy.
+
+Used by playbooks/status.yml as `hostvars | fleet_status(ansible_play_hosts_all)`. Kept free of freqfeed
+imports: the controller needs only Ansible.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+COLUMNS = ("host", "role", "health", "service / timer", "last run", "files", "newest candle age", "gaps",
+           "disk free")
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _reply(result: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The host's status report, or None and why there is none."""
+    if result.get("unreachable"):
+        return None, f"unreachable: {result.get('msg', '').strip() or 'no answer'}"
+    if result.get("skipped"):
+        return None, "not checked (skipped)"
+    try:
+        reply = json.loads(result.get("stdout") or "")
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict):
+        stderr = (result.get("stderr") or result.get("msg") or "").strip().splitlines()
+        return None, f"freqfeed status failed (rc {result.get('rc')}): {stderr[-1] if stderr else 'no output'}"
+    return reply, ""
+
+
+def _row(host: str, reply: dict[str, Any]) -> list[str]:
+    lags = " ".join(f"{tf}={_age(lag)}" for tf, lag in (reply.get("lag_seconds") or {}).items())
+    gaps = reply.get("gaps") or {}
+    files = reply.get("files")
+    return [
+        host,
+        str(reply.get("role", "?")),
+        "OK" if reply.get("healthy") else "UNHEALTHY",
+        f"{reply.get('unit') or '-'} {reply.get('unit_state', '?')}",
+        str(reply.get("last_run", "-")),
+        "-" if files is None else str(files),
+        lags or "-",
+        f"{sum(gaps.values())} candles in {len(gaps)} series" if gaps else "none",
+        str(reply.get("disk_free", "-")),
+    ]
+
+
+def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host") -> dict[str, Any]:
+    rows: list[list[str]] = []
+    problems: list[str] = []
+    for host in hosts:
+        result = dict(hostvars[host].get(register) or {})
+        reply, failure = _reply(result)
+        if reply is None:
+            rows.append([host, "?", "UNHEALTHY", "-", "-", "-", "-", "-", "-"])
+            problems.append(f"{host}: {failure}")
+            continue
+        rows.append(_row(host, reply))
+        problems.extend(f"{host}: {problem}" for problem in reply.get("problems") or [])
+        if not reply.get("healthy") and not reply.get("problems"):
+            problems.append(f"{host}: unhealthy")
+    widths = [max(len(row[i]) for row in [list(COLUMNS), *rows]) for i in range(len(COLUMNS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [list(COLUMNS), *rows]]
+    return {"lines": lines, "problems": problems}
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"fleet_status": fleet_status}
