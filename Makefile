@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint unit molecule lab lab-status lab-test lab-down bench bench-sync bench-producer clean
+.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
 
 setup:
 	@scripts/setup.sh
@@ -18,6 +18,10 @@ lab: setup
 
 lab-status: setup
 	$(BIN)/python scripts/lab.py status
+
+# Redeploy part of the lab, e.g. make lab-deploy HOSTS=host120
+lab-deploy: setup
+	$(BIN)/python scripts/lab.py deploy $(if $(HOSTS),--hosts $(HOSTS))
 
 lab-down: setup
 	$(BIN)/python scripts/lab.py down

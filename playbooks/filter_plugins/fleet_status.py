@@ -23,10 +23,17 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
+def _first_sentence(message: str) -> str:
+    """Ansible's connection errors run to several lines of advice; the table needs the first statement."""
+    text = " ".join(message.split()).removeprefix("Task failed: ")
+    end = text.find(". ")
+    return text if end < 0 else text[: end + 1]
+
+
 def _reply(result: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The host's status report, or None and why there is none."""
     if result.get("unreachable"):
-        return None, f"unreachable: {result.get('msg', '').strip() or 'no answer'}"
+        return None, f"unreachable: {_first_sentence(result.get('msg', '')) or 'no answer'}"
     if result.get("skipped"):
         return None, "not checked (skipped)"
     try:
@@ -63,7 +70,8 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host")
         result = dict(hostvars[host].get(register) or {})
         reply, failure = _reply(result)
         if reply is None:
-            rows.append([host, "?", "UNHEALTHY", "-", "-", "-", "-", "-", "-"])
+            health = "UNREACHABLE" if result.get("unreachable") else "UNHEALTHY"
+            rows.append([host, "?", health, "-", "-", "-", "-", "-", "-"])
             problems.append(f"{host}: {failure}")
             continue
         rows.append(_row(host, reply))

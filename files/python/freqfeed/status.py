@@ -28,6 +28,7 @@ SYNC_TIMER = "influxdb-data-sync.timer"
 SYNC_SERVICE = "influxdb-data-sync.service"
 SYNC_EVERY_S = 180
 DISK_FREE_MIN = 0.05  # share of the file system
+LAG_GRACE_S = 60  # a late write or a slow sync run on top of the normal lag
 
 
 @dataclass
@@ -168,7 +169,8 @@ def _lags(status: HostStatus, newest: dict[str, list[int | None]], now_ms: int, 
             continue
         lag = max(0.0, (now_ms - min(known) - timeframe_ms(timeframe)) / 1000)
         status.lag_seconds[timeframe] = round(lag, 1)
-        if lag > 2 * timeframe_ms(timeframe) / 1000 + extra:
+        # Stale once a whole candle is missing: normal lag stays under one period plus the sync interval.
+        if lag > timeframe_ms(timeframe) / 1000 + extra + LAG_GRACE_S:
             status.problem(f"newest {timeframe} candle is {_age(lag)} old")
 
 
@@ -196,7 +198,8 @@ def render(host: str, status: HostStatus) -> str:
     lags = " ".join(f"{tf}={'-' if lag is None else _age(lag)}" for tf, lag in status.lag_seconds.items())
     rows = [
         ("host", host), ("role", status.role), ("health", "OK" if status.healthy else "UNHEALTHY"),
-        (status.unit or "unit", status.unit_state), ("last run", status.last_run),
+        ("timer" if status.role == "feeder" else "service", f"{status.unit or '-'} {status.unit_state}"),
+        ("last run", status.last_run),
         ("feather files", "n/a" if status.files is None else str(status.files)),
         ("newest candle age", lags or "n/a"),
         ("gaps", ", ".join(f"{k}: {v}" for k, v in list(status.gaps.items())[:6]) or "none"),

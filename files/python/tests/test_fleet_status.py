@@ -49,18 +49,19 @@ def test_table_rows_and_problems(plugin: ModuleType, client: InfluxDB, influx_co
     hostvars = {
         "host120": {"status_host": command_result(healthy, "host120")},
         "host121": {"status_host": command_result(broken, "host121")},
-        "host124": {"status_host": {"unreachable": True, "msg": "Failed to connect to the host via ssh"}},
+        "host124": {"status_host": {"unreachable": True, "msg": "Task failed: Failed to create temporary directory. In "
+                                   "some cases, you may have been able to authenticate and did not ..."}},
         "host75": {"status_host": {"rc": 2, "stdout": "", "stderr": "freqfeed: configuration file not found"}},
     }
     table = plugin.fleet_status(hostvars, list(hostvars))
     header, *rows = table["lines"]
     assert header.split()[:3] == ["host", "role", "health"]
     assert rows[0].startswith("host120") and " OK " in rows[0] and "3m=" in rows[0]
-    assert "UNHEALTHY" in rows[1] and "UNHEALTHY" in rows[2] and "UNHEALTHY" in rows[3]
+    assert "UNHEALTHY" in rows[1] and "UNREACHABLE" in rows[2] and "UNHEALTHY" in rows[3]
     problems = table["problems"]
     assert not any(p.startswith("host120:") for p in problems)
     assert "host121: no sync has run yet" in " ".join(problems)
-    assert "host124: unreachable: Failed to connect to the host via ssh" in problems
+    assert "host124: unreachable: Failed to create temporary directory." in problems
     assert "host75: freqfeed status failed (rc 2): freqfeed: configuration file not found" in problems
 
 

@@ -63,6 +63,18 @@ def test_feeder_problems_are_named(client: InfluxDB, influx_config: InfluxDBConf
     assert any("holes in 1 files (5 candles)" in p for p in result.problems)
 
 
+def test_feeder_is_stale_once_a_candle_is_missing(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                 tmp_path: Path) -> None:
+    cfg = make_config(influx_config, tmp_path, pairs=["BTC/USDT"], timeframes=["3m"], trading_mode="spot")
+    newest = last_closed_open(now_ms(), "3m")
+    write_candles(client, "BTC/USDT", "3m", truth("BTC/USDT:USDT", "3m", newest, 30))
+    assert sync.run(cfg).ok
+    # Just before the next sync the newest file candle closed up to one period + one sync interval ago.
+    assert status.collect(cfg, now_ms=newest + 2 * 180_000 + 170_000).healthy
+    late = status.collect(cfg, now_ms=newest + 3 * 180_000 + 120_000)
+    assert "newest 3m candle is 8m old" in late.problems
+
+
 def test_failed_last_sync_is_unhealthy(influx_config: InfluxDBConfig, tmp_path: Path) -> None:
     cfg = make_config(influx_config, tmp_path, pairs=["BTC/USDT"], timeframes=["1h"], trading_mode="spot",
                       influxdb={"database": "absent"})

@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""The whole fleet on this machine: five podman containers with systemd, influxd and the simulator.
+
+  lab.py up   [--hosts host73,host120]   build what is missing, start everything, run site.yml, print status
+  lab.py status                          ansible-playbook -i inventory/lab playbooks/status.yml
+  lab.py deploy [--hosts host120]        ansible-playbook -i inventory/lab site.yml [--limit HOSTS] again
+  lab.py down                            remove the containers, stop the services, delete .lab/
+  lab.py test                            reduced lab (host73 + host120) end to end, with a producer outage
+
+The exchange is the simulator on 127.0.0.1:18290 (real time); FREQFEED_LAB_EXCHANGE=binance points the
+producer at Binance instead. influxd (auth on) listens on 127.0.0.1:18286; its data live in .lab/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAB = REPO / ".lab"
+BIN = REPO / ".venv" / "bin"
+IMAGE = os.environ.get("FREQFEED_BASE_IMAGE", "localhost/freqfeed-debian-systemd:bookworm")
+HOSTS = ["host73", "host75", "host120", "host121", "host124"]
+PRODUCER = "host73"
+INFLUX_PORT, SIM_PORT = 18286, 18290
+ENV = {
+    **os.environ,
+    "PATH": f"{BIN}:{os.environ.get('PATH', '')}",
+    "CONTAINERS_CONF": str(REPO / "molecule" / "containers.conf"),
+    "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"),
+    "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.timer",
+}
+
+
+def step(text: str) -> None:
+    print(f"\n==> {text}", flush=True)
+
+
+def run(*command: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=REPO, env=ENV, check=check, text=True,
+                          stdout=subprocess.PIPE if capture else None, stderr=subprocess.STDOUT if capture else None)
+
+
+def container(host: str) -> str:
+    return f"freqfeed-lab-{host}"
+
+
+def playbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", *args, check=check)
+
+
+def services_up() -> None:
+    password = LAB / "influxdb-password"
+    if not password.exists():
+        LAB.mkdir(parents=True, exist_ok=True)
+        password.write_text(secrets.token_hex(12))
+        password.chmod(0o600)
+    run(str(BIN / "python"), "scripts/services.py", "up", "--dir", str(LAB / "services"),
+        "--influx-port", str(INFLUX_PORT), "--sim-port", str(SIM_PORT), "--password-file", str(password))
+
+
+def containers_up(hosts: list[str]) -> None:
+    for host in hosts:
+        name = container(host)
+        state = run("podman", "container", "inspect", "-f", "{{.State.Running}}", name, check=False, capture=True)
+        if state.returncode == 0 and state.stdout.strip() == "true":
+            continue
+        if state.returncode == 0:
+            run("podman", "start", name)
+        else:
+            run("podman", "run", "-d", "--name", name, "--hostname", host, "--systemd=always", "--network=host",
+                "--label", "freqfeed-lab=1", IMAGE, "/sbin/init", capture=True)
+    for host in hosts:
+        run("podman", "exec", container(host), "systemctl", "is-system-running", "--wait", check=False, capture=True)
+
+
+def up(hosts: list[str]) -> int:
+    started = time.monotonic()
+    step("setting up (apt packages, venv) and building the base image and the wheelhouse when missing")
+    run("scripts/setup.sh")
+    run("scripts/build-base-image.sh")
+    run("scripts/build-wheelhouse.sh")
+    step(f"starting influxd (127.0.0.1:{INFLUX_PORT}) and the Binance simulator (127.0.0.1:{SIM_PORT})")
+    services_up()
+    step(f"starting containers: {', '.join(container(h) for h in hosts)}")
+    containers_up(hosts)
+    step("ansible-playbook -i inventory/lab site.yml")
+    playbook("site.yml", "--limit", ",".join(hosts))
+    step("fleet status")
+    healthy = wait_healthy(hosts, timeout=240)
+    print(f"\nlab {'healthy' if healthy else 'NOT healthy'} after {time.monotonic() - started:.0f}s "
+          f"(tear down: make lab-down)")
+    return 0 if healthy else 1
+
+
+def status(hosts: list[str] | None = None) -> int:
+    args = ["playbooks/status.yml"] + (["--limit", ",".join(hosts)] if hosts else [])
+    return playbook(*args, check=False).returncode
+
+
+def wait_healthy(hosts: list[str], timeout: float) -> bool:
+    """Status until healthy: right after a deploy the producer may still be back-filling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if status(hosts) == 0:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        print("not healthy yet; asking again in 20s", flush=True)
+        time.sleep(20)
+
+
+def down() -> int:
+    step("removing the lab containers")
+    names = run("podman", "ps", "-a", "--filter", "label=freqfeed-lab=1", "--format", "{{.Names}}",
+                capture=True).stdout.split()
+    if names:
+        run("podman", "rm", "-f", "-t", "10", *names, capture=True)
+    print(f"    removed: {', '.join(names) or 'none'}")
+    step("stopping influxd and the simulator; deleting .lab/")
+    run(str(BIN / "python"), "scripts/services.py", "down", "--dir", str(LAB / "services"))
+    subprocess.run(["rm", "-rf", str(LAB)], check=True)
+    return 0
+
+
+def test() -> int:
+    """Reduced lab, end to end: deploy, healthy status, a producer outage, the gap repaired."""
+    hosts = [PRODUCER, "host120"]
+    down()
+    try:
+        if up(hosts) != 0:
+            print("lab test: the reduced lab never became healthy", file=sys.stderr)
+            return 1
+        step("idempotence: a second site.yml run changes nothing")
+        second = run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", "site.yml", "--limit", ",".join(hosts),
+                     capture=True, check=False)
+        print(second.stdout[-1500:])
+        if second.returncode != 0 or any(f"changed={n}" in second.stdout for n in range(1, 100)):
+            print("lab test: the second run failed or changed something", file=sys.stderr)
+            return 1
+        step("per-host redeploy: site.yml --limit host120 with a changed setting touches host120 alone")
+        third = run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", "site.yml", "--limit", "host120",
+                    "-e", "feather_sync_candles=1000", capture=True, check=False)
+        recap = third.stdout[third.stdout.rfind("PLAY RECAP"):]
+        print(recap[:800])
+        if third.returncode != 0 or PRODUCER in recap or not re.search(r"host120\s+:.*changed=[1-9]", recap):
+            print("lab test: the per-host redeploy failed, touched another host or changed nothing", file=sys.stderr)
+            return 1
+        outage = int(os.environ.get("FREQFEED_LAB_OUTAGE", "200"))
+        step(f"stopping the producer container for {outage}s (at least one 3m candle closes meanwhile)")
+        run("podman", "stop", "-t", "20", container(PRODUCER), capture=True)
+        time.sleep(outage)
+        if status(hosts) == 0:
+            print("lab test: status said healthy while the producer was down", file=sys.stderr)
+            return 1
+        step("starting the producer container again: its start-up backfill must repair the gap")
+        run("podman", "start", container(PRODUCER), capture=True)
+        if not wait_healthy(hosts, timeout=300):
+            print("lab test: the fleet did not recover after the producer came back", file=sys.stderr)
+            return 1
+        print("\nlab test: passed (deploy, idempotent re-run, per-host redeploy, outage detected, gap repaired)")
+        return 0
+    finally:
+        down()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["up", "status", "deploy", "down", "test"])
+    parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated subset of the lab's hosts")
+    args = parser.parse_args()
+    hosts = [host for host in args.hosts.split(",") if host]
+    unknown = sorted(set(hosts) - set(HOSTS))
+    if unknown:
+        parser.error(f"unknown lab hosts: {', '.join(unknown)} (known: {', '.join(HOSTS)})")
+    if args.action == "up":
+        return up(hosts)
+    if args.action == "status":
+        return status()
+    if args.action == "deploy":
+        return playbook("site.yml", "--limit", ",".join(hosts), check=False).returncode
+    if args.action == "down":
+        return down()
+    return test()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
