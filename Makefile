@@ -36,6 +36,7 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
+	$(BIN)/python scripts/check-role-specs.py
 	$(BIN)/ansible-lint
 	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
 	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
