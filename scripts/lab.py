@@ -51,8 +51,8 @@ def container(host: str) -> str:
     return f"freqfeed-lab-{host}"
 
 
-def playbook(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", *args, check=check)
+def playbook(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:
+    return run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", *args, check=check, capture=capture)
 
 
 def services_up() -> None:
@@ -138,15 +138,13 @@ def test() -> int:
             print("lab test: the reduced lab never became healthy", file=sys.stderr)
             return 1
         step("idempotence: a second site.yml run changes nothing")
-        second = run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", "site.yml", "--limit", ",".join(hosts),
-                     capture=True, check=False)
+        second = playbook("site.yml", "--limit", ",".join(hosts), capture=True, check=False)
         print(second.stdout[-1500:])
         if second.returncode != 0 or any(f"changed={n}" in second.stdout for n in range(1, 100)):
             print("lab test: the second run failed or changed something", file=sys.stderr)
             return 1
         step("per-host redeploy: site.yml --limit host120 with a changed setting touches host120 alone")
-        third = run(str(BIN / "ansible-playbook"), "-i", "inventory/lab", "site.yml", "--limit", "host120",
-                    "-e", "feather_sync_candles=1000", capture=True, check=False)
+        third = playbook("site.yml", "--limit", "host120", "-e", "feather_sync_candles=1000", capture=True, check=False)
         recap = third.stdout[third.stdout.rfind("PLAY RECAP"):]
         print(recap[:800])
         if third.returncode != 0 or PRODUCER in recap or not re.search(r"host120\s+:.*changed=[1-9]", recap):
