@@ -2,7 +2,7 @@
 """The whole fleet on this machine: five podman containers with systemd, influxd and the simulator.
 
   lab.py up   [--hosts host73,host120]   build what is missing, start everything, run site.yml, print status
-  lab.py status                          ansible-playbook -i inventory/lab playbooks/status.yml
+  lab.py status [--hosts host120]        ansible-playbook -i inventory/lab playbooks/status.yml
   lab.py deploy [--hosts host120]        ansible-playbook -i inventory/lab site.yml [--limit HOSTS] again
   lab.py down                            remove the containers, stop the services, delete .lab/
   lab.py test                            reduced lab (host73 + host120) end to end, with a producer outage
@@ -180,7 +180,7 @@ def main() -> int:
     if args.action == "up":
         return up(hosts)
     if args.action == "status":
-        return status()
+        return status(hosts)
     if args.action == "deploy":
         return playbook("site.yml", "--limit", ",".join(hosts), check=False).returncode
     if args.action == "down":
