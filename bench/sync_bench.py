@@ -32,7 +32,7 @@ from freqfeed.schema import (
     Candle,
     candle_line,
     ohlcv_measurement,
-    select_series,
+    quote_literal,
 )
 from freqfeed.simulator.market import Market, format_ticks
 from freqfeed.timeframes import last_closed_open, timeframe_ms
@@ -69,7 +69,8 @@ def naive_sync(client: InfluxDB, cfg: config_module.Config) -> None:
     assert datadir is not None
     for timeframe in cfg.timeframes:
         for pair in cfg.pairs:
-            [series] = client.query(select_series(ohlcv_measurement(timeframe), OHLCV_FIELDS, pair, limit=CANDLES))
+            [series] = client.query(f'SELECT open, high, low, close, volume FROM "{ohlcv_measurement(timeframe)}" '
+                                    f"WHERE pair = {quote_literal(pair)} ORDER BY time DESC LIMIT {CANDLES}")
             frame = pd.DataFrame(series[0].values, columns=["date", *OHLCV_FIELDS]).iloc[::-1]
             frame["date"] = pd.to_datetime(frame["date"], unit="ms", utc=True).dt.as_unit("ns")
             path = feather.data_path(datadir, pair, timeframe, "spot")

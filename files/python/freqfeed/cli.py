@@ -79,6 +79,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return status.main(cfg, as_json=args.json, role=args.role)
 
 
+def _cmd_check_influxdb(args: argparse.Namespace) -> int:
+    from freqfeed import check_influxdb
+
+    cfg = _config(args)
+    _setup_logging(args.log_level or "WARNING")
+    return check_influxdb.main(cfg, write_probe=args.write_probe)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from freqfeed.simulator import server
 
@@ -110,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     status_cmd.add_argument("--role", choices=["producer", "feeder"],
                             help="default: feeder when the config has sync.datadir, else producer")
     status_cmd.set_defaults(func=_cmd_status)
+
+    check_influx = with_config("check-influxdb", "check the InfluxDB server: version, auth, database, retention, "
+                                                 "read/write permission, statement batching")
+    check_influx.add_argument("--write-probe", action="store_true",
+                              help="also write one point to measurement freqfeed_probe and read it back")
+    check_influx.set_defaults(func=_cmd_check_influxdb)
 
     simulate = sub.add_parser("simulate", help="serve a Binance-compatible exchange for tests and the lab")
     simulate.add_argument("--host", default="127.0.0.1")

@@ -49,6 +49,7 @@ class InfluxDBConfig:
     verify_tls: bool = True
     timeout: float = 10.0
     retention_days: int = 360
+    concurrency: int = 8
 
 
 @dataclass(frozen=True)
@@ -284,7 +285,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
 
     ix = r.section(raw, "influxdb")
     r.unknown(ix, "influxdb.", {"url", "database", "retention_policy", "token", "username", "password",
-                               "verify_tls", "timeout", "retention_days"})
+                               "verify_tls", "timeout", "retention_days", "concurrency"})
     token = env.get(TOKEN_ENV) or r.get(ix, "influxdb.", "token", "str")
     password = env.get(PASSWORD_ENV) or r.get(ix, "influxdb.", "password", "str")
     username = r.get(ix, "influxdb.", "username", "str")
@@ -300,6 +301,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         verify_tls=r.get(ix, "influxdb.", "verify_tls", "bool", True),
         timeout=r.get(ix, "influxdb.", "timeout", "number", 10.0, check=_at_least(0.1)),
         retention_days=r.get(ix, "influxdb.", "retention_days", "int", 360, check=_at_least(1)),
+        concurrency=r.get(ix, "influxdb.", "concurrency", "int", 8, check=_between(0, 64)),
     )
 
     ex = r.section(raw, "exchange")

@@ -38,15 +38,16 @@ from freqfeed.exchange import BinanceRest, ExchangeClock, ExchangeError, Unknown
 from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
 from freqfeed.schema import (
     FUNDING_MEASUREMENT,
+    FUTURE_MARGIN_MS,
     MARK_MEASUREMENT,
     MARK_TIMEFRAME,
     Candle,
     candle_line,
-    counts_query,
+    counts_select,
     funding_line,
-    last_times_query,
+    last_times_select,
     ohlcv_measurement,
-    select_series,
+    series_select,
 )
 from freqfeed.streams import LiveStreams, MarkPrice, StreamEvents
 from freqfeed.timeframes import last_closed_open, timeframe_ms
@@ -182,10 +183,10 @@ class Producer(StreamEvents):
         reported = 0.0
         while not self.stopping.is_set():
             try:
-                version = await asyncio.to_thread(self.influx.ping)
+                await asyncio.to_thread(self.influx.ping)
                 await asyncio.to_thread(self.influx.ensure_database)
-                log.info("InfluxDB %s at %s, database %r", version, self.config.influxdb.url,
-                         self.config.influxdb.database)
+                log.info("InfluxDB database %r at %s is ready", self.config.influxdb.database,
+                         self.config.influxdb.url)
                 return True
             except InfluxDBUnavailable as exc:
                 if time.monotonic() - reported > 60:
@@ -305,15 +306,17 @@ class Producer(StreamEvents):
         measurement, timeframe, period = group[0].measurement, group[0].timeframe, group[0].period
         start, end = self._window(timeframe)
         expected = (end - start) // period + 1
+        horizon = self.clock.now() + FUTURE_MARGIN_MS
         counts_answer, lasts_answer = await asyncio.to_thread(
-            self.influx.query, [counts_query(measurement, start), last_times_query(measurement, start)])
+            self.influx.select, [counts_select(measurement, start, end),
+                                 last_times_select(measurement, start, horizon)])
         counts = {s.tags.get("pair"): int(s.values[0][1]) for s in counts_answer if s.values}
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
         incomplete = [s for s in group if 0 < counts.get(s.pair, 0) < expected - len(s.exchange_gaps)]
         stored: dict[str, np.ndarray] = {}
         if incomplete:
-            answers = await asyncio.to_thread(self.influx.query, [
-                select_series(measurement, ("close",), s.pair, since_ms=start) for s in incomplete])
+            answers = await asyncio.to_thread(self.influx.select, [
+                series_select(measurement, ("close",), s.pair, start, end) for s in incomplete])
             for series, answer in zip(incomplete, answers, strict=True):
                 stored[series.pair] = np.array([row[0] for row in answer[0].values] if answer else [], dtype=np.int64)
         for series in group:
@@ -368,7 +371,8 @@ class Producer(StreamEvents):
 
     async def _verify_funding(self, *, backfill: bool) -> None:
         start, _ = self._window(MARK_TIMEFRAME)
-        [lasts_answer] = await asyncio.to_thread(self.influx.query, last_times_query(FUNDING_MEASUREMENT, start))
+        [lasts_answer] = await asyncio.to_thread(
+            self.influx.select, [last_times_select(FUNDING_MEASUREMENT, start, self.clock.now() + FUTURE_MARGIN_MS)])
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
         for state in self.funding.values():
             if self.stopping.is_set():

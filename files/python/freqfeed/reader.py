@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -20,11 +21,13 @@ from freqfeed.influx import InfluxDB
 from freqfeed.schema import (
     FUNDING_FIELDS,
     FUNDING_MEASUREMENT,
+    FUTURE_MARGIN_MS,
     MARK_FIELDS,
     MARK_MEASUREMENT,
     OHLCV_FIELDS,
     ohlcv_measurement,
-    select_series,
+    retention_floor,
+    series_select,
 )
 from freqfeed.timeframes import BINANCE_TIMEFRAMES
 
@@ -92,9 +95,15 @@ class Reader:
                since: Since = None, limit: int | None = None, after_ms: int | None = None) -> pd.DataFrame:
         if limit is not None and limit <= 0:
             raise ValueError(f"limit: expected a positive number of candles, got {limit}")
-        statement = select_series(measurement, fields, pair, since_ms=to_epoch_ms(since), after_ms=after_ms,
-                                  limit=limit)
-        [answer] = self.client.query(statement)
+        now = int(time.time() * 1000)
+        lower = retention_floor(now, self.client.config.retention_days)
+        since_ms = to_epoch_ms(since)
+        if since_ms is not None:
+            lower = max(lower, since_ms)
+        if after_ms is not None:
+            lower = max(lower, after_ms + 1)
+        upper = max(now + FUTURE_MARGIN_MS, lower)
+        [answer] = self.client.select([series_select(measurement, fields, pair, lower, upper, newest=limit)])
         rows = answer[0].values if answer else []
         return frame_from_rows(rows, columns)
 

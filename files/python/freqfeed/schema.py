@@ -15,6 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from freqfeed.influxql import Select, quote_identifier, quote_literal
+from freqfeed.timeframes import timeframe_ms
+
+__all__ = ["Select", "quote_identifier", "quote_literal"]  # re-exported: the schema's queries are Selects
+
 EXCHANGE = "binance"
 OHLCV_FIELDS = ("open", "high", "low", "close", "volume")
 MARK_MEASUREMENT = "mark_price"
@@ -102,54 +107,47 @@ def funding_line(pair: str, funding: FundingRate) -> str:
     return str(point.to_line_protocol())
 
 
-def quote_literal(value: str) -> str:
-    """An InfluxQL string literal."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+FUTURE_MARGIN_MS = 86_400_000  # reads reach this far past "now" (a clock ahead of this host's, a fast simulator)
 
 
-def quote_identifier(value: str) -> str:
-    """An InfluxQL identifier (measurement, field or tag name)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def density_ms(measurement: str) -> int:
+    """The usual spacing of a measurement's points, a hint for servers that limit one query's scan."""
+    if measurement.startswith("ohlcv_"):
+        return timeframe_ms(measurement[len("ohlcv_"):])
+    if measurement == MARK_MEASUREMENT:
+        return timeframe_ms(MARK_TIMEFRAME)
+    if measurement == FUNDING_MEASUREMENT:
+        return timeframe_ms("1h")  # the shortest funding interval Binance uses
+    return 0
 
 
-def select_series(
-    measurement: str,
-    fields: Sequence[str],
-    pair: str,
-    *,
-    after_ms: int | None = None,
-    since_ms: int | None = None,
-    limit: int | None = None,
-) -> str:
-    """InfluxQL for one series, newest first when limited (callers reverse), oldest first otherwise.
-
-    `after_ms` is exclusive, `since_ms` inclusive.
-    """
-    columns = ", ".join(quote_identifier(f) for f in fields)
-    where = [f"exchange = {quote_literal(EXCHANGE)}", f"pair = {quote_literal(pair)}"]
-    if after_ms is not None:
-        where.append(f"time > {int(after_ms)}ms")
-    if since_ms is not None:
-        where.append(f"time >= {int(since_ms)}ms")
-    query = f"SELECT {columns} FROM {quote_identifier(measurement)} WHERE {' AND '.join(where)}"
-    if limit:
-        query += f" ORDER BY time DESC LIMIT {int(limit)}"
-    return query
+def retention_floor(now_ms: int, days: int) -> int:
+    """The oldest time a database with a `days` retention can hold."""
+    return now_ms - days * 86_400_000
 
 
-def last_times_query(measurement: str, since_ms: int) -> str:
-    """Newest point time per pair, for every pair of one measurement (one grouped query)."""
-    field = "rate" if measurement == FUNDING_MEASUREMENT else "close"
-    return (
-        f"SELECT last({quote_identifier(field)}) FROM {quote_identifier(measurement)} "
-        f"WHERE exchange = {quote_literal(EXCHANGE)} AND time >= {int(since_ms)}ms GROUP BY pair"
-    )
+def _pair_tags(pair: str | None) -> tuple[tuple[str, str], ...]:
+    return (("exchange", EXCHANGE),) if pair is None else (("exchange", EXCHANGE), ("pair", pair))
 
 
-def counts_query(measurement: str, since_ms: int) -> str:
-    """Number of points per pair since `since_ms` (one grouped query)."""
-    field = "rate" if measurement == FUNDING_MEASUREMENT else "close"
-    return (
-        f"SELECT count({quote_identifier(field)}) FROM {quote_identifier(measurement)} "
-        f"WHERE exchange = {quote_literal(EXCHANGE)} AND time >= {int(since_ms)}ms GROUP BY pair"
-    )
+def series_select(measurement: str, fields: Sequence[str], pair: str, since_ms: int, until_ms: int, *,
+                  newest: int | None = None) -> Select:
+    """One series between two times (inclusive); with `newest`, only its newest rows (newest first)."""
+    return Select(measurement, tuple(fields), since_ms, until_ms, tags=_pair_tags(pair), newest=newest,
+                  density_ms=density_ms(measurement))
+
+
+def _value_field(measurement: str) -> str:
+    return "rate" if measurement == FUNDING_MEASUREMENT else "close"
+
+
+def last_times_select(measurement: str, since_ms: int, until_ms: int) -> Select:
+    """Newest point per pair, for every pair of one measurement (one grouped query)."""
+    return Select(measurement, (_value_field(measurement),), since_ms, until_ms, tags=_pair_tags(None),
+                  group_by=("pair",), aggregate="last", density_ms=density_ms(measurement))
+
+
+def counts_select(measurement: str, since_ms: int, until_ms: int, field: str | None = None) -> Select:
+    """Number of points per pair between two times (one grouped query); `field` counts points that have it."""
+    return Select(measurement, (field or _value_field(measurement),), since_ms, until_ms, tags=_pair_tags(None),
+                  group_by=("pair",), aggregate="count", density_ms=density_ms(measurement))

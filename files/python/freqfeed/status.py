@@ -20,7 +20,7 @@ from pathlib import Path
 from freqfeed import feather, sync
 from freqfeed.config import Config
 from freqfeed.influx import InfluxDB, InfluxDBError
-from freqfeed.schema import counts_query, last_times_query, ohlcv_measurement
+from freqfeed.schema import FUTURE_MARGIN_MS, counts_select, last_times_select, ohlcv_measurement
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
 PRODUCER_UNIT = "cryptofeed-influxdb.service"
@@ -142,7 +142,9 @@ def check_producer(config: Config, status: HostStatus, now_ms: int, client: Infl
         measurement = ohlcv_measurement(timeframe)
         end = last_closed_open(now_ms, timeframe)
         start = end - (config.backfill.candles - 1) * timeframe_ms(timeframe)
-        counts, lasts = client.query([counts_query(measurement, start), last_times_query(measurement, start)])
+        horizon = now_ms + FUTURE_MARGIN_MS
+        counts, lasts = client.select([counts_select(measurement, start, horizon),
+                                       last_times_select(measurement, start, horizon)])
         count_by_pair = {s.tags.get("pair"): int(s.values[0][1]) for s in counts if s.values}
         last_by_pair = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts if s.values}
         newest[timeframe] = [last_by_pair.get(pair) for pair in config.pairs]

@@ -26,16 +26,18 @@ import pyarrow as pa
 from freqfeed import feather
 from freqfeed.config import Config, ConfigError
 from freqfeed.feather import CandleType
-from freqfeed.influx import InfluxDB, InfluxDBError, InfluxDBUnavailable, Series
+from freqfeed.influx import InfluxDB, InfluxDBConfigError, InfluxDBError, InfluxDBUnavailable, Select, Series
 from freqfeed.schema import (
     FUNDING_FIELDS,
     FUNDING_MEASUREMENT,
+    FUTURE_MARGIN_MS,
     MARK_FIELDS,
     MARK_MEASUREMENT,
     MARK_TIMEFRAME,
     OHLCV_FIELDS,
     ohlcv_measurement,
-    select_series,
+    retention_floor,
+    series_select,
 )
 from freqfeed.timeframes import candle_open, timeframe_ms
 
@@ -211,7 +213,7 @@ class _Pending:
     last_ms: int | None
     gap_ms: int | None
     quarantined: bool = False
-    statement: str = ""
+    select: Select | None = None
     replace_from_ms: int = 0
     added: int = 0
 
@@ -222,9 +224,16 @@ def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = Non
     datadir = _datadir(config)
     uid, gid = _owner_ids(config)
     report = SyncReport(series=len(jobs))
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
     own_client = client is None
     client = client or InfluxDB(config.influxdb)
     try:
+        try:
+            client.server  # noqa: B018 - detect it first: a config this server cannot serve is exit status 2
+        except InfluxDBConfigError:
+            raise
+        except InfluxDBError:
+            pass  # reported per series below, every file left as it was
         with _exclusive(datadir):
             for directory in {job.path.parent for job in jobs}:
                 feather.remove_stale_temp_files(directory)
@@ -240,7 +249,7 @@ def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = Non
                         report.errors.extend(f"{job.label}: skipped, {unavailable}" for job in group)
                         continue
                     try:
-                        _sync_group(config, client, group, report, state, pool, uid, gid)
+                        _sync_group(config, client, group, report, state, pool, uid, gid, now)
                     except InfluxDBUnavailable as exc:
                         unavailable = exc
                         log.error("InfluxDB unavailable, no file changed for %s and later series: %s",
@@ -256,7 +265,6 @@ def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = Non
         if own_client:
             client.close()
     report.duration = time.time() - report.started
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
     line = report.summary(jobs, now)
     (log.info if report.ok else log.error)(line)
     _write_status(config, report, jobs, now, line)
@@ -264,9 +272,12 @@ def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = Non
 
 
 def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report: SyncReport,
-                state: dict[str, FileState], pool: ThreadPoolExecutor, uid: int | None, gid: int | None) -> None:
+                state: dict[str, FileState], pool: ThreadPoolExecutor, uid: int | None, gid: int | None,
+                now_ms: int) -> None:
     datadir = _datadir(config)
     keep = config.sync.candles
+    until = now_ms + FUTURE_MARGIN_MS
+    floor = retention_floor(now_ms, config.influxdb.retention_days)
     pending: list[_Pending] = []
     looks = pool.map(lambda job: _look(datadir, job, state), group)
     for job, look in zip(group, looks, strict=True):
@@ -277,19 +288,21 @@ def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report
             report.quarantined.append(str(job.path))
         if look.last_ms is not None:
             report.newest[job.label] = look.last_ms
-        if look.gap_ms is not None:
-            look.statement = select_series(job.measurement, job.fields, job.pair, since_ms=look.gap_ms,
-                                           limit=keep or None)
-            look.replace_from_ms = look.gap_ms
-        else:
-            look.statement = select_series(job.measurement, job.fields, job.pair, after_ms=look.last_ms,
-                                           limit=keep or None)
-            look.replace_from_ms = (look.last_ms + 1) if look.last_ms is not None else 0
+        since = look.gap_ms if look.gap_ms is not None else floor if look.last_ms is None else look.last_ms + 1
+        look.replace_from_ms = since
+        look.select = series_select(job.measurement, job.fields, job.pair, max(since, floor), max(until, since),
+                                    newest=keep or None)
         pending.append(look)
     if not pending:
         return
-    answers = client.query([p.statement for p in pending])
-    work = [(item, answer) for item, answer in zip(pending, answers, strict=True) if answer and answer[0].values]
+    answers = client.select_each([p.select for p in pending if p.select is not None])
+    work = []
+    for item, answer in zip(pending, answers, strict=True):
+        if isinstance(answer, InfluxDBError):
+            report.errors.append(f"{item.job.label}: {answer}")
+            log.error("%s: InfluxDB refused its query, file left as it was: %s", item.job.label, answer)
+        elif answer and answer[0].values:
+            work.append((item, answer))
     log.debug("%s: %d series queried, %d with new rows", group[0].measurement, len(pending), len(work))
     outcomes = pool.map(lambda w: _apply(config, w[0], w[1], uid, gid), work)
     for (item, _), outcome in zip(work, outcomes, strict=True):

@@ -8,7 +8,7 @@ import random
 import pytest
 from influxdb_client import Point, WritePrecision
 
-from freqfeed.schema import MARK_MEASUREMENT, Candle, candle_line, quote_literal, select_series
+from freqfeed.schema import MARK_MEASUREMENT, Candle, candle_line, quote_literal, series_select
 
 
 def reference(measurement: str, pair: str, candle: Candle) -> str:
@@ -37,6 +37,6 @@ def test_non_finite_values_are_left_out_like_point_does() -> None:
 
 def test_influxql_quoting() -> None:
     assert quote_literal("it's") == "'it\\'s'"
-    query = select_series("ohlcv_1h", ("close",), "X'Y", after_ms=5, limit=3)
-    assert query == ("SELECT \"close\" FROM \"ohlcv_1h\" WHERE exchange = 'binance' AND pair = 'X\\'Y' "
-                     "AND time > 5ms ORDER BY time DESC LIMIT 3")
+    query = series_select("ohlcv_1h", ("close",), "X'Y", 6, 99, newest=3).render()
+    assert query == ("SELECT \"close\" FROM \"ohlcv_1h\" WHERE \"exchange\" = 'binance' AND \"pair\" = 'X\\'Y' "
+                     "AND time >= 6ms AND time <= 99ms ORDER BY time DESC LIMIT 3")
