@@ -245,7 +245,18 @@ class InfluxDB:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="influxdb")
-        return list(self._pool.map(self._alone, statements))
+        down: list[InfluxDBError] = []  # once one request finds the server gone, the others do not try
+
+        def run(statement: str) -> list[Series] | InfluxDBError:
+            if down:
+                raise down[0]
+            try:
+                return self._alone(statement)
+            except (InfluxDBUnavailable, InfluxDBAuthError, InfluxDBNotFound) as exc:
+                down.append(exc)
+                raise
+
+        return list(self._pool.map(run, statements))
 
     def _post_query(self, statements: list[str]) -> dict[int, list[Series] | InfluxDBError]:
         data = {"q": ";\n".join(statements), "db": self.config.database, "epoch": "ms", **self._rp_param()}

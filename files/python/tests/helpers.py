@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from freqfeed.config import exchange_symbol
+from freqfeed.config import InfluxDBConfig, exchange_symbol
 from freqfeed.influx import InfluxDB
 from freqfeed.schema import (
     MARK_MEASUREMENT,
@@ -18,6 +18,12 @@ from freqfeed.simulator.market import Candles, Market, format_ticks
 from freqfeed.timeframes import timeframe_ms
 
 MARKET = Market(seed=7)
+
+
+def influx_section(influx: InfluxDBConfig) -> dict[str, object]:
+    """The `influxdb:` section of a freqfeed config file for a test's server (with its token, if any)."""
+    return {"url": influx.url, "database": influx.database, "timeout": 5,
+            **({"token": influx.token} if influx.token else {})}
 
 
 def candles_as_floats(candles: Candles, symbol: str) -> list[Candle]:

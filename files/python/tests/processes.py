@@ -14,12 +14,14 @@ from typing import Any
 import requests
 import yaml
 
-from freqfeed.config import exchange_symbol
+from freqfeed.config import InfluxDBConfig, exchange_symbol
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import free_port
 from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement
 from freqfeed.simulator.market import Market, format_ticks
 from freqfeed.timeframes import last_closed_open, timeframe_ms
+
+from .helpers import influx_section
 
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
@@ -113,10 +115,10 @@ class ProducerProcess:
         self.process.wait()
 
 
-def producer_config(influx_url: str, database: str, sim: SimulatorProcess, pairs: list[str], *,
+def producer_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[str], *,
                     candles: int = 60, ws_path: str = "/market", **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "influxdb": {"url": influx_url, "database": database, "timeout": 5},
+        "influxdb": influx_section(influx),
         "pairs": pairs,
         "timeframes": ["3m", "15m", "1h"],
         "trading_mode": "futures",

@@ -21,7 +21,8 @@ from freqfeed.localinflux import LocalInfluxDB, free_port
 
 from .faultproxy import FaultProxy
 
-pytestmark = pytest.mark.integration
+# InfluxDB 1.x itself; how the client meets the other servers: test_influx_dialects.py
+pytestmark = [pytest.mark.integration, pytest.mark.dialects("1.x")]
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from freqfeed.influx import InfluxDB
 from freqfeed.reader import Reader, read_ohlcv
 from freqfeed.timeframes import last_closed_open
 
-from .helpers import funding_truth, truth, write_candles, write_funding
+from .helpers import funding_truth, influx_section, truth, write_candles, write_funding
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,7 @@ def test_reader_returns_freqtrade_layout(client: InfluxDB, influx_config: Influx
 def test_read_ohlcv_from_a_config_file(client: InfluxDB, influx_config: InfluxDBConfig, tmp_path: Path) -> None:
     write_candles(client, PAIR, "1h", truth(PAIR, "1h", last_closed_open(NOW, "1h"), 5))
     path = tmp_path / "sync.yml"
-    path.write_text(yaml.safe_dump({"influxdb": {"url": influx_config.url, "database": influx_config.database},
-                                    "pairs": [PAIR]}))
+    path.write_text(yaml.safe_dump({"influxdb": influx_section(influx_config), "pairs": [PAIR]}))
     assert len(read_ohlcv(path, PAIR, "1h")) == 5
 
 

@@ -18,6 +18,7 @@ from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
 from freqfeed.schema import ohlcv_measurement
 
+from .conftest import ALL_DIALECTS, InfluxServer
 from .processes import (
     ProducerProcess,
     SimulatorProcess,
@@ -28,7 +29,8 @@ from .processes import (
     wait_for,
 )
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+# The fault tests run against InfluxDB 1.x; the start-up ones against every server (see conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.dialects("1.x")]
 
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
 TIMEFRAMES = ["3m", "15m", "1h"]
@@ -66,20 +68,25 @@ def stop_and_check(producer: ProducerProcess, client: InfluxDB, sim: SimulatorPr
     return assert_complete(client, sim, PAIRS, TIMEFRAMES, until)
 
 
-def test_empty_database_gets_exactly_1500_candles_per_series(client: InfluxDB, influx_config: InfluxDBConfig,
+@pytest.mark.dialects(*ALL_DIALECTS)
+def test_empty_database_gets_exactly_1500_candles_per_series(storage: InfluxDB, influx_config: InfluxDBConfig,
                                                             tmp_path: Path) -> None:
     # Real-time clock, started 5 s after a 3m close: nothing closes while the backfill runs.
     start = (int(time.time() * 1000) // 180_000) * 180_000 + 5_000
     sim = SimulatorProcess(tmp_path, speed=1, start=start)
     try:
-        producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim, PAIRS,
+        producer = ProducerProcess(tmp_path, producer_config(influx_config, sim, PAIRS,
                                                              candles=1500)).start()
         producer.wait_for_log("backfill done", timeout=120)
-        for pair in PAIRS:
-            for timeframe in TIMEFRAMES:
-                assert len(stored(client, ohlcv_measurement(timeframe), pair, "close")) == 1500
-            assert len(stored(client, "mark_price", pair, "close")) == 1500
-        checked = assert_complete(client, sim, PAIRS, TIMEFRAMES, sim.now())
+
+        def counts() -> list[int]:
+            return [len(stored(storage, measurement, pair, "close")) for pair in PAIRS
+                    for measurement in [*map(ohlcv_measurement, TIMEFRAMES), "mark_price"]]
+
+        # "backfill done" means fetched and queued; the writer flushes within its interval
+        wait_for(lambda: set(counts()) == {1500}, 10, "the backfilled candles in InfluxDB")
+        assert set(counts()) == {1500}
+        checked = assert_complete(storage, sim, PAIRS, TIMEFRAMES, sim.now())
         assert set(checked.values()) == {1500}
         log = producer.text()
         assert "backfill BTC/USDT:USDT 3m: 1500 candles written in 1 requests (InfluxDB had 0 of 1500)" in log
@@ -99,7 +106,7 @@ def test_empty_database_gets_exactly_1500_candles_per_series(client: InfluxDB, i
 
 def test_live_candles_keep_arriving_without_gaps(client: InfluxDB, influx_config: InfluxDBConfig,
                                                  sim: SimulatorProcess, tmp_path: Path) -> None:
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done")
     first = len(stored(client, "ohlcv_3m", "BTC/USDT:USDT", "close"))
@@ -113,7 +120,7 @@ def test_live_candles_keep_arriving_without_gaps(client: InfluxDB, influx_config
 
 def test_websocket_dropped_several_times(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
                                          tmp_path: Path) -> None:
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done")
     for _ in range(3):
@@ -125,7 +132,7 @@ def test_websocket_dropped_several_times(client: InfluxDB, influx_config: Influx
 
 def test_connections_refused_for_a_while(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
                                          tmp_path: Path) -> None:
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done")
     sim.fault("refuse", 12)  # 12 exchange minutes without REST or websocket
@@ -138,7 +145,7 @@ def test_connections_refused_for_a_while(client: InfluxDB, influx_config: Influx
 
 def test_sigkill_and_restart(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
                              tmp_path: Path) -> None:
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done")
     time.sleep(3)
@@ -155,8 +162,9 @@ def test_sigkill_and_restart(client: InfluxDB, influx_config: InfluxDBConfig, si
 def test_influxdb_stopped_for_a_while(sim: SimulatorProcess, tmp_path: Path) -> None:
     influxd = LocalInfluxDB(tmp_path / "influxd").start()
     try:
-        client = InfluxDB(InfluxDBConfig(url=influxd.url, database="market"))
-        producer = ProducerProcess(tmp_path, producer_config(influxd.url, "market", sim, PAIRS)).start()
+        market = InfluxDBConfig(url=influxd.url, database="market")
+        client = InfluxDB(market)
+        producer = ProducerProcess(tmp_path, producer_config(market, sim, PAIRS)).start()
         producer.wait_for_log("backfill done")
         influxd.stop()
         time.sleep(12)
@@ -171,7 +179,7 @@ def test_influxdb_stopped_for_a_while(sim: SimulatorProcess, tmp_path: Path) -> 
 def test_burst_of_429s(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
                        tmp_path: Path) -> None:
     sim.fault("429", 8)  # the producer's first REST requests are refused
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done", timeout=90)
     stop_and_check(producer, client, sim)
@@ -183,7 +191,7 @@ def test_burst_of_429s(client: InfluxDB, influx_config: InfluxDBConfig, sim: Sim
 def test_ban_stops_all_rest_traffic_until_it_ends(client: InfluxDB, influx_config: InfluxDBConfig,
                                                   sim: SimulatorProcess, tmp_path: Path) -> None:
     sim.fault("ban", 4)
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done", timeout=90)
     stop_and_check(producer, client, sim)
@@ -193,7 +201,7 @@ def test_ban_stops_all_rest_traffic_until_it_ends(client: InfluxDB, influx_confi
 
 def test_malformed_frames_are_skipped(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess,
                                       tmp_path: Path) -> None:
-    producer = ProducerProcess(tmp_path, producer_config(influx_config.url, influx_config.database, sim,
+    producer = ProducerProcess(tmp_path, producer_config(influx_config, sim,
                                                          PAIRS)).start()
     producer.wait_for_log("backfill done")
     sim.fault("malformed", 8)
@@ -207,7 +215,7 @@ def test_malformed_frames_are_skipped(client: InfluxDB, influx_config: InfluxDBC
 def test_silent_subscription_is_detected_and_filled(client: InfluxDB, influx_config: InfluxDBConfig,
                                                     sim: SimulatorProcess, tmp_path: Path) -> None:
     # The bare futures base accepts kline subscriptions and never delivers them.
-    config = producer_config(influx_config.url, influx_config.database, sim, PAIRS, ws_path="")
+    config = producer_config(influx_config, sim, PAIRS, ws_path="")
     producer = ProducerProcess(tmp_path, config).start()
     producer.wait_for_log("backfill done")
     producer.wait_for_log("stream silent: BTC/USDT:USDT 3m", timeout=30)
@@ -219,7 +227,7 @@ def test_silent_subscription_is_detected_and_filled(client: InfluxDB, influx_con
 def test_spot_mode(client: InfluxDB, influx_config: InfluxDBConfig, sim: SimulatorProcess, tmp_path: Path) -> None:
     """Spot: /api/v3 with pages of at most 1000 candles, spot streams, no mark price or funding."""
     pairs = ["BTC/USDT", "ETH/USDT"]
-    config = producer_config(influx_config.url, influx_config.database, sim, pairs, candles=1500, ws_path="/spot",
+    config = producer_config(influx_config, sim, pairs, candles=1500, ws_path="/spot",
                              trading_mode="spot")
     producer = ProducerProcess(tmp_path, config).start()
     producer.wait_for_log("backfill done", timeout=90)
@@ -238,10 +246,52 @@ def test_spot_mode(client: InfluxDB, influx_config: InfluxDBConfig, sim: Simulat
 
 def test_unknown_pairs_fail_at_start_up_listing_them(influx_config: InfluxDBConfig, sim: SimulatorProcess,
                                                      tmp_path: Path) -> None:
-    config = producer_config(influx_config.url, influx_config.database, sim,
+    config = producer_config(influx_config, sim,
                              ["BTC/USDT:USDT", "NOPE/USDT:USDT", "FAKE/USDT:USDT"])
     producer = ProducerProcess(tmp_path, config).start()
     assert producer.process is not None
     assert producer.process.wait(timeout=30) == 2
     assert "pairs not traded on Binance USDT-M perpetual" in producer.text()
     assert "NOPE/USDT:USDT, FAKE/USDT:USDT" in producer.text()
+
+
+@pytest.mark.dialects(*ALL_DIALECTS)
+def test_start_on_a_missing_database(influx_server: InfluxServer, sim: SimulatorProcess, tmp_path: Path) -> None:
+    """1.x: the producer creates the database (360-day retention). Elsewhere it never sends a CREATE: it stops
+    at once with exit status 1 and the command the operator runs, without a traceback or a wait."""
+    influx_server.drop_database("not_there")
+    config = producer_config(influx_server.config("not_there"), sim, PAIRS[:1], candles=30)
+    producer = ProducerProcess(tmp_path, config).start()
+    assert producer.process is not None
+    try:
+        if influx_server.name == "1.x":
+            producer.wait_for_log("created InfluxDB database 'not_there' with a 360d retention policy")
+            producer.wait_for_log("backfill done")
+            assert producer.terminate()[0] == 0
+            return
+        code = producer.process.wait(timeout=30)
+    finally:
+        if producer.process.poll() is None:
+            producer.kill()
+        influx_server.drop_database("not_there")
+    log = producer.text()
+    assert code == 1, log
+    assert "Traceback" not in log
+    command = ("influx bucket create --name not_there --retention 360d" if influx_server.name == "2.7"
+               else "influxdb3 create database --retention-period 360d not_there")
+    assert command in log
+    assert influx_server.dialect is not None
+    assert not any("CREATE" in q.upper() for q in influx_server.dialect.dialect.queries)
+
+
+@pytest.mark.dialects("3.6-core")
+def test_retention_policy_on_3x_is_a_config_error(influx_config: InfluxDBConfig, sim: SimulatorProcess,
+                                                  tmp_path: Path) -> None:
+    config = producer_config(influx_config, sim, PAIRS[:1], influxdb={"retention_policy": "rp360"})
+    producer = ProducerProcess(tmp_path, config).start()
+    assert producer.process is not None
+    code = producer.process.wait(timeout=30)
+    log = producer.text()
+    assert code == 2, log
+    assert "influxdb.retention_policy: 'rp360' cannot be used with InfluxDB 3 Core 3.6.0" in log
+    assert "Traceback" not in log

@@ -25,16 +25,17 @@ from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
-from .helpers import truth, write_candles
+from .conftest import InfluxServer
+from .helpers import influx_section, truth, write_candles
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 TIMEFRAMES = ("3m", "15m", "1h")
 
 
-def write_config(path: Path, url: str, database: str, pairs: list[str], datadir: Path) -> Path:
+def write_config(path: Path, influx: InfluxDBConfig, pairs: list[str], datadir: Path) -> Path:
     path.write_text(yaml.safe_dump({
-        "influxdb": {"url": url, "database": database, "timeout": 5},
+        "influxdb": influx_section(influx),
         "pairs": pairs, "timeframes": list(TIMEFRAMES), "trading_mode": "spot",
         "sync": {"datadir": str(datadir)},
     }))
@@ -84,19 +85,23 @@ def last_open(path: Path) -> int | None:
 
 
 @pytest.fixture
-def own_influxd(tmp_path: Path) -> Iterator[LocalInfluxDB]:
+def own_server(tmp_path: Path, influx_server: InfluxServer) -> Iterator[InfluxServer]:
+    """An influxd of the test's own (it gets killed), behind the test's dialect."""
     server = LocalInfluxDB(tmp_path / "influxd")
     server.start()
-    yield server
+    own = InfluxServer.in_front_of(server, influx_server.name)
+    yield own
+    own.close()
     server.cleanup()
 
 
+@pytest.mark.dialects("1.x")  # torn files are the sync's own business, whatever the server
 def test_sigkill_at_random_points_never_leaves_a_torn_file(influx_config: InfluxDBConfig, client: InfluxDB,
                                                            tmp_path: Path) -> None:
     pairs = [f"{name}/USDT" for name in ("BTC", "ETH", "BNB", "SOL", "XRP", "DOGE", "ADA", "AVAX", "LINK", "DOT")]
     series = Series(client, pairs, 1500)
     datadir = tmp_path / "binance"
-    config = write_config(tmp_path / "sync.yml", influx_config.url, influx_config.database, pairs, datadir)
+    config = write_config(tmp_path / "sync.yml", influx_config, pairs, datadir)
     subprocess.run(sync_command(config), check=True, capture_output=True)
     series.grow()
     started = time.monotonic()
@@ -143,14 +148,15 @@ def test_sigkill_at_random_points_never_leaves_a_torn_file(influx_config: Influx
             assert table.column("close").to_pylist() == [c.close for c in series.expected(pair, tf)]
 
 
-def test_influxdb_stopped_mid_run(own_influxd: LocalInfluxDB, tmp_path: Path) -> None:
+def test_influxdb_stopped_mid_run(own_server: InfluxServer, tmp_path: Path) -> None:
     pairs = [f"SIM{i:03d}/USDT" for i in range(1, 31)]
-    config_ix = InfluxDBConfig(url=own_influxd.url, database="m")
+    own_server.create_database("m")
+    config_ix = own_server.config("m")
+    own_influxd = own_server.influxd
     with InfluxDB(config_ix) as c:
-        c.ensure_database()
         series = Series(c, pairs, 1500)
     datadir = tmp_path / "binance"
-    config = write_config(tmp_path / "sync.yml", own_influxd.url, "m", pairs, datadir)
+    config = write_config(tmp_path / "sync.yml", config_ix, pairs, datadir)
     subprocess.run(sync_command(config), check=True, capture_output=True)
     with InfluxDB(config_ix) as c:
         series.client = c
@@ -193,12 +199,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+@pytest.mark.dialects("1.x")  # a full disk is the sync's own business, whatever the server
 def test_disk_full_fails_clearly_and_keeps_old_files(influx_config: InfluxDBConfig, client: InfluxDB,
                                                      small_disk: Path, tmp_path: Path) -> None:
     pairs = ["BTC/USDT", "ETH/USDT"]
     series = Series(client, pairs, 1500)
     datadir = small_disk / "binance"
-    config = write_config(tmp_path / "sync.yml", influx_config.url, influx_config.database, pairs, datadir)
+    config = write_config(tmp_path / "sync.yml", influx_config, pairs, datadir)
     subprocess.run(sync_command(config), check=True, capture_output=True)
     before = {p: p.read_bytes() for p in datadir.glob("*.feather")}
     assert len(before) == 6
