@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqfeed.binance_wire import format_ticks  # noqa: F401 - re-exported: tests and bench import it from here
 from freqfeed.timeframes import candle_open, timeframe_ms
 
 MINUTE_MS = 60_000
@@ -177,10 +178,3 @@ class Market:
     def next_funding_time(self, now_ms: int) -> int:
         return (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
 
-
-def format_ticks(values: np.ndarray, decimals: int) -> list[str]:
-    """Integer ticks as exact decimal strings: 4200012 with 2 decimals -> '42000.12'."""
-    if decimals == 0:
-        return [str(int(v)) for v in values]
-    scale = 10**decimals
-    return [f"{'-' if v < 0 else ''}{abs(int(v)) // scale}.{abs(int(v)) % scale:0{decimals}d}" for v in values]

@@ -1,13 +1,15 @@
 """`freqfeed simulate`: a Binance-compatible exchange on one local port, for tests, benchmarks and the lab.
 
-Wire protocol only; prices come from a DataSource (the deterministic Market by default), so a later
-source can serve real candles from InfluxDB through the same server.
+Server plumbing only: what Binance's requests, answers, errors, weights and streams look like lives in
+freqfeed.binance_wire (shared with the gateway); prices come from a DataSource (the deterministic Market
+by default), so a later source can serve real candles from InfluxDB through the same server.
 
 REST (futures /fapi/v1, spot /api/v3): ping, time, exchangeInfo, klines, markPriceKlines, fundingRate,
 premiumIndex — Binance's parameters, JSON shapes, request weights, X-MBX-USED-WEIGHT-1M header, 429
 with Retry-After when the minute's weight is spent, 418 bans for clients that keep going, error codes.
 
-Websocket: combined streams (`/stream?streams=a/b`), raw streams (`/ws/<name>`) and live SUBSCRIBE:
+Websocket: combined streams (`/stream?streams=a/b`), raw streams (`/ws/<name>`) and live SUBSCRIBE;
+each route delivers what Binance's does (binance_wire.route_delivers):
   /market/...  USD-M futures routed base: klines and markPrice are delivered
   /...         the bare futures base: accepts everything, acknowledges SUBSCRIBE, never delivers
                kline or markPrice (as Binance since 2026-04-23)
@@ -35,26 +37,25 @@ import math
 import signal
 import time
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 from aiohttp import WSMsgType, web
 
+from freqfeed import binance_wire as wire
+from freqfeed.binance_wire import BinanceError, Stream
 from freqfeed.simulator.clock import SimClock
-from freqfeed.simulator.market import Candles, Instrument, Market, format_ticks
-from freqfeed.timeframes import BINANCE_TIMEFRAMES, candle_open, last_closed_open, timeframe_ms
+from freqfeed.simulator.market import Candles, Instrument, Market
+from freqfeed.timeframes import BINANCE_TIMEFRAMES, last_closed_open, timeframe_ms
 
 log = logging.getLogger(__name__)
 
-FUTURES_WEIGHT_LIMIT = 2400
-SPOT_WEIGHT_LIMIT = 6000
-FUNDING_LIMIT_PER_5MIN = 500
-MAX_STREAMS_PER_CONNECTION = 200
 BAN_AFTER_429S = 10  # requests sent while limited before the IP is banned
 BAN_SECONDS = 120
 PARTIAL_KLINE_EVERY = 2.0  # real seconds between in-progress kline updates
-MARK_PRICE_EVERY = 3.0  # real seconds (1 s for @markPrice@1s)
+FUNDING_LOOKBACK_MS = 1000 * 8 * 3_600_000  # no startTime: the newest of the last 1000 settlements
 
 
 class DataSource(Protocol):
@@ -78,54 +79,6 @@ class DataSource(Protocol):
         ...
 
 
-class BinanceError(Exception):
-    def __init__(self, status: int, code: int, msg: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(msg)
-        self.status, self.code, self.msg, self.headers = status, code, msg, headers or {}
-
-
-# -- formatting ---------------------------------------------------------------------------------
-
-
-def kline_rows(inst: Instrument, candles: Candles, timeframe: str, *, mark: bool) -> list[list[Any]]:
-    period = timeframe_ms(timeframe)
-    prices = [format_ticks(getattr(candles, name), inst.price_decimals) for name in ("open", "high", "low", "close")]
-    rows: list[list[Any]] = []
-    if mark:
-        for i, open_time in enumerate(candles.open_time):
-            rows.append([int(open_time), prices[0][i], prices[1][i], prices[2][i], prices[3][i], "0",
-                         int(open_time) + period - 1, "0", 0, "0", "0", "0"])
-        return rows
-    volume = format_ticks(candles.volume, inst.quantity_decimals)
-    taker = format_ticks(candles.volume // 2, inst.quantity_decimals)
-    for i, open_time in enumerate(candles.open_time):
-        close = float(prices[3][i])
-        rows.append([int(open_time), prices[0][i], prices[1][i], prices[2][i], prices[3][i], volume[i],
-                     int(open_time) + period - 1, f"{float(volume[i]) * close:.8f}", int(candles.trades[i]),
-                     taker[i], f"{float(taker[i]) * close:.8f}", "0"])
-    return rows
-
-
-def kline_event(symbol: str, row: list[Any], timeframe: str, *, closed: bool, event_ms: int) -> dict[str, Any]:
-    first_trade = row[0] // 1000
-    return {"e": "kline", "E": event_ms, "s": symbol, "k": {
-        "t": row[0], "T": row[6], "s": symbol, "i": timeframe, "f": first_trade, "L": first_trade + row[8],
-        "o": row[1], "c": row[4], "h": row[2], "l": row[3], "v": row[5], "n": row[8], "x": closed,
-        "q": row[7], "V": row[9], "Q": row[10], "B": "0"}}
-
-
-# Binance's rule, written here independently of the producer's (freqfeed.exchange.klines_weight) on
-# purpose: a simulator that imported the client's table could never catch the client getting it wrong.
-def request_weight_for_klines(limit: int) -> int:
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
-
-
 # -- websocket connections ------------------------------------------------------------------------
 
 
@@ -136,11 +89,12 @@ class WsConnection:
     route: str  # market | bare | public | spot
     combined: bool
     streams: set[str] = field(default_factory=set)
+    delivered: dict[str, Stream] = field(default_factory=dict)  # the subscribed streams this route delivers
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
 
     @property
-    def delivers(self) -> bool:
-        return self.route in ("market", "spot")
+    def market(self) -> str:
+        return wire.route_market(self.route)
 
     def abort(self) -> None:
         """Cut the TCP connection without a closing handshake, as a network failure would."""
@@ -181,13 +135,12 @@ class Simulator:
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._errors])
         for market, prefix in (("futures", "/fapi/v1"), ("spot", "/api/v3")):
-            app.router.add_get(f"{prefix}/ping", self._handler(market, self.ping))
-            app.router.add_get(f"{prefix}/time", self._handler(market, self.time))
-            app.router.add_get(f"{prefix}/exchangeInfo", self._handler(market, self.exchange_info))
-            app.router.add_get(f"{prefix}/klines", self._handler(market, self.klines))
-        app.router.add_get("/fapi/v1/markPriceKlines", self._handler("futures", self.mark_price_klines))
-        app.router.add_get("/fapi/v1/fundingRate", self._handler("futures", self.funding_rate))
-        app.router.add_get("/fapi/v1/premiumIndex", self._handler("futures", self.premium_index))
+            for endpoint, handler in (("ping", self.ping), ("time", self.time), ("exchangeInfo", self.exchange_info),
+                                      ("klines", self.klines)):
+                app.router.add_get(f"{prefix}/{endpoint}", self._handler(market, endpoint, handler))
+        for endpoint, handler in (("markPriceKlines", self.mark_price_klines), ("fundingRate", self.funding_rate),
+                                  ("premiumIndex", self.premium_index)):
+            app.router.add_get(f"/fapi/v1/{endpoint}", self._handler("futures", endpoint, handler))
         for prefix, route in (("/market", "market"), ("", "bare"), ("/public", "public"), ("/spot", "spot")):
             app.router.add_get(f"{prefix}/stream", self._websocket(route, combined=True))
             app.router.add_get(f"{prefix}/ws", self._websocket(route, combined=False))
@@ -223,11 +176,11 @@ class Simulator:
         try:
             return await handler(request)
         except BinanceError as exc:
-            return web.json_response({"code": exc.code, "msg": exc.msg}, status=exc.status, headers=exc.headers)
+            return web.json_response(exc.body(), status=exc.status, headers=exc.headers)
 
     # -- REST plumbing ----------------------------------------------------------------------------
 
-    def _handler(self, market: str, endpoint: Any) -> Any:
+    def _handler(self, market: str, endpoint: str, answer: Any) -> Any:
         async def handle(request: web.Request) -> web.Response:
             self.stats[f"rest {request.path}"] += 1
             self.stats["rest requests"] += 1
@@ -235,13 +188,12 @@ class Simulator:
             if now < self.banned_until_ms:
                 self.stats["rest 418"] += 1
                 retry = max(1, math.ceil(self.clock.real_seconds(self.banned_until_ms - now)))
-                raise BinanceError(418, -1003, f"Way too many requests; IP banned until {self.banned_until_ms}. "
-                                   "Please use the websocket for live updates to avoid bans.",
-                                   {"Retry-After": str(retry)})
+                raise wire.ip_banned(market, self.banned_until_ms, retry)
             if self.fail_429 > 0:
                 self.fail_429 -= 1
                 self._reject_429(market, now)
-            weight, payload = endpoint(request, market, now)
+            payload = answer(request.query, market, now)
+            weight = wire.request_weight(market, endpoint, request.query)
             used = self._charge(market, weight, now)
             return web.json_response(payload, headers={"X-MBX-USED-WEIGHT-1M": str(used)})
 
@@ -249,9 +201,8 @@ class Simulator:
 
     def _charge(self, market: str, weight: int, now: int) -> int:
         minute = now // 60_000
-        limit = FUTURES_WEIGHT_LIMIT if market == "futures" else SPOT_WEIGHT_LIMIT
         used = self.weight_by_minute[market][minute]
-        if used + weight > limit:
+        if used + weight > wire.market_info(market).weight_limit:
             self.limited_requests[minute] += 1
             if self.limited_requests[minute] > BAN_AFTER_429S:
                 self.banned_until_ms = now + int(BAN_SECONDS * 1000 * self.clock.speed)
@@ -264,46 +215,30 @@ class Simulator:
     def _reject_429(self, market: str, now: int) -> None:
         self.stats["rest 429"] += 1
         retry = max(1, math.ceil(self.clock.real_seconds(60_000 - now % 60_000)))
-        limit = FUTURES_WEIGHT_LIMIT if market == "futures" else SPOT_WEIGHT_LIMIT
-        raise BinanceError(429, -1003, f"Too many requests; current limit is {limit} request weight per 1 MINUTE. "
-                           "Please use the websocket for live updates to avoid polling the API.",
-                           {"Retry-After": str(retry),
-                            "X-MBX-USED-WEIGHT-1M": str(self.weight_by_minute[market][now // 60_000])})
+        raise wire.too_many_requests(market, retry, self.weight_by_minute[market][now // 60_000])
 
-    def _symbol(self, request: web.Request, market: str) -> Instrument:
-        symbol = request.query.get("symbol")
-        if not symbol:
-            raise BinanceError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.")
-        inst = self.source.instruments.get(symbol)
-        if inst is None:
-            raise BinanceError(400, -1121, "Invalid symbol.")
-        return inst
+    def _selected(self, selection: wire.SymbolSelection) -> list[Instrument]:
+        if selection.symbols is None:
+            return list(self.source.instruments.values())
+        return [self.source.instruments[symbol] for symbol in selection.symbols]
 
     @staticmethod
-    def _int(request: web.Request, name: str, default: int | None = None) -> int | None:
-        raw = request.query.get(name)
-        if raw is None or raw == "":
-            return default
-        try:
-            return int(raw)
-        except ValueError:
-            raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'; "
-                               "legal range is '^[0-9]{1,20}$'.") from None
+    def _answer(selection: wire.SymbolSelection, entries: list[dict[str, Any]]) -> Any:
+        return entries[0] if selection.single else entries
 
-    # -- REST endpoints: each returns (weight, payload) -------------------------------------------
+    # -- REST endpoints: each answers (query parameters, market, exchange time) with a payload ------
 
-    def ping(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
-        return 1, {}
+    def ping(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        return {}
 
-    def time(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
-        return 1, {"serverTime": now}
+    def time(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        return {"serverTime": now}
 
-    def exchange_info(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
-        limit = FUTURES_WEIGHT_LIMIT if market == "futures" else SPOT_WEIGHT_LIMIT
+    def exchange_info(self, params: Mapping[str, str], market: str, now: int) -> Any:
         symbols = []
         for inst in self.source.instruments.values():
-            tick = format_ticks(np.array([1]), inst.price_decimals)[0]
-            step = format_ticks(np.array([1]), inst.quantity_decimals)[0]
+            tick = wire.format_ticks([1], inst.price_decimals)[0]
+            step = wire.format_ticks([1], inst.quantity_decimals)[0]
             filters = [{"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000", "tickSize": tick},
                        {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "100000", "stepSize": step}]
             entry: dict[str, Any] = {"symbol": inst.symbol, "status": "TRADING", "baseAsset": inst.base,
@@ -316,97 +251,69 @@ class Simulator:
             else:
                 entry.update({"baseAssetPrecision": 8, "quoteAssetPrecision": 8, "isSpotTradingAllowed": True})
             symbols.append(entry)
-        info = {"timezone": "UTC", "serverTime": now, "symbols": symbols,
+        return {"timezone": "UTC", "serverTime": now, "symbols": symbols,
                 "rateLimits": [{"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1,
-                                "limit": limit},
+                                "limit": wire.market_info(market).weight_limit},
                                {"rateLimitType": "ORDERS", "interval": "MINUTE", "intervalNum": 1, "limit": 1200}]}
-        return (1 if market == "futures" else 20), info
 
-    def klines(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
-        return self._klines(request, market, now, mark=False)
+    def klines(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        return self._klines(params, market, now, mark=False)
 
-    def mark_price_klines(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
-        return self._klines(request, market, now, mark=True)
+    def mark_price_klines(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        return self._klines(params, market, now, mark=True)
 
-    def _klines(self, request: web.Request, market: str, now: int, *, mark: bool) -> tuple[int, Any]:
-        inst = self._symbol(request, market)
-        interval = request.query.get("interval")
-        if not interval:
-            raise BinanceError(400, -1102, "Mandatory parameter 'interval' was not sent, was empty/null, "
-                               "or malformed.")
-        if interval not in BINANCE_TIMEFRAMES:
-            raise BinanceError(400, -1120, "Invalid interval.")
-        max_limit = 1500 if market == "futures" else 1000
-        limit = self._int(request, "limit", 500)
-        assert limit is not None
-        if not 1 <= limit <= max_limit:
-            raise BinanceError(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        start = self._int(request, "startTime")
-        end = self._int(request, "endTime")
-        if start is not None and end is not None and start > end:
-            raise BinanceError(400, -1023, "Start time is greater than end time.")
-        period = timeframe_ms(interval)
-        newest = candle_open(now, interval)
-        if end is not None:
-            newest = min(newest, candle_open(end, interval))
-        if start is not None:
-            first = -(-start // period) * period if not interval.endswith("w") else candle_open(start + period - 1,
-                                                                                                interval)
-            count = min(limit, (newest - first) // period + 1)
-        else:
-            count = limit
-            first = newest - (count - 1) * period
-        weight = request_weight_for_klines(limit) if market == "futures" else 2
-        if count <= 0:
-            return weight, []
-        closed_count = count if first + (count - 1) * period + period <= now else count - 1
-        candles = self.source.candles(inst.symbol, interval, first, closed_count, mark=mark) if closed_count else None
-        rows = kline_rows(inst, candles, interval, mark=mark) if candles is not None else []
-        if closed_count < count:  # the in-progress candle, as Binance includes it
-            partial = self.source.partial_candle(inst.symbol, interval, now, mark=mark)
-            rows += kline_rows(inst, partial, interval, mark=mark)
+    def _klines(self, params: Mapping[str, str], market: str, now: int, *, mark: bool) -> Any:
+        query = wire.parse_klines(market, params, self.source.instruments)
+        inst = self.source.instruments[query.symbol]
+        window = wire.kline_window(query, now)
+        rows: list[list[Any]] = []
+        if window.closed_count > 0:
+            candles = self.source.candles(inst.symbol, query.interval, window.first_open, window.closed_count,
+                                          mark=mark)
+            rows = self._kline_rows(inst, candles, query.interval, mark=mark)
+        if window.in_progress:  # the candle in progress comes last, as Binance includes it
+            partial = self.source.partial_candle(inst.symbol, query.interval, now, mark=mark)
+            rows += self._kline_rows(inst, partial, query.interval, mark=mark)
         self.stats["klines rows"] += len(rows)
-        return weight, rows
+        return rows
 
-    def funding_rate(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
+    @staticmethod
+    def _kline_rows(inst: Instrument, candles: Candles, interval: str, *, mark: bool) -> list[list[Any]]:
+        return wire.kline_rows_from_ticks(candles.open_time, candles.open, candles.high, candles.low, candles.close,
+                                          candles.volume, candles.trades, period_ms=timeframe_ms(interval),
+                                          price_decimals=inst.price_decimals,
+                                          quantity_decimals=inst.quantity_decimals, mark=mark)
+
+    def funding_rate(self, params: Mapping[str, str], market: str, now: int) -> Any:
         window_start = now - 5 * 60_000 * self.clock.speed  # the 500/5min limit in real minutes
         self.funding_requests = [t for t in self.funding_requests if t > window_start]
-        if len(self.funding_requests) >= FUNDING_LIMIT_PER_5MIN:
+        if len(self.funding_requests) >= wire.FUNDING_LIMIT_PER_5MIN:
             self._reject_429(market, now)
         self.funding_requests.append(now)
-        inst = self._symbol(request, market)
-        limit = self._int(request, "limit", 100)
-        assert limit is not None
-        if not 1 <= limit <= 1000:
-            raise BinanceError(400, -1130, "Data sent for parameter 'limit' is not valid.")
-        start = self._int(request, "startTime")
-        end = self._int(request, "endTime")
-        end = now if end is None else min(end, now)
-        if start is not None:
-            times = self.source.funding_times(start, end)[:limit]
-        else:
-            times = self.source.funding_times(end - 1000 * 8 * 3_600_000, end)[-limit:]
-        rates = self.source.funding_rates(inst.symbol, times)
-        marks = [self._mark_price(inst, int(t)) for t in times]
-        payload = [{"symbol": inst.symbol, "fundingTime": int(t), "fundingRate": format_ticks(np.array([r]), 8)[0],
-                    "markPrice": m} for t, r, m in zip(times, rates, marks, strict=True)]
-        return 0, payload
+        query = wire.parse_funding(params, self.source.instruments)
+        window = wire.funding_window(query, now)
+        start = window.start_ms if window.start_ms is not None else window.end_ms - FUNDING_LOOKBACK_MS
+        times = self.source.funding_times(start, window.end_ms)[window.pick()]
+        inst = self.source.instruments[query.symbol]
+        rates = wire.format_ticks(self.source.funding_rates(inst.symbol, times), 8)
+        return [wire.funding_row(inst.symbol, int(t), rate, self._mark_price(inst, int(t)))
+                for t, rate in zip(times, rates, strict=True)]
 
-    def premium_index(self, request: web.Request, market: str, now: int) -> tuple[int, Any]:
-        if "symbol" in request.query:
-            return 1, self._premium(self._symbol(request, market), now)
-        return 10, [self._premium(inst, now) for inst in self.source.instruments.values()]
+    def premium_index(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        selection = wire.parse_symbols(market, params, self.source.instruments)
+        return self._answer(selection, [self._premium(inst, now) for inst in self._selected(selection)])
 
     def _premium(self, inst: Instrument, now: int) -> dict[str, Any]:
         next_time = self.source.next_funding_time(now)
-        rate = format_ticks(self.source.funding_rates(inst.symbol, np.array([next_time])), 8)[0]
+        rate = wire.format_ticks(self.source.funding_rates(inst.symbol, np.array([next_time])), 8)[0]
         mark = self._mark_price(inst, now)
-        return {"symbol": inst.symbol, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
-                "lastFundingRate": rate, "interestRate": "0.00010000", "nextFundingTime": next_time, "time": now}
+        return wire.premium_index(inst.symbol, mark_price=mark, index_price=mark, estimated_settle_price=mark,
+                                  last_funding_rate=rate, interest_rate="0.00010000", next_funding_time=next_time,
+                                  time_ms=now)
 
     def _mark_price(self, inst: Instrument, at_ms: int) -> str:
         candle = self.source.partial_candle(inst.symbol, "1m", at_ms, mark=True)
-        return format_ticks(candle.close, inst.price_decimals)[0]
+        return wire.format_ticks(candle.close, inst.price_decimals)[0]
 
     # -- websocket --------------------------------------------------------------------------------
 
@@ -419,8 +326,8 @@ class Simulator:
                 names = [s for s in request.query.get("streams", "").split("/") if s]
             else:
                 names = [request.match_info["stream"]] if "stream" in request.match_info else []
-            if len(names) > MAX_STREAMS_PER_CONNECTION:
-                await ws.send_str(json.dumps({"error": {"code": 2, "msg": "Invalid request: too many streams"}}))
+            if len(names) > wire.FUTURES.max_streams_per_connection:
+                await ws.send_str(json.dumps(wire.too_many_streams_error()))
                 await ws.close()
                 return ws
             self._subscribe(conn, names)
@@ -444,10 +351,11 @@ class Simulator:
         now = self.clock.now()
         for name in names:
             conn.streams.add(name)
-            if "@kline_" in name and name not in self._cursors:
-                interval = name.rsplit("_", 1)[1]
-                if interval in BINANCE_TIMEFRAMES:
-                    self._cursors[name] = last_closed_open(now, interval)
+            stream = wire.parse_stream(name, conn.market)
+            if wire.route_delivers(conn.route, stream):
+                conn.delivered[name] = stream
+            if stream.kind == "kline" and name not in self._cursors and stream.interval in BINANCE_TIMEFRAMES:
+                self._cursors[name] = last_closed_open(now, stream.interval)
 
     async def _client_message(self, conn: WsConnection, data: str) -> None:
         try:
@@ -458,13 +366,15 @@ class Simulator:
             return
         params = request.get("params") or []
         if method == "SUBSCRIBE":
-            if len(conn.streams | set(params)) > MAX_STREAMS_PER_CONNECTION:
-                await conn.ws.send_str(json.dumps({"error": {"code": 2, "msg": "too many streams"}, "id": ident}))
+            if len(conn.streams | set(params)) > wire.FUTURES.max_streams_per_connection:
+                await conn.ws.send_str(json.dumps(wire.too_many_streams_error(ident)))
                 return
             self._subscribe(conn, params)
             result: Any = None
         elif method == "UNSUBSCRIBE":
             conn.streams.difference_update(params)
+            for name in params:
+                conn.delivered.pop(name, None)
             result = None
         elif method == "LIST_SUBSCRIPTIONS":
             result = sorted(conn.streams)
@@ -501,11 +411,17 @@ class Simulator:
         now = self.clock.now()
         real = time.monotonic()
         silent = real < self.silent_until
-        subscribers: dict[str, list[WsConnection]] = defaultdict(list)
-        for conn in self.connections:
-            if conn.delivers and not silent:
-                for name in conn.streams:
-                    subscribers[name].append(conn)
+        klines: dict[str, list[WsConnection]] = defaultdict(list)  # same events on futures and spot
+        others: dict[str, list[WsConnection]] = defaultdict(list)
+        streams: dict[str, Stream] = {}
+        if not silent:
+            for conn in self.connections:
+                for name, stream in conn.delivered.items():
+                    streams[name] = stream
+                    if stream.kind == "kline":
+                        klines[name].append(conn)
+                    else:
+                        others[name].append(conn)
         # Every kline cursor moves with the clock, listened to or not: what closes while nobody
         # receives it (silence, a dropped connection) is never replayed, as on Binance.
         for name, cursor in list(self._cursors.items()):
@@ -513,26 +429,30 @@ class Simulator:
             newest_closed = last_closed_open(now, interval)
             if newest_closed > cursor:
                 self._cursors[name] = newest_closed
-                if subscribers.get(name):
-                    self._send_closed_klines(name, interval, cursor, newest_closed, subscribers[name])
-        for name, conns in subscribers.items():
-            symbol_part, _, kind = name.partition("@")
-            inst = self.source.instruments.get(symbol_part.upper())
-            if inst is None:
+                if klines.get(name):
+                    self._send_closed_klines(name, interval, cursor, newest_closed, klines[name])
+        for name, conns in klines.items():
+            stream = streams[name]
+            inst = self.source.instruments.get(stream.symbol or "")
+            if inst is None or stream.interval not in BINANCE_TIMEFRAMES or \
+                    real - self._last_partial.get(name, 0.0) < PARTIAL_KLINE_EVERY:
                 continue
-            if kind.startswith("kline_") and real - self._last_partial.get(name, 0.0) >= PARTIAL_KLINE_EVERY:
-                self._last_partial[name] = real
-                interval = kind[len("kline_"):]
-                if interval in BINANCE_TIMEFRAMES:
-                    [row] = kline_rows(inst, self.source.partial_candle(inst.symbol, interval, now), interval,
-                                       mark=False)
-                    self._fan_out(name, kline_event(inst.symbol, row, interval, closed=False, event_ms=now), conns)
-            elif kind in ("markPrice", "markPrice@1s"):
-                every = 1.0 if kind.endswith("@1s") else MARK_PRICE_EVERY
-                futures = [c for c in conns if c.route == "market"]
-                if futures and real - self._last_mark.get(name, 0.0) >= every:
-                    self._last_mark[name] = real
-                    self._fan_out(name, self._mark_event(inst, now), futures)
+            self._last_partial[name] = real
+            assert stream.interval is not None
+            [row] = self._kline_rows(inst, self.source.partial_candle(inst.symbol, stream.interval, now),
+                                     stream.interval, mark=False)
+            self._fan_out(name, wire.kline_event(inst.symbol, row, stream.interval, closed=False, event_ms=now), conns)
+        for name, conns in others.items():
+            if streams[name].kind == "markPrice":
+                self._publish_mark(streams[name], conns, now, real)
+
+    def _publish_mark(self, stream: Stream, conns: list[WsConnection], now: int, real: float) -> None:
+        inst = self.source.instruments.get(stream.symbol or "")
+        every = (stream.every_ms or 3000) / 1000
+        if inst is None or real - self._last_mark.get(stream.name, 0.0) < every:
+            return
+        self._last_mark[stream.name] = real
+        self._fan_out(stream.name, wire.mark_price_event(self._premium(inst, now), event_ms=now), conns)
 
     def _send_closed_klines(self, name: str, interval: str, cursor: int, newest_closed: int,
                             conns: list[WsConnection]) -> None:
@@ -541,20 +461,14 @@ class Simulator:
             return
         period = timeframe_ms(interval)
         candles = self.source.candles(inst.symbol, interval, cursor + period, (newest_closed - cursor) // period)
-        for row in kline_rows(inst, candles, interval, mark=False):
-            self._fan_out(name, kline_event(inst.symbol, row, interval, closed=True, event_ms=row[6] + 1), conns)
+        for row in self._kline_rows(inst, candles, interval, mark=False):
+            self._fan_out(name, wire.kline_event(inst.symbol, row, interval, closed=True, event_ms=row[6] + 1), conns)
             self.stats["ws closed klines"] += 1
 
     def _fan_out(self, stream: str, event: dict[str, Any], conns: list[WsConnection]) -> None:
         payload = json.dumps(event, separators=(",", ":"))
         for conn in conns:
             self._send(conn, stream, payload)
-
-    def _mark_event(self, inst: Instrument, now: int) -> dict[str, Any]:
-        premium = self._premium(inst, now)
-        return {"e": "markPriceUpdate", "E": now, "s": inst.symbol, "p": premium["markPrice"],
-                "i": premium["indexPrice"], "P": premium["estimatedSettlePrice"], "r": premium["lastFundingRate"],
-                "T": premium["nextFundingTime"]}
 
     # -- faults -----------------------------------------------------------------------------------
 
@@ -599,7 +513,7 @@ class Simulator:
     def _fault_firehose(self, value: float | None) -> str:
         seconds = float(value or 30)
         for conn in list(self.connections):
-            if conn.delivers:
+            if any(stream.kind == "kline" for stream in conn.delivered.values()):
                 self._tasks.append(asyncio.create_task(self._firehose(conn, seconds)))
         return f"firehose of historical closed klines for {seconds:g}s"
 
@@ -613,17 +527,17 @@ class Simulator:
         test: each one is a real point for the client to write; rewriting history is idempotent)."""
         now = self.clock.now()
         frames: list[str] = []
-        for name in sorted(conn.streams):
-            symbol_part, _, kind = name.partition("@")
-            inst = self.source.instruments.get(symbol_part.upper())
-            interval = kind[len("kline_"):] if kind.startswith("kline_") else ""
-            if inst is None or interval not in BINANCE_TIMEFRAMES:
+        for name in sorted(conn.delivered):
+            stream = conn.delivered[name]
+            inst = self.source.instruments.get(stream.symbol or "")
+            if inst is None or stream.kind != "kline" or stream.interval not in BINANCE_TIMEFRAMES:
                 continue
-            period = timeframe_ms(interval)
-            last = last_closed_open(now, interval) - 200 * period
-            candles = self.source.candles(inst.symbol, interval, last - 999 * period, 1000)
-            for row in kline_rows(inst, candles, interval, mark=False):
-                event = kline_event(inst.symbol, row, interval, closed=True, event_ms=now)
+            assert stream.interval is not None
+            period = timeframe_ms(stream.interval)
+            last = last_closed_open(now, stream.interval) - 200 * period
+            candles = self.source.candles(inst.symbol, stream.interval, last - 999 * period, 1000)
+            for row in self._kline_rows(inst, candles, stream.interval, mark=False):
+                event = wire.kline_event(inst.symbol, row, stream.interval, closed=True, event_ms=now)
                 frames.append(conn.wrap(name, json.dumps(event, separators=(",", ":"))))
         if not frames:
             return
@@ -641,8 +555,8 @@ class Simulator:
         kinds = [
             "this is not json {",
             json.dumps({"e": "kline", "E": self.clock.now(), "s": symbol}),  # no "k"
-            json.dumps(kline_event("NOSUCHUSDT", [0, "1", "1", "1", "1", "1", 59_999, "1", 1, "1", "1", "0"], "3m",
-                                   closed=True, event_ms=self.clock.now())),
+            json.dumps(wire.kline_event("NOSUCHUSDT", [0, "1", "1", "1", "1", "1", 59_999, "1", 1, "1", "1", "0"],
+                                        "3m", closed=True, event_ms=self.clock.now())),
             json.dumps({"e": "kline", "E": self.clock.now(), "s": symbol,
                         "k": {"t": 0, "T": 1, "s": symbol, "i": "3m", "o": "NaN?", "x": True}}),
         ]
