@@ -1,20 +1,28 @@
 """`freqfeed simulate`: a Binance-compatible exchange on one local port, for tests, benchmarks and the lab.
 
 Server plumbing only: what Binance's requests, answers, errors, weights and streams look like lives in
-freqfeed.binance_wire (shared with the gateway); prices come from a DataSource (the deterministic Market
-by default), so a later source can serve real candles from InfluxDB through the same server.
+freqfeed.binance_wire (shared with the gateway); prices and books come from a DataSource (the
+deterministic Market by default), so a later source can serve real data through the same server.
 
-REST (futures /fapi/v1, spot /api/v3): ping, time, exchangeInfo, klines, markPriceKlines, fundingRate,
-premiumIndex — Binance's parameters, JSON shapes, request weights, X-MBX-USED-WEIGHT-1M header, 429
-with Retry-After when the minute's weight is spent, 418 bans for clients that keep going, error codes.
+REST, with Binance's parameters, JSON shapes, request weights, X-MBX-USED-WEIGHT-1M header, 429 with
+Retry-After when the minute's weight is spent, 418 bans for clients that keep going, error codes:
+  futures /fapi/v1: ping, time, exchangeInfo, klines, markPriceKlines, fundingRate, premiumIndex, depth,
+                    ticker/bookTicker, ticker/24hr, ticker/price (and /fapi/v2/ticker/price)
+  spot /api/v3:     ping, time, exchangeInfo, klines, depth, ticker/bookTicker, ticker/24hr, ticker/price
+The order book is the DataSource's book of the answer's moment: futures depth carries it in E/T.
 
 Websocket: combined streams (`/stream?streams=a/b`), raw streams (`/ws/<name>`) and live SUBSCRIBE;
-each route delivers what Binance's does (binance_wire.route_delivers):
-  /market/...  USD-M futures routed base: klines and markPrice are delivered
-  /...         the bare futures base: accepts everything, acknowledges SUBSCRIBE, never delivers
-               kline or markPrice (as Binance since 2026-04-23)
-  /public/...  futures public route: likewise silent for kline and markPrice
-  /spot/...    spot streams (klines)
+each route delivers what Binance's does (binance_wire.route_delivers) and accepts the rest silently:
+  /market/...  USD-M futures routed base: `<s>@kline_<i>`, `<s>@markPrice`, `<s>@markPrice@1s`
+  /public/...  futures public route: `<s>@depth<5|10|20>[@100ms|@500ms]` (250 ms without a speed),
+               `<s>@bookTicker`, `!bookTicker` (every 5 s)
+  /...         the bare futures base: delivers only what /public delivers (as Binance since 2026-04-23)
+  /spot/...    spot streams: klines, `<s>@depth<N>[@100ms]` (1000 ms without), `<s>@bookTicker`
+Other names (trades, diff depth, ...) are acknowledged and carry nothing. Every depth and book-ticker
+event is the book at its own E (spot events, which have no E: at lastUpdateId / u x 100 ms).
+Per connection, as Binance: more streams than allowed (200 futures, 1024 spot) -> error frame and
+close; more incoming messages than allowed (10 per second futures, 5 spot; pings and pongs count)
+-> disconnected (close code 1008).
 
 Fault switches (CLI `--fault NAME[=VALUE]` at start-up, or POST /_sim/fault?name=NAME&value=VALUE):
   drop                 abort every websocket connection now
@@ -22,9 +30,10 @@ Fault switches (CLI `--fault NAME[=VALUE]` at start-up, or POST /_sim/fault?name
   429=COUNT            answer the next COUNT REST requests with 429 + Retry-After
   ban=SECONDS          answer every REST request with 418 + Retry-After for that long
   malformed=COUNT      send COUNT malformed frames on every open websocket connection
-  silent=SECONDS       keep connections open but deliver no kline/markPrice event for that long
+  silent=SECONDS       keep connections open but deliver no stream event at all for that long
   firehose=SECONDS     load test: replay historical closed klines as fast as each client reads them
-GET /_sim/stats reports the clock, requests, weight per minute and websocket counters.
+GET /_sim/stats reports the clock, requests, weight per minute, websocket counters and, per
+User-Agent, requests per path and weight (`by_client`).
 """
 
 from __future__ import annotations
@@ -36,18 +45,19 @@ import logging
 import math
 import signal
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from freqfeed import binance_wire as wire
 from freqfeed.binance_wire import BinanceError, Stream
 from freqfeed.simulator.clock import SimClock
-from freqfeed.simulator.market import Candles, Instrument, Market
+from freqfeed.simulator.market import Book, Candles, Instrument, Market
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, last_closed_open, timeframe_ms
 
 log = logging.getLogger(__name__)
@@ -55,7 +65,12 @@ log = logging.getLogger(__name__)
 BAN_AFTER_429S = 10  # requests sent while limited before the IP is banned
 BAN_SECONDS = 120
 PARTIAL_KLINE_EVERY = 2.0  # real seconds between in-progress kline updates
+BOOK_TICKER_EVERY = 0.1  # real seconds: "real-time" book tickers, at most as often as the book changes at 1x
+PUBLISH_EVERY = 0.025  # real seconds between publisher rounds
+PUBLISHED_BOOK_LEVELS = max(wire.PARTIAL_DEPTH_LEVELS)
 FUNDING_LOOKBACK_MS = 1000 * 8 * 3_600_000  # no startTime: the newest of the last 1000 settlements
+DAY_MS = 86_400_000
+MINUTE_MS = 60_000
 
 
 class DataSource(Protocol):
@@ -78,6 +93,21 @@ class DataSource(Protocol):
     def next_funding_time(self, now_ms: int) -> int:
         ...
 
+    def book(self, symbol: str, at_ms: int, levels: int = ...) -> Book:
+        ...
+
+
+@dataclass
+class ClientStats:
+    """What one client (User-Agent) asked for."""
+
+    requests: Counter[str] = field(default_factory=Counter)
+    weight: int = 0
+    ws_connections: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {"requests": dict(self.requests), "weight": self.weight, "ws_connections": self.ws_connections}
+
 
 # -- websocket connections ------------------------------------------------------------------------
 
@@ -91,6 +121,7 @@ class WsConnection:
     streams: set[str] = field(default_factory=set)
     delivered: dict[str, Stream] = field(default_factory=dict)  # the subscribed streams this route delivers
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(maxsize=10_000))
+    incoming: deque[float] = field(default_factory=deque)  # monotonic times of the last second's messages
 
     @property
     def market(self) -> str:
@@ -104,6 +135,13 @@ class WsConnection:
     def wrap(self, stream: str, payload: str) -> str:
         return f'{{"stream":"{stream}","data":{payload}}}' if self.combined else payload
 
+    def count_incoming(self, now: float) -> bool:
+        """Record one incoming message; False once more arrived within a second than Binance allows."""
+        self.incoming.append(now)
+        while self.incoming and self.incoming[0] <= now - 1.0:
+            self.incoming.popleft()
+        return len(self.incoming) <= wire.market_info(self.market).max_incoming_messages_per_second
+
 
 # -- the server -----------------------------------------------------------------------------------
 
@@ -114,6 +152,7 @@ class Simulator:
         self.clock = clock or SimClock()
         self.connections: set[WsConnection] = set()
         self.stats: Counter[str] = Counter()
+        self.by_client: defaultdict[str, ClientStats] = defaultdict(ClientStats)
         self.weight_by_minute: dict[str, dict[int, int]] = {"futures": defaultdict(int), "spot": defaultdict(int)}
         self.funding_requests: list[float] = []  # exchange ms of fundingRate requests (5-minute limit)
         self.limited_requests: dict[int, int] = defaultdict(int)
@@ -124,6 +163,8 @@ class Simulator:
         self._cursors: dict[str, int] = {}  # kline stream -> open time of the last closed candle sent
         self._last_partial: dict[str, float] = {}
         self._last_mark: dict[str, float] = {}
+        self._next_push: dict[tuple[str, str], float] = {}  # (market, book stream) -> real time it is due
+        self._last_update_id: dict[tuple[str, str], int] = {}  # (market, book stream) -> update id last sent
         self._tasks: list[asyncio.Task[None]] = []
         self.host = "127.0.0.1"
         self.port = 0
@@ -136,11 +177,14 @@ class Simulator:
         app = web.Application(middlewares=[self._errors])
         for market, prefix in (("futures", "/fapi/v1"), ("spot", "/api/v3")):
             for endpoint, handler in (("ping", self.ping), ("time", self.time), ("exchangeInfo", self.exchange_info),
-                                      ("klines", self.klines)):
+                                      ("klines", self.klines), ("depth", self.depth),
+                                      ("ticker/bookTicker", self.book_ticker), ("ticker/24hr", self.ticker_24hr),
+                                      ("ticker/price", self.ticker_price)):
                 app.router.add_get(f"{prefix}/{endpoint}", self._handler(market, endpoint, handler))
         for endpoint, handler in (("markPriceKlines", self.mark_price_klines), ("fundingRate", self.funding_rate),
                                   ("premiumIndex", self.premium_index)):
             app.router.add_get(f"/fapi/v1/{endpoint}", self._handler("futures", endpoint, handler))
+        app.router.add_get("/fapi/v2/ticker/price", self._handler("futures", "ticker/price", self.ticker_price))
         for prefix, route in (("/market", "market"), ("", "bare"), ("/public", "public"), ("/spot", "spot")):
             app.router.add_get(f"{prefix}/stream", self._websocket(route, combined=True))
             app.router.add_get(f"{prefix}/ws", self._websocket(route, combined=False))
@@ -182,6 +226,8 @@ class Simulator:
 
     def _handler(self, market: str, endpoint: str, answer: Any) -> Any:
         async def handle(request: web.Request) -> web.Response:
+            client = self.by_client[request.headers.get("User-Agent") or "(none)"]
+            client.requests[request.path] += 1
             self.stats[f"rest {request.path}"] += 1
             self.stats["rest requests"] += 1
             now = self.clock.now()
@@ -195,6 +241,7 @@ class Simulator:
             payload = answer(request.query, market, now)
             weight = wire.request_weight(market, endpoint, request.query)
             used = self._charge(market, weight, now)
+            client.weight += weight
             return web.json_response(payload, headers={"X-MBX-USED-WEIGHT-1M": str(used)})
 
         return handle
@@ -315,20 +362,83 @@ class Simulator:
         candle = self.source.partial_candle(inst.symbol, "1m", at_ms, mark=True)
         return wire.format_ticks(candle.close, inst.price_decimals)[0]
 
+    def _last_price(self, inst: Instrument, at_ms: int) -> str:
+        return wire.format_ticks(self.source.partial_candle(inst.symbol, "1m", at_ms).close, inst.price_decimals)[0]
+
+    def _levels(self, inst: Instrument, side: np.ndarray) -> list[list[str]]:
+        return wire.book_levels(side[:, 0], side[:, 1], inst.price_decimals, inst.quantity_decimals)
+
+    def _top(self, inst: Instrument, book: Book) -> tuple[str, str, str, str]:
+        [[bid, bid_qty]] = self._levels(inst, book.bids[:1])
+        [[ask, ask_qty]] = self._levels(inst, book.asks[:1])
+        return bid, bid_qty, ask, ask_qty
+
+    def depth(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        query = wire.parse_depth(market, params, self.source.instruments)
+        inst = self.source.instruments[query.symbol]
+        book = self.source.book(inst.symbol, now, query.limit)
+        return wire.depth_snapshot(market, book.update_id, self._levels(inst, book.bids), self._levels(inst, book.asks),
+                                   event_ms=now, transaction_ms=book.transaction_ms)
+
+    def book_ticker(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        selection = wire.parse_symbols(market, params, self.source.instruments)
+        entries = []
+        for inst in self._selected(selection):
+            book = self.source.book(inst.symbol, now, 1)
+            entries.append(wire.book_ticker(market, inst.symbol, *self._top(inst, book), time_ms=book.transaction_ms))
+        return self._answer(selection, entries)
+
+    def ticker_price(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        selection = wire.parse_symbols(market, params, self.source.instruments)
+        return self._answer(selection, [wire.ticker_price(market, inst.symbol, self._last_price(inst, now), time_ms=now)
+                                        for inst in self._selected(selection)])
+
+    def ticker_24hr(self, params: Mapping[str, str], market: str, now: int) -> Any:
+        selection = wire.parse_symbols(market, params, self.source.instruments, ticker_type=True)
+        return self._answer(selection, [wire.ticker_24hr(market, self._ticker_stats(inst, now), mini=selection.mini)
+                                        for inst in self._selected(selection)])
+
+    def _ticker_stats(self, inst: Instrument, now: int) -> wire.TickerStats:
+        """The rolling 24 hours up to `now`: the 1440 one-minute candles ending with the one in progress."""
+        minute_open = now // MINUTE_MS * MINUTE_MS
+        ones = self.source.candles(inst.symbol, "1m", minute_open - 1440 * MINUTE_MS, 1441)
+        prev_close, day = int(ones.close[0]), slice(1, None)
+        volume = [int(v) for v in ones.volume[day]]
+        closes = [int(c) for c in ones.close[day]]
+        quote = sum(v * c for v, c in zip(volume, closes, strict=True))  # ticks x lots, exact
+        lots = sum(volume)
+        count = int(ones.trades[day].sum())
+        scale = Decimal(1).scaleb(-(inst.price_decimals + inst.quantity_decimals))
+        average = (Decimal(quote) / lots) if lots else Decimal(closes[-1])
+        prices = wire.format_ticks([int(ones.open[1]), int(ones.high[day].max()), int(ones.low[day].min()),
+                                    closes[-1], prev_close, int(average.to_integral_value())], inst.price_decimals)
+        first_id = (minute_open - 1439 * MINUTE_MS) // 1000
+        last_qty = max(1, volume[-1] // max(1, int(ones.trades[-1])))
+        bid, bid_qty, ask, ask_qty = self._top(inst, self.source.book(inst.symbol, now, 1))
+        return wire.TickerStats(
+            symbol=inst.symbol, open_price=prices[0], high_price=prices[1], low_price=prices[2], last_price=prices[3],
+            last_qty=wire.format_ticks([last_qty], inst.quantity_decimals)[0],
+            volume=wire.format_ticks([lots], inst.quantity_decimals)[0],
+            quote_volume=f"{(Decimal(quote) * scale).quantize(Decimal('0.00000001')):f}",
+            weighted_avg_price=prices[5], open_time=now - DAY_MS, close_time=now, first_id=first_id,
+            last_id=first_id + count - 1, count=count, prev_close_price=prices[4], bid_price=bid, bid_qty=bid_qty,
+            ask_price=ask, ask_qty=ask_qty)
+
     # -- websocket --------------------------------------------------------------------------------
 
     def _websocket(self, route: str, *, combined: bool) -> Any:
         async def handle(request: web.Request) -> web.StreamResponse:
-            ws = web.WebSocketResponse(heartbeat=180.0, autoping=True, max_msg_size=1 << 20)
+            # autoping off: pings and pongs count against the incoming-message limit, so they pass through here
+            ws = web.WebSocketResponse(heartbeat=180.0, autoping=False, max_msg_size=1 << 20)
             await ws.prepare(request)
             conn = WsConnection(ws, request.transport, route, combined)
+            self.by_client[request.headers.get("User-Agent") or "(none)"].ws_connections += 1
             if combined:
                 names = [s for s in request.query.get("streams", "").split("/") if s]
             else:
                 names = [request.match_info["stream"]] if "stream" in request.match_info else []
-            if len(names) > wire.FUTURES.max_streams_per_connection:
-                await ws.send_str(json.dumps(wire.too_many_streams_error()))
-                await ws.close()
+            if len(names) > wire.market_info(conn.market).max_streams_per_connection:
+                await self._close_too_many_streams(conn, None)
                 return ws
             self._subscribe(conn, names)
             self.connections.add(conn)
@@ -336,8 +446,14 @@ class Simulator:
             sender = asyncio.create_task(self._sender(conn))
             try:
                 async for message in ws:
+                    if not conn.count_incoming(time.monotonic()):
+                        self.stats["ws disconnected: too many messages"] += 1
+                        await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"Too many requests")
+                        break
                     if message.type == WSMsgType.TEXT:
                         await self._client_message(conn, message.data)
+                    elif message.type == WSMsgType.PING:
+                        await ws.pong(message.data)
                     elif message.type == WSMsgType.ERROR:
                         break
             finally:
@@ -346,6 +462,12 @@ class Simulator:
             return ws
 
         return handle
+
+    async def _close_too_many_streams(self, conn: WsConnection, request_id: Any) -> None:
+        self.stats["ws closed: too many streams"] += 1
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await conn.ws.send_str(json.dumps(wire.too_many_streams_error(request_id)))
+        await conn.ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"Too many streams")
 
     def _subscribe(self, conn: WsConnection, names: list[str]) -> None:
         now = self.clock.now()
@@ -366,8 +488,8 @@ class Simulator:
             return
         params = request.get("params") or []
         if method == "SUBSCRIBE":
-            if len(conn.streams | set(params)) > wire.FUTURES.max_streams_per_connection:
-                await conn.ws.send_str(json.dumps(wire.too_many_streams_error(ident)))
+            if len(conn.streams | set(params)) > wire.market_info(conn.market).max_streams_per_connection:
+                await self._close_too_many_streams(conn, ident)
                 return
             self._subscribe(conn, params)
             result: Any = None
@@ -401,18 +523,20 @@ class Simulator:
 
     async def _publisher(self) -> None:
         while True:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(PUBLISH_EVERY)
             try:
                 self._publish()
             except Exception:
                 log.exception("simulator: publishing failed")
 
     def _publish(self) -> None:
+        """One round: every delivered stream that is due gets its event; nothing is computed for streams
+        nobody receives (except the kline cursors, which move with the clock regardless)."""
         now = self.clock.now()
         real = time.monotonic()
         silent = real < self.silent_until
         klines: dict[str, list[WsConnection]] = defaultdict(list)  # same events on futures and spot
-        others: dict[str, list[WsConnection]] = defaultdict(list)
+        others: dict[tuple[str, str], list[WsConnection]] = defaultdict(list)  # (market, stream)
         streams: dict[str, Stream] = {}
         if not silent:
             for conn in self.connections:
@@ -421,7 +545,7 @@ class Simulator:
                     if stream.kind == "kline":
                         klines[name].append(conn)
                     else:
-                        others[name].append(conn)
+                        others[(conn.market, name)].append(conn)
         # Every kline cursor moves with the clock, listened to or not: what closes while nobody
         # receives it (silence, a dropped connection) is never replayed, as on Binance.
         for name, cursor in list(self._cursors.items()):
@@ -442,9 +566,60 @@ class Simulator:
             [row] = self._kline_rows(inst, self.source.partial_candle(inst.symbol, stream.interval, now),
                                      stream.interval, mark=False)
             self._fan_out(name, wire.kline_event(inst.symbol, row, stream.interval, closed=False, event_ms=now), conns)
-        for name, conns in others.items():
-            if streams[name].kind == "markPrice":
-                self._publish_mark(streams[name], conns, now, real)
+        books: dict[str, Book] = {}  # one book per symbol and round, whatever streams show it
+        for (market, name), conns in others.items():
+            stream = streams[name]
+            if stream.kind == "markPrice":
+                self._publish_mark(stream, conns, now, real)
+            elif stream.kind in ("depth", "bookTicker"):
+                self._publish_book(market, stream, conns, now, real, books)
+            elif stream.kind == "allBookTicker" and self._due((market, name), stream.every_ms or 5000, real):
+                for inst in self.source.instruments.values():
+                    book = self._book(books, inst.symbol, now)
+                    event = wire.book_ticker_event(market, inst.symbol, book.update_id, *self._top(inst, book),
+                                                   event_ms=now, transaction_ms=book.transaction_ms)
+                    self._fan_out(name, event, conns)
+
+    def _book(self, books: dict[str, Book], symbol: str, now: int) -> Book:
+        book = books.get(symbol)
+        if book is None:
+            book = books[symbol] = self.source.book(symbol, now, PUBLISHED_BOOK_LEVELS)
+        return book
+
+    def _due(self, key: tuple[str, str], every_ms: int, real: float) -> bool:
+        """Whether a stream pushing every `every_ms` (real time) is due; if so, schedules the next push."""
+        due = self._next_push.get(key)
+        if due is not None and real < due:
+            return False
+        every = every_ms / 1000
+        self._next_push[key] = real + every if due is None or real - due > every else due + every
+        return True
+
+    def _publish_book(self, market: str, stream: Stream, conns: list[WsConnection], now: int, real: float,
+                      books: dict[str, Book]) -> None:
+        inst = self.source.instruments.get(stream.symbol or "")
+        if inst is None:
+            return
+        key = (market, stream.name)
+        due = self._next_push.get(key)
+        if due is not None and real < due:
+            return
+        book = self._book(books, inst.symbol, now)
+        previous = self._last_update_id.get(key)
+        if previous == book.update_id:  # the book has not changed since the last push: try next round
+            return
+        self._due(key, stream.every_ms or int(BOOK_TICKER_EVERY * 1000), real)
+        self._last_update_id[key] = book.update_id
+        if stream.kind == "bookTicker":
+            event = wire.book_ticker_event(market, inst.symbol, book.update_id, *self._top(inst, book), event_ms=now,
+                                           transaction_ms=book.transaction_ms)
+        else:
+            levels = stream.levels or PUBLISHED_BOOK_LEVELS
+            event = wire.depth_event(market, inst.symbol, self._levels(inst, book.bids[:levels]),
+                                     self._levels(inst, book.asks[:levels]), final_update_id=book.update_id,
+                                     previous_final_update_id=book.update_id - 1 if previous is None else previous,
+                                     event_ms=now, transaction_ms=book.transaction_ms)
+        self._fan_out(stream.name, event, conns)
 
     def _publish_mark(self, stream: Stream, conns: list[WsConnection], now: int, real: float) -> None:
         inst = self.source.instruments.get(stream.symbol or "")
@@ -550,14 +725,33 @@ class Simulator:
             index = (index + 200) % len(frames)
 
     def _malformed(self, conn: WsConnection, index: int) -> tuple[str, str]:
+        """Frames a client must survive, shaped like the connection's first stream: not JSON, a field
+        missing, an unknown symbol, a value that is not a number."""
         stream = next(iter(sorted(conn.streams)), "btcusdt@kline_3m")
-        symbol = stream.split("@")[0].upper()
+        parsed = wire.parse_stream(stream, conn.market)
+        symbol = parsed.symbol or "BTCUSDT"
+        now = self.clock.now()
+        if parsed.kind in ("depth", "bookTicker", "allBookTicker"):
+            level = [["1", "1"]]
+            if parsed.kind == "depth":
+                unknown = wire.depth_event(conn.market, "NOSUCHUSDT", level, level, final_update_id=2,
+                                           previous_final_update_id=1, event_ms=now, transaction_ms=now)
+                missing: dict[str, Any] = {"e": "depthUpdate", "E": now, "s": symbol} \
+                    if conn.market == "futures" else {"lastUpdateId": 1}
+                not_a_number = {**unknown, "s": symbol, "b" if conn.market == "futures" else "bids": [["NaN?", "1"]]}
+            else:
+                unknown = wire.book_ticker_event(conn.market, "NOSUCHUSDT", 1, "1", "1", "2", "1", event_ms=now,
+                                                 transaction_ms=now)
+                missing = {"e": "bookTicker", "E": now, "s": symbol} if conn.market == "futures" else {"u": 1}
+                not_a_number = {**unknown, "s": symbol, "b": "NaN?"}
+            kinds = ["this is not json {", json.dumps(missing), json.dumps(unknown), json.dumps(not_a_number)]
+            return stream, kinds[index % len(kinds)]
         kinds = [
             "this is not json {",
-            json.dumps({"e": "kline", "E": self.clock.now(), "s": symbol}),  # no "k"
+            json.dumps({"e": "kline", "E": now, "s": symbol}),  # no "k"
             json.dumps(wire.kline_event("NOSUCHUSDT", [0, "1", "1", "1", "1", "1", 59_999, "1", 1, "1", "1", "0"],
-                                        "3m", closed=True, event_ms=self.clock.now())),
-            json.dumps({"e": "kline", "E": self.clock.now(), "s": symbol,
+                                        "3m", closed=True, event_ms=now)),
+            json.dumps({"e": "kline", "E": now, "s": symbol,
                         "k": {"t": 0, "T": 1, "s": symbol, "i": "3m", "o": "NaN?", "x": True}}),
         ]
         return stream, kinds[index % len(kinds)]
@@ -591,7 +785,8 @@ class Simulator:
         peak = {market: max(per.values(), default=0) for market, per in self.weight_by_minute.items()}
         return web.json_response({"now": self.clock.now(), "speed": self.clock.speed, "counters": dict(self.stats),
                                   "weight_by_minute": minutes, "peak_weight_per_minute": peak,
-                                  "ws_connections": len(self.connections)})
+                                  "ws_connections": len(self.connections),
+                                  "by_client": {agent: stats.as_json() for agent, stats in self.by_client.items()}})
 
 
 async def serve(host: str, port: int, speed: float, seed: int, start: int | None, faults: list[str]) -> None:
