@@ -3,8 +3,9 @@
 Every 1m candle is a pure function of (seed, symbol, minute), computed in integer ticks and lots,
 so any timeframe is an exact aggregate of its 1m candles (first open, max high, min low, last
 close, summed volume) and any window can be produced without replaying history. Mark prices and
-funding rates are derived the same way. A later data source (candles read from InfluxDB) can
-stand in for this class behind the same interface.
+funding rates are derived the same way, and so is the order book: a pure function of (seed,
+symbol, time) that changes every 100 ms, centred on the current 1m candle's close. A later data
+source (candles read from InfluxDB) can stand in for this class behind the same interface.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from freqfeed.binance_wire import format_ticks  # noqa: F401 - re-exported: tests and bench import it from here
 from freqfeed.timeframes import candle_open, timeframe_ms
 
 MINUTE_MS = 60_000
 FUNDING_INTERVAL_MS = 8 * 3_600_000
+BOOK_LEVELS = 1000  # per side
+BOOK_UPDATE_MS = 100  # the book changes every 100 ms of exchange time
 
 _MAJORS = {
     "BTC": 90_000.0, "ETH": 3_000.0, "BNB": 600.0, "SOL": 150.0, "XRP": 0.6, "DOGE": 0.15, "ADA": 0.45,
@@ -53,6 +57,18 @@ class Candles:
         return len(self.open_time)
 
 
+@dataclass(frozen=True)
+class Book:
+    """An order book at one moment: prices in ticks, quantities in lots, as (levels, 2) int64 arrays of
+    [price, quantity]; bids best (highest) first, asks best (lowest) first. `update_id` grows with time:
+    one per BOOK_UPDATE_MS, the book being the same for every moment with the same update id."""
+
+    update_id: int
+    transaction_ms: int
+    bids: np.ndarray
+    asks: np.ndarray
+
+
 def _mix(values: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser: a well-spread 64-bit hash of each value."""
     z = values.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
@@ -83,6 +99,7 @@ class Market:
             decimals = max(1, min(8, 5 - int(np.floor(np.log10(price)))))
             symbol = f"{name}USDT"
             self.instruments[symbol] = Instrument(symbol, name, "USDT", decimals, 3, float(price))
+        self._closes: dict[tuple[str, int], int] = {}
 
     def instrument(self, symbol: str) -> Instrument:
         return self.instruments[symbol]
@@ -160,6 +177,51 @@ class Market:
                        np.array([ones.low.min()]), ones.close[-1:], np.array([ones.volume.sum()]),
                        np.array([ones.trades.sum()]))
 
+    # -- order book -----------------------------------------------------------------------------
+
+    def minute_close(self, symbol: str, minute: int) -> int:
+        """Close (ticks) of the 1m candle of `minute` (ms // 60000): the instrument's current price
+        while that minute runs, as the in-progress candle shows it."""
+        key = (symbol, minute)
+        close = self._closes.get(key)
+        if close is None:
+            if len(self._closes) > 100_000:
+                self._closes.clear()
+            close = int(self._close_ticks(self.instruments[symbol], np.array([minute], dtype=np.int64))[0])
+            self._closes[key] = close
+        return close
+
+    def book(self, symbol: str, at_ms: int, levels: int = BOOK_LEVELS) -> Book:
+        """The order book of `symbol` at `at_ms`, its best `levels` per side (at most BOOK_LEVELS; a
+        shallower book is the top of the deeper one).
+
+        The close of the current 1m candle lies between the best bid and the best ask (the bid 0-2
+        ticks at or below it, the ask 1-3 ticks above); levels are 1-3 ticks apart, the same gaps at
+        every moment; quantities change with every update. Everything is a pure function of (seed,
+        symbol, update id).
+        """
+        inst = self.instruments[symbol]
+        levels = max(0, min(levels, BOOK_LEVELS))
+        update_id = at_ms // BOOK_UPDATE_MS
+        close = self.minute_close(symbol, at_ms // MINUTE_MS)
+        salt = _salt(self.seed, symbol, "book")
+        offsets = np.floor(_unit(np.array([update_id * 2, update_id * 2 + 1], dtype=np.int64), salt) * 3)
+        best_bid = max(1, close - int(offsets[0]))
+        best_ask = close + 1 + int(offsets[1])
+        index = np.arange(levels, dtype=np.int64)
+        scale = 10**inst.quantity_decimals * max(1.0, 2_000 / inst.base_price)
+
+        def side(best: int, direction: int, part: int) -> np.ndarray:
+            gaps = 1 + np.floor(_unit(index, salt + 10 + part) * 3).astype(np.int64)
+            gaps[:1] = 0
+            prices = best + direction * np.cumsum(gaps)
+            quantity_unit = _unit(update_id * (2 * BOOK_LEVELS) + part * BOOK_LEVELS + index, salt + 20)
+            quantities = 1 + np.floor(quantity_unit**2 * scale).astype(np.int64)
+            rows = np.stack([prices, quantities], axis=1) if levels else np.empty((0, 2), dtype=np.int64)
+            return rows[rows[:, 0] >= 1]
+
+        return Book(int(update_id), int(update_id * BOOK_UPDATE_MS), side(best_bid, -1, 0), side(best_ask, 1, 1))
+
     # -- funding --------------------------------------------------------------------------------
 
     def funding_times(self, start_ms: int, end_ms: int) -> np.ndarray:
@@ -177,10 +239,3 @@ class Market:
     def next_funding_time(self, now_ms: int) -> int:
         return (now_ms // FUNDING_INTERVAL_MS + 1) * FUNDING_INTERVAL_MS
 
-
-def format_ticks(values: np.ndarray, decimals: int) -> list[str]:
-    """Integer ticks as exact decimal strings: 4200012 with 2 decimals -> '42000.12'."""
-    if decimals == 0:
-        return [str(int(v)) for v in values]
-    scale = 10**decimals
-    return [f"{'-' if v < 0 else ''}{abs(int(v)) // scale}.{abs(int(v)) % scale:0{decimals}d}" for v in values]
