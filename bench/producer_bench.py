@@ -47,7 +47,7 @@ def peak_weight(sim: SimulatorProcess) -> int:
 
 
 def production_config(influx_url: str, sim: SimulatorProcess, pairs: list[str], workdir: Path) -> dict[str, Any]:
-    config = producer_config(influx_url, "bench", sim, pairs, candles=1500,
+    config = producer_config(InfluxDBConfig(url=influx_url, database="bench"), sim, pairs, candles=1500,
                              producer={"health_file": str(workdir / "health.json")})
     config["exchange"].update({"request_delay": 0.6, "max_weight_share": 0.5})
     return config
@@ -143,7 +143,7 @@ def part_c(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> 
     with LocalInfluxDB(workdir / "influxd-c") as influxd:
         sim = SimulatorProcess(workdir, speed=1)
         pairs = pairs_of(sim, args.pairs)
-        config = producer_config(influxd.url, "bench", sim, pairs, candles=10,
+        config = producer_config(InfluxDBConfig(url=influxd.url, database="bench"), sim, pairs, candles=10,
                                  producer={"health_file": str(workdir / "health.json")})
         producer = ProducerProcess(workdir, config, name="ingest").start()
         producer.wait_for_log("backfill done", timeout=300)
@@ -173,7 +173,7 @@ def part_d(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> 
     with LocalInfluxDB(workdir / "influxd-d") as influxd:
         sim = SimulatorProcess(workdir, speed=speed)
         pairs = pairs_of(sim, args.pairs)
-        producer = ProducerProcess(workdir, producer_config(influxd.url, "bench", sim, pairs, candles=20),
+        producer = ProducerProcess(workdir, producer_config(InfluxDBConfig(url=influxd.url, database="bench"), sim, pairs, candles=20),
                                    name="latency").start()
         producer.wait_for_log("backfill done", timeout=300)
         client = InfluxDB(InfluxDBConfig(url=influxd.url, database="bench"))

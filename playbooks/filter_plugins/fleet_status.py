@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 COLUMNS = ("host", "role", "health", "service / timer", "last run", "files", "newest candle age", "gaps",
-           "disk free")
+           "disk free", "influxdb")
 
 
 def _age(seconds: float | None) -> str:
@@ -60,6 +60,7 @@ def _row(host: str, reply: dict[str, Any]) -> list[str]:
         lags or "-",
         f"{sum(gaps.values())} candles in {len(gaps)} series" if gaps else "none",
         str(reply.get("disk_free", "-")),
+        str(reply.get("influxdb", "-")),
     ]
 
 
@@ -71,7 +72,7 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host")
         reply, failure = _reply(result)
         if reply is None:
             health = "UNREACHABLE" if result.get("unreachable") else "UNHEALTHY"
-            rows.append([host, "?", health, "-", "-", "-", "-", "-", "-"])
+            rows.append([host, "?", health, "-", "-", "-", "-", "-", "-", "-"])
             problems.append(f"{host}: {failure}")
             continue
         rows.append(_row(host, reply))

@@ -45,12 +45,22 @@ class Check:
         return f"{self.name:11} {self.result:5} {self.detail}"
 
 
-def _days(duration: str) -> float | None:
-    """InfluxQL's duration text (e.g. 8640h0m0s; 0s means forever) in days."""
-    parts = dict((unit, float(value)) for value, unit in re.findall(r"([\d.]+)(h|m|s)", duration))
-    if not parts:
+_UNIT_SECONDS = {"y": 31_557_600, "year": 31_557_600, "years": 31_557_600, "month": 2_630_016,
+                 "months": 2_630_016, "w": 604_800, "week": 604_800, "weeks": 604_800, "d": 86_400, "day": 86_400,
+                 "days": 86_400, "h": 3600, "hour": 3600, "hours": 3600, "m": 60, "min": 60, "minute": 60,
+                 "minutes": 60, "s": 1, "sec": 1, "second": 1, "seconds": 1}
+_DURATION_PART = re.compile(r"([\d.]+)\s*([a-z]+)")
+
+
+def _days(duration: object) -> float | None:
+    """A retention in days: 1.x/2.x durations (8640h0m0s; 0s is forever), 3.7's humantime (360days) or
+    None (forever); None when not understood."""
+    if duration is None:
+        return 0.0
+    parts = _DURATION_PART.findall(str(duration).lower())
+    if not parts or any(unit not in _UNIT_SECONDS for _, unit in parts):
         return None
-    return (parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0)) / 86_400
+    return sum(float(value) * _UNIT_SECONDS[unit] for value, unit in parts) / 86_400
 
 
 def run_checks(config: Config, *, write_probe: bool = False, client: InfluxDB | None = None) -> list[Check]:
@@ -90,11 +100,13 @@ def _checks(config: Config, client: InfluxDB, write_probe: bool):  # type: ignor
     except InfluxDBError as exc:
         yield Check("auth", "FAIL", f"cannot tell: {exc}")
         return
-    yield Check("auth", "OK", f"{credentials} accepted" + ("" if ix.token or ix.username else
-                                                           " (the server allows anonymous requests)"))
+    yield Check("auth", "OK", f"{credentials} accepted" if ix.token or ix.username else
+                "no credentials configured: the server accepts anonymous requests")
 
     if exists is False:
         create = server.create_instructions(ix.database, ix.retention_policy, ix.retention_days)
+        if server.caps.creates_databases:
+            create = f"the producer creates it if its credentials have admin rights; else {create}"
         yield Check("database", "FAIL", f"{ix.database!r} does not exist: {create}")
         return
     yield Check("database", "OK", f"{ix.database!r} exists" if exists else
@@ -110,9 +122,7 @@ def _checks(config: Config, client: InfluxDB, write_probe: bool):  # type: ignor
 def _retention(config: Config, client: InfluxDB, server: Server) -> Check:  # noqa: PLR0911 - one per outcome
     ix = config.influxdb
     if not server.caps.retention_in_policies:
-        create = server.create_instructions(ix.database, None, ix.retention_days)
-        return Check("retention", "SKIP", f"{server.label} does not show retention through the v1 API; check that "
-                     f"database {ix.database!r} keeps {ix.retention_days} days ({create} sets it)")
+        return Check("retention", "SKIP", server.retention_instructions(ix.database, ix.retention_days))
     try:
         policies = client.retention_policies()
     except InfluxDBError as exc:
@@ -123,7 +133,7 @@ def _retention(config: Config, client: InfluxDB, server: Server) -> Check:  # no
         wanted = ix.retention_policy or "a default retention policy"
         found = ", ".join(policies) or "none"
         return Check("retention", "FAIL", f"{wanted} not found on {ix.database!r} (has: {found})")
-    days = _days(str(chosen.get("duration", "")))
+    days = _days(chosen.get("duration"))
     name = chosen.get("name")
     if days is None:
         return Check("retention", "SKIP", f"{name}: duration {chosen.get('duration')!r} not understood")
@@ -150,7 +160,7 @@ def _read(config: Config, client: InfluxDB) -> Check:
     except InfluxDBError as exc:
         return Check("read", "FAIL", str(exc))
     count = sum(int(row[1]) for series in answer for row in series.values)
-    return Check("read", "OK", f"SELECT on {measurement} answered ({count} points in the last hour)")
+    return Check("read", "OK", f"SELECT on {measurement} answered ({count} candles in the last hour)")
 
 
 def _write(config: Config, client: InfluxDB) -> Check:
@@ -172,7 +182,7 @@ def _write(config: Config, client: InfluxDB) -> Check:
 
 def _batching(client: InfluxDB, server: Server) -> Check:
     if not server.caps.multi_statement:
-        return Check("batching", "OK", f"one statement per request ({server.label} refuses several), "
+        return Check("batching", "OK", f"one statement per request ({server.name} refuses several), "
                      f"{client.concurrency} at a time (influxdb.concurrency)")
     try:
         answers = client._post_query(["SHOW MEASUREMENTS LIMIT 1", "SHOW MEASUREMENTS LIMIT 1"])

@@ -113,6 +113,22 @@ class Server:
         return f"create the database {database!r} with a {days}-day retention with your server's own tool"
 
 
+    def retention_instructions(self, database: str, days: int) -> str:
+        """How an operator sees and sets the database's retention where the v1 API does not show it."""
+        if self.caps.family == "2":
+            return (f"InfluxDB 2 reports every retention as 0s through the v1 API: see the bucket's with "
+                    f"`influx bucket list --name {database}`, set it with `influx bucket update --id <bucket id> "
+                    f"--retention {days}d`")
+        if self.caps.family == "3":
+            return (f"InfluxDB 3 before 3.7 does not show retention through the v1 API: see it with `influxdb3 show "
+                    f"databases`, set it with `influxdb3 update database --retention-period {days}d {database}`")
+        return f"the v1 API of {self.product} does not show retention: check that {database!r} keeps {days} days"
+
+    @property
+    def name(self) -> str:
+        return f"{self.product} {self.version}".strip()
+
+
 _VERSION = re.compile(r"^v?(\d+)(?:\.(\d+))?")
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from freqfeed import feather, sync
 from freqfeed.config import Config
-from freqfeed.influx import InfluxDB, InfluxDBError
+from freqfeed.influx import InfluxDB, InfluxDBConfigError, InfluxDBError
 from freqfeed.schema import FUTURE_MARGIN_MS, counts_select, last_times_select, ohlcv_measurement
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
@@ -43,6 +43,7 @@ class HostStatus:
     lag_seconds: dict[str, float | None] = field(default_factory=dict)
     gaps: dict[str, int] = field(default_factory=dict)  # series -> missing candles
     disk_free: str = "n/a"
+    influxdb: str = "n/a"  # the server, as /ping tells it
 
     def problem(self, text: str) -> None:
         self.healthy = False
@@ -184,6 +185,13 @@ def collect(config: Config, role: str | None = None, now_ms: int | None = None,
     own = client is None
     client = client or InfluxDB(config.influxdb, retries=1)
     try:
+        status.influxdb = client.ping().name
+    except InfluxDBConfigError as exc:
+        status.influxdb = client._server.name if client._server else "?"
+        status.problem(str(exc))
+    except InfluxDBError as exc:
+        status.influxdb = f"not reachable ({exc})"[:200]
+    try:
         if role == "feeder":
             check_feeder(config, status, now)
         else:
@@ -206,6 +214,7 @@ def render(host: str, status: HostStatus) -> str:
         ("newest candle age", lags or "n/a"),
         ("gaps", ", ".join(f"{k}: {v}" for k, v in list(status.gaps.items())[:6]) or "none"),
         ("disk free", status.disk_free),
+        ("influxdb", status.influxdb),
     ]
     lines = [f"{name:18} {value}" for name, value in rows]
     lines += [f"{'problem':18} {problem}" for problem in status.problems]

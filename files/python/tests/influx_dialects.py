@@ -85,6 +85,7 @@ def split_statements(q: str) -> list[str]:
 _TIME_BOUND = re.compile(r"\btime\s*(>=|>|<=|<)\s*(\d+)ms", re.IGNORECASE)
 _FROM = re.compile(r"\bFROM\s+(\"(?:[^\"\\]|\\.)*\"|[A-Za-z0-9_]+)", re.IGNORECASE)
 _ADMIN = re.compile(r"^\s*(CREATE|DROP|ALTER)\s+(DATABASE|RETENTION\s+POLICY)\b", re.IGNORECASE)
+_DELETE = re.compile(r"^\s*(DELETE|DROP\s+MEASUREMENT)\b", re.IGNORECASE)
 _SHOW_DATABASES = re.compile(r"^\s*SHOW\s+DATABASES\b", re.IGNORECASE)
 _SHOW_POLICIES = re.compile(r"^\s*SHOW\s+RETENTION\s+POLICIES(?:\s+ON\s+(\"(?:[^\"\\]|\\.)*\"|\S+))?",
                             re.IGNORECASE)
@@ -119,6 +120,7 @@ class Dialect:
         self.file_limit = FILE_LIMIT  # 3 Core: --query-file-limit
         # The databases (buckets) this server has: influxd's, but each dialect sees only its own.
         self.catalog: set[str] = set()
+        self._local = threading.local()
 
     # -- influxd, the storage and query engine behind every dialect -------------------------------
 
@@ -127,9 +129,16 @@ class Dialect:
         """influxd refuses '/' in a database name, which 2.x buckets and 3.x "db/rp" databases may hold."""
         return name.replace("/", "__")
 
+    def session(self) -> requests.Session:
+        """A kept-alive connection to influxd per handler thread."""
+        session: requests.Session | None = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
     def influxd(self, q: str, db: str | None = None, epoch: str | None = "ms") -> dict[str, Any]:
         data = {"q": q, **({"db": self.stored_as(db)} if db else {}), **({"epoch": epoch} if epoch else {})}
-        response = requests.post(f"{self.upstream}/query", data=data, timeout=30)
+        response = self.session().post(f"{self.upstream}/query", data=data, timeout=30)
         return dict(response.json())
 
     def databases(self) -> list[str]:
@@ -180,9 +189,8 @@ class Dialect:
         raise NotImplementedError
 
     def forward_write(self, db: str, precision: str, body: bytes) -> Answer:
-        response = requests.post(f"{self.upstream}/write", params={"db": self.stored_as(db), "precision": precision},
-                                 data=body,
-                                 timeout=30)
+        params = {"db": self.stored_as(db), "precision": precision}
+        response = self.session().post(f"{self.upstream}/write", params=params, data=body, timeout=30)
         return Answer(response.status_code, response.content, {"Content-Type": "application/json"})
 
     # -- 3 Core's Parquet file limit ------------------------------------------------------------
@@ -191,7 +199,8 @@ class Dialect:
         """Parquet files a SELECT would scan on 3 Core: one per 10-minute gen1 block of its measurement that
         holds data within the statement's time range, as the planner counts the table's files after
         time-predicate filtering (influxdb@v3.6.0:influxdb3_write/src/write_buffer/mod.rs:388,
-        get_files_filtered). Counted on influxd's real data."""
+        get_files_filtered). Counted on influxd's real data, and only where the range is long enough to
+        reach the limit (shorter ones count as 0)."""
         match = _FROM.search(statement)
         if not match:
             return 0
@@ -205,6 +214,8 @@ class Dialect:
             else:
                 bound -= op == "<"
                 upper = bound if upper is None else min(upper, bound)
+        if lower is not None and upper is not None and (upper - lower) // GEN1_MS + 1 <= self.file_limit:
+            return 0  # a range this short cannot reach the limit: no need to count
         quoted = '"' + measurement.replace('"', '\\"') + '"'
         first = self.influxd(f"SELECT * FROM {quoted} ORDER BY time ASC LIMIT 1", db)
         last = self.influxd(f"SELECT * FROM {quoted} ORDER BY time DESC LIMIT 1", db)
@@ -217,6 +228,8 @@ class Dialect:
         upper = newest if upper is None else min(upper, newest)
         if upper < lower:
             return 0
+        if (upper - lower) // GEN1_MS + 1 <= self.file_limit:
+            return 0  # too short a range to reach the limit: no need to count (the answer is the same)
         blocks = self.influxd(f"SELECT count(*) FROM {quoted} WHERE time >= {lower}ms AND time <= {upper}ms "
                               f"GROUP BY time({GEN1_MS // 60_000}m) fill(none)", db)
         series = blocks["results"][0].get("series") or []
@@ -469,6 +482,10 @@ class V36Dialect(V3Dialect):
                           abort_after_headers=True)
         if not db:
             return Answer.text(500, "must specify a 'db' parameter, or provide the database in the InfluxQL query")
+        if _DELETE.match(statement):
+            # core@f1bc156:iox_query_influxql/src/plan/planner.rs:598-599: parsed, not implemented
+            return Answer.text(500, "query error: error while planning query: This feature is not implemented: "
+                                    f"{_DELETE.match(statement).group(1).upper()}")
         if db not in self.databases():
             # http.rs:662-673
             return Answer.json(404, {"error": f"query error: database not found: {db}"}, **self.headers())
@@ -535,6 +552,9 @@ class V37Dialect(V3Dialect):
         if re.match(r"^\s*CREATE\s+DATABASE", statement, re.IGNORECASE):
             # core@c7612d1:iox_query_influxql/src/plan/planner.rs:623 with the Datafusion prefix (error.rs)
             return "datafusion error: This feature is not implemented: CREATE DATABASE"
+        deleting = _DELETE.match(statement)
+        if deleting:  # the same planner: parsed, not implemented
+            return f"datafusion error: This feature is not implemented: {deleting.group(1).upper()}"
         result = self.select(statement, db, epoch)
         if isinstance(result, str) and not result.startswith("error in InfluxQL"):
             return f"datafusion error: External error: {result}"

@@ -13,7 +13,7 @@ from freqfeed.config import InfluxDBConfig
 from freqfeed.influx import InfluxDB
 from freqfeed.timeframes import last_closed_open
 
-from .conftest import make_config
+from .conftest import InfluxServer, make_config
 from .helpers import truth, write_candles
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ def test_failed_last_sync_is_unhealthy(influx_config: InfluxDBConfig, tmp_path: 
 
 
 def test_producer_reports_influxdb_gaps_and_health(client: InfluxDB, influx_config: InfluxDBConfig,
-                                                   tmp_path: Path) -> None:
+                                                   influx_server: InfluxServer, tmp_path: Path) -> None:
     seed(client)
     health = tmp_path / "health.json"
     cfg = make_config(influx_config, tmp_path, pairs=PAIRS, timeframes=["3m", "1h"], sync={"datadir": None},
@@ -95,8 +95,8 @@ def test_producer_reports_influxdb_gaps_and_health(client: InfluxDB, influx_conf
     assert result.role == "producer"
     assert result.healthy, result.problems
     newest = last_closed_open(now_ms(), "3m")
-    client.query(f"DELETE FROM ohlcv_3m WHERE pair = 'BTC/USDT:USDT' AND time < {newest - 300_000}ms "
-                 f"AND time > {newest - 1_000_000}ms")
+    influx_server.raw(f"DELETE FROM ohlcv_3m WHERE pair = 'BTC/USDT:USDT' AND time < {newest - 300_000}ms "
+                      f"AND time > {newest - 1_000_000}ms", influx_config.database)  # a hole, made in storage
     health.write_text(json.dumps({"updated": now_ms(), "series": {"BTC/USDT:USDT 3m": {"silent": True}},
                                   "writer": {"failing_since_s": 12.0, "last_error": "InfluxDB is not reachable"}}))
     result = status.collect(cfg)
