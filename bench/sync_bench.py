@@ -7,9 +7,12 @@ Measured in one run, side by side (median of --repeat runs each):
   (b') typical cycle at a 3m close: only the 3m series gained a candle
   (c)  the naive approach of the original scripts: re-query all 1500 candles of every series
        (one request per series) and rewrite every file with pandas and lz4 level 9
-and the write cost of the compression settings freqtrade can read.
+and the write cost of the compression settings freqtrade can read. Then (b) and (b') again for each
+InfluxDB dialect of --dialects, every cycle synced through each of them in turn (the 3.6 dialect takes one
+statement per request, tests/influx_dialects.py): the same candles, the same influxd, side by side.
 
-Usage: .venv/bin/python bench/sync_bench.py [--pairs 100] [--repeat 5] [--json bench/results/sync.json]
+Usage: .venv/bin/python bench/sync_bench.py [--pairs 100] [--repeat 5] [--dialects 1.x,3.6-core]
+                                            [--json bench/results/sync.json]
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from freqfeed.schema import (
 from freqfeed.simulator.market import Market, format_ticks
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 from pyarrow import feather as pa_feather
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
+from tests.influx_dialects import DIALECTS, DialectServer
 
 TIMEFRAMES = ("3m", "15m", "1h")
 CANDLES = 1500
@@ -114,8 +120,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--dialects", default="1.x,3.6-core",
+                        help="InfluxDB dialects for the side-by-side cycles (1.x, " + ", ".join(DIALECTS) + ")")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    dialects = [d for d in args.dialects.split(",") if d]
+    unknown = set(dialects) - {"1.x", *DIALECTS}
+    if unknown:
+        parser.error(f"unknown dialects: {', '.join(sorted(unknown))}")
 
     market = Market(seed=3)
     symbols = list(market.instruments)[: args.pairs]
@@ -166,6 +178,7 @@ def main() -> int:
         idle = timed(lambda: check(sync.run(cfg, client, now_ms=clock["now"]), 0), args.repeat)
         naive = timed(lambda: naive_sync(client, naive_cfg), args.repeat)
         compression = compression_costs(datadir)
+        by_dialect = dialect_cycles(influxd, raw, work, dialects, args.repeat, clock, add_candle, len(pairs))
 
     figures = {
         "pairs": len(pairs), "timeframes": list(TIMEFRAMES), "candles": CANDLES, "repeat": args.repeat,
@@ -175,6 +188,7 @@ def main() -> int:
         "idle_cycle_nothing_new_s": statistics.median(idle),
         "c_naive_full_rewrite_s": statistics.median(naive),
         "compression": compression,
+        "dialects": by_dialect,
     }
     c = figures["c_naive_full_rewrite_s"]
     rows = [
@@ -192,10 +206,60 @@ def main() -> int:
     print("\nwriting all files once, by compression setting:")
     for label, result in compression.items():
         print(f"  {label:26} {result['seconds']:6.3f} s  {result['megabytes']:6.2f} MB")
+    print(f"\nthe same cycles through each InfluxDB dialect, side by side (median of {args.repeat}):")
+    print(f"{'dialect':12} {'first sync':>10} {'(b) every series':>17} {'(b2) only 3m':>13} {'requests/(b)':>13}")
+    for name, result in by_dialect.items():
+        requests = result["queries_per_b_cycle"]
+        print(f"{name:12} {result['first_sync_s']:10.3f} {result['b_every_series_one_candle_s']:17.3f} "
+              f"{result['b_prime_only_3m_one_candle_s']:13.3f} {'-' if requests is None else f'{requests:.0f}':>13}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(figures, indent=1))
     return 0
+
+
+def dialect_cycles(influxd: LocalInfluxDB, raw: dict, work: str, dialects: list[str], repeat: int,  # type: ignore
+                   clock: dict[str, int], add_candle, series: int) -> dict[str, dict[str, float | None]]:  # type: ignore
+    """(b) and (b') for each dialect: every new candle is synced through each dialect in turn."""
+    servers: dict[str, DialectServer] = {}
+    configs: dict[str, config_module.Config] = {}
+    clients: dict[str, InfluxDB] = {}
+    for name in dialects:
+        section = {"url": influxd.url, "database": "bench"}
+        if name != "1.x":
+            server = servers[name] = DialectServer(DIALECTS[name](influxd.url))
+            server.dialect.catalog.add("bench")
+            section = {"url": server.url, "database": "bench", "token": server.dialect.token}
+        configs[name] = config_module.from_mapping({**raw, "influxdb": section,
+                                                    "sync": {**raw["sync"], "datadir": f"{work}/{name}"}}, name)
+        clients[name] = InfluxDB(configs[name].influxdb)
+    results: dict[str, dict[str, float | None]] = {}
+    try:
+        first = {name: timed(lambda n=name: sync.run(configs[n], clients[n], now_ms=clock["now"]), 1)[0]
+                 for name in dialects}
+        every: dict[str, list[float]] = {name: [] for name in dialects}
+        only_3m: dict[str, list[float]] = {name: [] for name in dialects}
+        queries: dict[str, list[int]] = {name: [] for name in dialects}
+        for timeframes, times, expected in ((TIMEFRAMES, every, series * 3), (("3m",), only_3m, series)):
+            for _ in range(repeat):
+                add_candle(timeframes)
+                for name in dialects:
+                    before = len(servers[name].dialect.queries) if name in servers else 0
+                    times[name] += timed(lambda n=name, e=expected: check(
+                        sync.run(configs[n], clients[n], now_ms=clock["now"]), e), 1)
+                    if name in servers and times is every:
+                        queries[name].append(len(servers[name].dialect.queries) - before)
+        for name in dialects:
+            results[name] = {"first_sync_s": first[name],
+                             "b_every_series_one_candle_s": statistics.median(every[name]),
+                             "b_prime_only_3m_one_candle_s": statistics.median(only_3m[name]),
+                             "queries_per_b_cycle": statistics.median(queries[name]) if queries[name] else None}
+    finally:
+        for client in clients.values():
+            client.close()
+        for server in servers.values():
+            server.close()
+    return results
 
 
 def check(report: sync.SyncReport, expected_files: int) -> None:

@@ -160,7 +160,8 @@ def _read(config: Config, client: InfluxDB) -> Check:
     except InfluxDBError as exc:
         return Check("read", "FAIL", str(exc))
     count = sum(int(row[1]) for series in answer for row in series.values)
-    return Check("read", "OK", f"SELECT on {measurement} answered ({count} candles in the last hour)")
+    plural = "" if count == 1 else "s"
+    return Check("read", "OK", f"SELECT on {measurement} answered ({count} candle{plural} in the last hour)")
 
 
 def _write(config: Config, client: InfluxDB) -> Check:

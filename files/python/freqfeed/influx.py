@@ -517,7 +517,7 @@ class _Plan:
         self.limit: int | None = select.newest
         if self.newest:
             self.upper = select.until_ms  # the newest-first walk: everything above is answered
-            self.rows = 0
+            self.rows: dict[tuple[tuple[str, str], ...], int] = {}  # per series
             self.queue: list[tuple[int, int]] = []
         else:
             self.queue = select.windows(span)
@@ -548,13 +548,19 @@ class _Plan:
                 return
             self.parts[window] = result
             if self.newest:
-                found = sum(len(series.values) for series in result)
-                self.rows += found
+                found = 0
+                for series in result:
+                    key = tuple(sorted(series.tags.items()))
+                    self.rows[key] = self.rows.get(key, 0) + len(series.values)
+                    found += len(series.values)
                 self.upper = window[0] - 1
-                self.limit = max(1, self.newest - self.rows)
-                if self.rows >= self.newest or self.upper < self.select.since_ms:
+                short = [self.newest - n for n in self.rows.values() if n < self.newest]
+                complete = len(self.rows) >= self.select.series_expected and not short
+                self.limit = self.newest if len(self.rows) < self.select.series_expected else max(short, default=1)
+                if complete or self.upper < self.select.since_ms:
                     self.done = True
-                elif self.span is not None and found * max(self.select.density_ms, 1) * 4 < self.span:
+                elif (self.span is not None and found * max(self.select.density_ms, 1) * 4
+                      < self.span * max(len(self.rows), 1)):
                     self.span *= 4  # sparse here: reach further back per round
             else:
                 self.queue.remove(window)

@@ -43,8 +43,9 @@ class Series:
 class Select:
     """SELECT fields FROM measurement WHERE tags AND since <= time <= until [GROUP BY ...] [newest n].
 
-    `density_ms` is the usual spacing of the measurement's points (a candle period); it lets a client
-    size windows for a server that limits the data files one query may scan. 0 when unknown.
+    With `group_by`, `newest` and aggregates apply per series (as InfluxQL's LIMIT does). `density_ms` is the
+    usual spacing of the measurement's points (a candle period); it lets a client size windows for a server
+    that limits the data files one query may scan. 0 when unknown.
     """
 
     measurement: str
@@ -52,6 +53,7 @@ class Select:
     since_ms: int
     until_ms: int
     tags: tuple[tuple[str, str], ...] = ()
+    any_of: tuple[str, tuple[str, ...]] | None = None  # (tag, values): rows whose tag has one of the values
     group_by: tuple[str, ...] = ()
     newest: int | None = None
     aggregate: Aggregate | None = None
@@ -72,6 +74,9 @@ class Select:
         else:
             columns = ", ".join(quote_identifier(f) for f in self.fields)
         where = [f"{quote_identifier(k)} = {quote_literal(v)}" for k, v in self.tags]
+        if self.any_of is not None:
+            tag, values = self.any_of
+            where.append("(" + " OR ".join(f"{quote_identifier(tag)} = {quote_literal(v)}" for v in values) + ")")
         where += [f"time >= {int(since)}ms", f"time <= {int(until)}ms"]
         statement = f"SELECT {columns} FROM {quote_identifier(self.measurement)} WHERE {' AND '.join(where)}"
         if self.group_by:
@@ -91,6 +96,13 @@ class Select:
             bounds.append((start, end))
             start = end + 1
         return bounds
+
+    @property
+    def series_expected(self) -> int:
+        """How many series the answer can hold, at most (1 unless grouped over a list of tag values)."""
+        if self.group_by and self.any_of is not None:
+            return len(self.any_of[1])
+        return 1
 
     def narrowed(self, since_ms: int, until_ms: int) -> Select:
         return replace(self, since_ms=since_ms, until_ms=until_ms)

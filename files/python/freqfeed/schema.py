@@ -137,6 +137,14 @@ def series_select(measurement: str, fields: Sequence[str], pair: str, since_ms: 
                   density_ms=density_ms(measurement))
 
 
+def pairs_select(measurement: str, fields: Sequence[str], pairs: Sequence[str], since_ms: int, until_ms: int, *,
+                 newest: int | None = None) -> Select:
+    """Several series of one measurement between two times, in one statement grouped by pair; with `newest`,
+    the newest rows of each."""
+    return Select(measurement, tuple(fields), since_ms, until_ms, tags=_pair_tags(None), any_of=("pair", tuple(pairs)),
+                  group_by=("pair",), newest=newest, density_ms=density_ms(measurement))
+
+
 def _value_field(measurement: str) -> str:
     return "rate" if measurement == FUNDING_MEASUREMENT else "close"
 

@@ -1,8 +1,9 @@
 """`freqfeed sync`: bring freqtrade's feather files up to date from InfluxDB, once.
 
 For every series it reads only what is newer than the file's last candle (or, when the file has a
-hole, from the hole on), with one InfluxDB request per measurement, merges, keeps the newest
-`sync.candles` rows and replaces the file atomically. One failing series does not stop the others.
+hole, from the hole on): one statement per measurement for all series that need rows from the same
+time on (grouped by pair), merges, keeps the newest `sync.candles` rows and replaces the file
+atomically. One failing series does not stop the others.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import pyarrow as pa
 from freqfeed import feather
 from freqfeed.config import Config, ConfigError
 from freqfeed.feather import CandleType
-from freqfeed.influx import InfluxDB, InfluxDBConfigError, InfluxDBError, InfluxDBUnavailable, Select, Series
+from freqfeed.influx import InfluxDB, InfluxDBConfigError, InfluxDBError, InfluxDBUnavailable, Series
 from freqfeed.schema import (
     FUNDING_FIELDS,
     FUNDING_MEASUREMENT,
@@ -36,8 +37,8 @@ from freqfeed.schema import (
     MARK_TIMEFRAME,
     OHLCV_FIELDS,
     ohlcv_measurement,
+    pairs_select,
     retention_floor,
-    series_select,
 )
 from freqfeed.timeframes import candle_open, timeframe_ms
 
@@ -213,7 +214,6 @@ class _Pending:
     last_ms: int | None
     gap_ms: int | None
     quarantined: bool = False
-    select: Select | None = None
     replace_from_ms: int = 0
     added: int = 0
 
@@ -290,19 +290,31 @@ def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report
             report.newest[job.label] = look.last_ms
         since = look.gap_ms if look.gap_ms is not None else floor if look.last_ms is None else look.last_ms + 1
         look.replace_from_ms = since
-        look.select = series_select(job.measurement, job.fields, job.pair, max(since, floor), max(until, since),
-                                    newest=keep or None)
         pending.append(look)
     if not pending:
         return
-    answers = client.select_each([p.select for p in pending if p.select is not None])
+    # One statement for all series that need rows from the same time on (after the first run: all of them):
+    # a handful of statements per run however many pairs, which matters most where each is a request.
+    by_since: dict[int, list[_Pending]] = {}
+    for look in pending:
+        by_since.setdefault(max(look.replace_from_ms, floor), []).append(look)
+    fields = group[0].fields
+    selects = [pairs_select(group[0].measurement, fields, [member.job.pair for member in members], since,
+                            max(until, since), newest=keep or None) for since, members in by_since.items()]
+    answers = client.select_each(selects)
     work = []
-    for item, answer in zip(pending, answers, strict=True):
+    for members, answer in zip(by_since.values(), answers, strict=True):
         if isinstance(answer, InfluxDBError):
-            report.errors.append(f"{item.job.label}: {answer}")
-            log.error("%s: InfluxDB refused its query, file left as it was: %s", item.job.label, answer)
-        elif answer and answer[0].values:
-            work.append((item, answer))
+            for item in members:
+                report.errors.append(f"{item.job.label}: {answer}")
+            log.error("%s: InfluxDB refused the query of %d series, their files left as they were: %s",
+                      group[0].measurement, len(members), answer)
+            continue
+        by_pair = {series.tags.get("pair"): series for series in answer}
+        for item in members:
+            series = by_pair.get(item.job.pair)
+            if series is not None and series.values:
+                work.append((item, [series]))
     log.debug("%s: %d series queried, %d with new rows", group[0].measurement, len(pending), len(work))
     outcomes = pool.map(lambda w: _apply(config, w[0], w[1], uid, gid), work)
     for (item, _), outcome in zip(work, outcomes, strict=True):
