@@ -12,12 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
+from freqfeed.binance_wire import market_info, request_weight
 from freqfeed.config import Config, exchange_symbol
+from freqfeed.ratelimit import LimiterStats, WeightLimiter
 from freqfeed.schema import Candle, FundingRate
 from freqfeed.timeframes import timeframe_ms
 
@@ -37,18 +38,6 @@ class ExchangeError(Exception):
 
 class UnknownPairsError(Exception):
     """Pairs in the configuration that the exchange does not list."""
-
-
-def klines_weight(limit: int, futures: bool) -> int:
-    if not futures:
-        return 2
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
 
 
 class ExchangeClock:
@@ -87,16 +76,6 @@ class ExchangeClock:
         return exchange_ms / 1000 / self.rate
 
 
-@dataclass
-class RestStats:
-    requests: int = 0
-    weight: int = 0
-    peak_used_weight: int = 0  # the highest X-MBX-USED-WEIGHT-1M seen
-    rate_limited: int = 0
-    banned: int = 0
-    by_endpoint: dict[str, int] = field(default_factory=dict)
-
-
 class BinanceRest:
     def __init__(self, config: Config, clock: ExchangeClock | None = None) -> None:
         self.config = config
@@ -104,14 +83,12 @@ class BinanceRest:
         self.base = config.exchange.rest_url + ("/fapi/v1" if self.futures else "/api/v3")
         self.max_klines = 1500 if self.futures else 1000
         self.clock = clock or ExchangeClock()
-        self.weight_limit = 2400 if self.futures else 6000
-        self.stats = RestStats()
+        self.market = "futures" if self.futures else "spot"
+        self.limiter = WeightLimiter(self.clock, weight_limit=market_info(self.market).weight_limit,
+                                     share=config.exchange.max_weight_share)
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self._last_request = 0.0
-        self._used_weight = 0
-        self._used_minute = 0
-        self._paused_until = 0.0  # monotonic; set by 429 and 418
         self._last_exchange = (0.0, 0.0)  # monotonic send and answer times of the last request
 
     async def __aenter__(self) -> BinanceRest:
@@ -126,21 +103,25 @@ class BinanceRest:
             self._session = None
 
     @property
-    def budget(self) -> int:
-        return int(self.weight_limit * self.config.exchange.max_weight_share)
+    def stats(self) -> LimiterStats:
+        return self.limiter.stats
+
+    @property
+    def weight_limit(self) -> int:
+        return self.limiter.weight_limit
 
     # -- endpoints ------------------------------------------------------------------------------
 
     async def sync_time(self) -> int:
-        answer = await self._get("time", {}, weight=1)
+        answer = await self._get("time", {})
         self.clock.observe(*self._last_exchange, int(answer["serverTime"]))  # around the HTTP exchange only
         return int(answer["serverTime"])
 
     async def exchange_info(self) -> dict[str, Any]:
-        info: dict[str, Any] = await self._get("exchangeInfo", {}, weight=1 if self.futures else 20)
+        info: dict[str, Any] = await self._get("exchangeInfo", {})
         for limit in info.get("rateLimits", []):
             if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
-                self.weight_limit = int(limit["limit"]) // int(limit.get("intervalNum", 1))
+                self.limiter.weight_limit = int(limit["limit"]) // int(limit.get("intervalNum", 1))
         return info
 
     def check_pairs(self, info: dict[str, Any], pairs: Iterable[str]) -> None:
@@ -162,8 +143,7 @@ class BinanceRest:
             count = min(self.max_klines, (end - cursor) // period + 1)
             params = {"symbol": exchange_symbol(pair), "interval": timeframe, "startTime": cursor,
                       "endTime": cursor + (count - 1) * period + period - 1, "limit": count}
-            rows = await self._get("markPriceKlines" if mark else "klines", params,
-                                   weight=klines_weight(count, self.futures))
+            rows = await self._get("markPriceKlines" if mark else "klines", params)
             # Binance includes the candle in progress; closed means its close time has passed
             # (with 0.2 real seconds to spare for the clock estimate).
             closed_before = self.clock.now() - int(200 * self.clock.rate)
@@ -180,7 +160,7 @@ class BinanceRest:
         cursor = start
         while cursor <= end:
             rows = await self._get("fundingRate", {"symbol": exchange_symbol(pair), "startTime": cursor,
-                                                   "endTime": end, "limit": 1000}, weight=1)
+                                                   "endTime": end, "limit": 1000})
             rates.extend(FundingRate(int(r["fundingTime"]), float(r["fundingRate"])) for r in rows)
             if len(rows) < 1000:
                 break
@@ -189,17 +169,18 @@ class BinanceRest:
 
     async def next_funding_times(self) -> dict[str, int]:
         """Next funding time per symbol (one request for all symbols)."""
-        rows = await self._get("premiumIndex", {}, weight=10)
+        rows = await self._get("premiumIndex", {})
         return {r["symbol"]: int(r["nextFundingTime"]) for r in rows if int(r.get("nextFundingTime") or 0) > 0}
 
     # -- transport ------------------------------------------------------------------------------
 
-    async def _get(self, endpoint: str, params: dict[str, Any], *, weight: int) -> Any:
+    async def _get(self, endpoint: str, params: dict[str, Any]) -> Any:
         url = f"{self.base}/{endpoint}"
+        weight = request_weight(self.market, endpoint, {k: str(v) for k, v in params.items()})
         backoff = 1.0
         while True:
             async with self._lock:
-                await self._wait_turn(weight)
+                await self._wait_turn(weight, endpoint)
                 try:
                     status, headers, body = await self._send(url, params)
                 except (TimeoutError, aiohttp.ClientError) as exc:
@@ -207,11 +188,12 @@ class BinanceRest:
                     log.warning("Binance %s: %s; retrying in %.0fs", endpoint, reason, backoff)
                     status = 0
                     headers, body = {}, None
-                self._account(endpoint, weight, headers)
+                self.limiter.observe(headers)
             if status == 200:
                 return body
             if status in (429, 418):
-                await self._pause(status, headers, body)
+                message = body.get("msg") if isinstance(body, dict) else ""
+                await asyncio.sleep(self.limiter.rejected(status, headers, str(message)))
                 continue
             if status == 0 or status >= 500:
                 if status:
@@ -238,47 +220,13 @@ class BinanceRest:
                 body = (await response.text())[:300]
             return response.status, dict(response.headers), body
 
-    async def _wait_turn(self, weight: int) -> None:
-        """The fixed delay, any 429/418 pause, and the minute's weight budget."""
-        delay = self._paused_until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def _wait_turn(self, weight: int, endpoint: str) -> None:
+        """Any 429/418 pause, the fixed delay between requests, then the minute's weight budget."""
+        paused = self.limiter.paused_for()
+        if paused > 0:
+            await asyncio.sleep(paused)
         spacing = self.config.exchange.request_delay - (time.monotonic() - self._last_request)
         if spacing > 0:
             await asyncio.sleep(spacing)
-        minute = self.clock.now() // 60_000
-        if minute != self._used_minute:
-            self._used_minute, self._used_weight = minute, 0
-        if self._used_weight + weight > self.budget:
-            wait = self.clock.real_seconds(60_000 - self.clock.now() % 60_000) + 0.05
-            log.info("rate limit: %d of %d weight used this minute (budget %d%% of %d); waiting %.1fs",
-                     self._used_weight, self.budget, round(self.config.exchange.max_weight_share * 100),
-                     self.weight_limit, wait)
-            await asyncio.sleep(wait)
-            self._used_minute, self._used_weight = self.clock.now() // 60_000, 0
+        await self.limiter.acquire(weight, endpoint=endpoint)
         self._last_request = time.monotonic()
-
-    def _account(self, endpoint: str, weight: int, headers: dict[str, str]) -> None:
-        self.stats.requests += 1
-        self.stats.weight += weight
-        self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
-        used = headers.get("X-MBX-USED-WEIGHT-1M") or headers.get("x-mbx-used-weight-1m")
-        if used is not None and used.isdigit():
-            self._used_weight = int(used)  # the exchange's count wins over ours
-            self.stats.peak_used_weight = max(self.stats.peak_used_weight, int(used))
-        else:
-            self._used_weight += weight
-
-    async def _pause(self, status: int, headers: dict[str, str], body: Any) -> None:
-        retry_after = headers.get("Retry-After") or headers.get("retry-after")
-        seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else 60.0
-        self._paused_until = time.monotonic() + seconds
-        message = body.get("msg") if isinstance(body, dict) else ""
-        if status == 418:
-            self.stats.banned += 1
-            log.error("Binance banned this IP (HTTP 418: %s): all REST traffic stopped for %.0fs", message, seconds)
-        else:
-            self.stats.rate_limited += 1
-            log.warning("Binance rate limit hit (HTTP 429): pausing REST traffic for %.0fs as Retry-After says",
-                        seconds)
-        await asyncio.sleep(seconds)
