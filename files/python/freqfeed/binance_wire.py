@@ -353,6 +353,63 @@ def parse_symbols(market: str, params: Mapping[str, str], known: Container[str],
     return SymbolSelection(tuple(names), single=False, mini=mini)
 
 
+# -- formats ------------------------------------------------------------------------------------
+
+QUOTE_DECIMALS = 8  # quote volumes, as the simulator writes them (Binance's own vary by symbol)
+RATE_DECIMALS = 8  # funding rates: "0.00010000"
+
+
+@dataclass(frozen=True)
+class SymbolFormat:
+    """How one symbol's prices and quantities are written: the decimals of its tick and its lot."""
+
+    price_decimals: int
+    quantity_decimals: int
+
+    def price(self, value: float) -> str:
+        return format_float(value, self.price_decimals)
+
+    def quantity(self, value: float) -> str:
+        return format_float(value, self.quantity_decimals)
+
+
+def _step_decimals(step: str) -> int:
+    """Decimals of a tick or lot size as Binance writes it: "0.01000000" -> 2, "1" -> 0."""
+    fraction = str(step).partition(".")[2]
+    return len(fraction.rstrip("0"))
+
+
+def symbol_formats(market: str, exchange_info: Mapping[str, Any]) -> dict[str, SymbolFormat]:
+    """Each symbol's format from an exchangeInfo answer: futures `pricePrecision` / `quantityPrecision`;
+    spot (and futures entries without them) the decimals of PRICE_FILTER tickSize and LOT_SIZE stepSize."""
+    formats: dict[str, SymbolFormat] = {}
+    for entry in exchange_info.get("symbols") or []:
+        filters = {f.get("filterType"): f for f in entry.get("filters") or []}
+        price = entry.get("pricePrecision") if market == "futures" else None
+        quantity = entry.get("quantityPrecision") if market == "futures" else None
+        if price is None:
+            price = _step_decimals(filters.get("PRICE_FILTER", {}).get("tickSize", "0.00000001"))
+        if quantity is None:
+            quantity = _step_decimals(filters.get("LOT_SIZE", {}).get("stepSize", "0.00000001"))
+        formats[str(entry.get("symbol"))] = SymbolFormat(int(price), int(quantity))
+    return formats
+
+
+def kline_row_from_floats(open_time: int, period_ms: int, fmt: SymbolFormat, open_: float, high: float, low: float,
+                          close: float, volume: float | None = None, quote_volume: float | None = None,
+                          trades: int | None = None, taker_buy_base: float | None = None,
+                          taker_buy_quote: float | None = None, *, mark: bool = False) -> list[Any]:
+    """A REST kline from stored numbers (the gateway's InfluxDB rows). Mark-price klines carry "0" volumes,
+    as Binance's do."""
+    prices = (fmt.price(open_), fmt.price(high), fmt.price(low), fmt.price(close))
+    if mark:
+        return kline_row(open_time, period_ms, *prices, "0", "0", 0, "0", "0")
+    if volume is None or quote_volume is None or trades is None or taker_buy_base is None or taker_buy_quote is None:
+        raise ValueError("a kline needs every field")
+    return kline_row(open_time, period_ms, *prices, fmt.quantity(volume), format_float(quote_volume, QUOTE_DECIMALS),
+                     int(trades), fmt.quantity(taker_buy_base), format_float(taker_buy_quote, QUOTE_DECIMALS))
+
+
 # -- windows ------------------------------------------------------------------------------------
 
 

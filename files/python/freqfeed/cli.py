@@ -71,6 +71,13 @@ def _cmd_produce(args: argparse.Namespace) -> int:
     return producer.main(cfg)
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from freqfeed.gateway import app
+
+    cfg = _load(args)
+    return app.main(cfg)
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from freqfeed import status
 
@@ -112,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     with_config("sync", "one sync run: InfluxDB -> freqtrade feather files").set_defaults(func=_cmd_sync)
     with_config("produce", "backfill, then stream Binance into InfluxDB until stopped").set_defaults(
         func=_cmd_produce)
+    with_config("serve", "serve Binance's public market-data API to the bots on this host (the gateway)").set_defaults(
+        func=_cmd_serve)
 
     status_cmd = with_config("status", "is this host healthy and are its data fresh and complete?")
     status_cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")

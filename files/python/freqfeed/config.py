@@ -73,6 +73,7 @@ class ProducerConfig:
     buffer_limit: int = 2_000_000
     silent_periods: float = 2.0
     health_file: Path | None = None
+    live_interval: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,32 @@ class SyncConfig:
     status_file: Path | None = None
 
 
+DEFAULT_CACHE_TTL: dict[str, float] = {
+    "default": 1.0, "depth": 0.5, "ticker/bookTicker": 0.5, "ticker/24hr": 2.0, "ticker/price": 1.0,
+    "premiumIndex": 1.0,
+}
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str = "127.0.0.1"
+    port: int = 8091
+    close_wait: float = 3.0
+    live_max_age: float = 10.0
+    poll_interval: float = 0.5
+    cache_candles: int = 1000
+    cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
+    exchange_info_refresh: float = 600.0
+    max_wait: float = 2.0
+
+    @property
+    def listen(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def ttl(self, endpoint: str) -> float:
+        return self.cache_ttl.get(endpoint, self.cache_ttl.get("default", 1.0))
+
+
 @dataclass(frozen=True)
 class Config:
     influxdb: InfluxDBConfig
@@ -96,6 +123,7 @@ class Config:
     backfill: BackfillConfig = BackfillConfig()
     producer: ProducerConfig = ProducerConfig()
     sync: SyncConfig = SyncConfig()
+    gateway: GatewayConfig = GatewayConfig()
     log_level: str = "INFO"
     source: str = "<dict>"
 
@@ -259,7 +287,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {_show(raw)}")
     r = _Reader()
     top_keys = {"influxdb", "exchange", "pairs", "timeframes", "trading_mode", "backfill", "producer", "sync",
-                "log_level"}
+                "gateway", "log_level"}
     r.unknown(raw, "", top_keys)
 
     trading_mode = r.get(raw, "", "trading_mode", "str", "futures", check=_one_of("futures", "spot"))
@@ -321,7 +349,8 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     backfill = BackfillConfig(candles=r.get(bf, "backfill.", "candles", "int", 1500, check=_at_least(1)))
 
     pr = r.section(raw, "producer")
-    r.unknown(pr, "producer.", {"batch_size", "flush_interval", "buffer_limit", "silent_periods", "health_file"})
+    r.unknown(pr, "producer.", {"batch_size", "flush_interval", "buffer_limit", "silent_periods", "health_file",
+                                "live_interval"})
     health_file = r.get(pr, "producer.", "health_file", "str")
     producer = ProducerConfig(
         batch_size=r.get(pr, "producer.", "batch_size", "int", 5000, check=_at_least(1)),
@@ -329,6 +358,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         buffer_limit=r.get(pr, "producer.", "buffer_limit", "int", 2_000_000, check=_at_least(1000)),
         silent_periods=r.get(pr, "producer.", "silent_periods", "number", 2.0, check=_at_least(1.0)),
         health_file=Path(health_file) if health_file else None,
+        live_interval=r.get(pr, "producer.", "live_interval", "number", 1.0, check=_at_least(0.1)),
     )
 
     sy = r.section(raw, "sync")
@@ -347,6 +377,8 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         status_file=Path(status_file) if status_file else None,
     )
 
+    gateway = _gateway(r, r.section(raw, "gateway"))
+
     if r.errors:
         listing = "\n".join(f"  - {error}" for error in r.errors)
         raise ConfigError(f"invalid configuration in {source}:\n{listing}")
@@ -359,8 +391,46 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         backfill=backfill,
         producer=producer,
         sync=sync,
+        gateway=gateway,
         log_level=log_level,
         source=source,
+    )
+
+
+def _listen(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "expected HOST:PORT, e.g. 127.0.0.1:8091"
+    return None
+
+
+def _gateway(r: _Reader, gw: Mapping[str, Any]) -> GatewayConfig:
+    r.unknown(gw, "gateway.", {"listen", "close_wait", "live_max_age", "poll_interval", "cache_candles", "cache_ttl",
+                               "exchange_info_refresh", "max_wait"})
+    listen = r.get(gw, "gateway.", "listen", "str", "127.0.0.1:8091", check=_listen)
+    host, _, port = listen.rpartition(":")
+    ttl = dict(DEFAULT_CACHE_TTL)
+    raw_ttl = gw.get("cache_ttl")
+    if raw_ttl is not None:
+        if not isinstance(raw_ttl, Mapping):
+            r.errors.append(f"gateway.cache_ttl: expected a mapping of endpoint: seconds, got {_show(raw_ttl)}")
+        else:
+            for endpoint, seconds in raw_ttl.items():
+                value = _as_number(seconds)
+                if not isinstance(endpoint, str) or value is _INVALID or value < 0:
+                    r.errors.append(f"gateway.cache_ttl.{endpoint}: expected seconds >= 0, got {_show(seconds)}")
+                else:
+                    ttl[endpoint] = value
+    return GatewayConfig(
+        host=host.strip("[]"),
+        port=int(port),
+        close_wait=r.get(gw, "gateway.", "close_wait", "number", 3.0, check=_at_least(0.0)),
+        live_max_age=r.get(gw, "gateway.", "live_max_age", "number", 10.0, check=_at_least(0.5)),
+        poll_interval=r.get(gw, "gateway.", "poll_interval", "number", 0.5, check=_at_least(0.05)),
+        cache_candles=r.get(gw, "gateway.", "cache_candles", "int", 1000, check=_between(0, 1500)),
+        cache_ttl=ttl,
+        exchange_info_refresh=r.get(gw, "gateway.", "exchange_info_refresh", "number", 600.0, check=_at_least(10.0)),
+        max_wait=r.get(gw, "gateway.", "max_wait", "number", 2.0, check=_at_least(0.0)),
     )
 
 

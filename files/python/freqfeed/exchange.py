@@ -20,7 +20,7 @@ from freqfeed.binance_wire import market_info, request_weight
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
 from freqfeed.schema import Candle, FundingRate
-from freqfeed.timeframes import timeframe_ms
+from freqfeed.timeframes import candle_open, timeframe_ms
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,14 @@ class ExchangeError(Exception):
 
 class UnknownPairsError(Exception):
     """Pairs in the configuration that the exchange does not list."""
+
+
+def candle_from_row(row: list[Any], *, mark: bool = False) -> Candle:
+    """A Binance REST kline row as a Candle (mark-price rows carry no volumes)."""
+    if mark:
+        return Candle(int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), 0.0)
+    return Candle(int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5]),
+                  float(row[7]), int(row[8]), float(row[9]), float(row[10]))
 
 
 class ExchangeClock:
@@ -136,24 +144,37 @@ class BinanceRest:
 
     async def klines(self, pair: str, timeframe: str, start: int, end: int, *, mark: bool = False) -> list[Candle]:
         """Closed candles with open time in [start, end], oldest first, paging as needed."""
+        candles, _ = await self.klines_and_current(pair, timeframe, start, end, mark=mark, current=False)
+        return candles
+
+    async def klines_and_current(self, pair: str, timeframe: str, start: int, end: int, *, mark: bool = False,
+                                 current: bool = True) -> tuple[list[Candle], Candle | None]:
+        """Closed candles with open time in [start, end], and (with `current`, when `end` reaches the newest
+        closed candle) the candle in progress that Binance returns after them, in the same requests."""
         period = timeframe_ms(timeframe)
+        now_open = candle_open(self.clock.now(), timeframe)
+        last = max(end, now_open) if current and end >= now_open - period else end
         candles: list[Candle] = []
+        in_progress: Candle | None = None
         cursor = start
-        while cursor <= end:
-            count = min(self.max_klines, (end - cursor) // period + 1)
+        while cursor <= last:
+            count = min(self.max_klines, (last - cursor) // period + 1)
             params = {"symbol": exchange_symbol(pair), "interval": timeframe, "startTime": cursor,
                       "endTime": cursor + (count - 1) * period + period - 1, "limit": count}
             rows = await self._get("markPriceKlines" if mark else "klines", params)
             # Binance includes the candle in progress; closed means its close time has passed
             # (with 0.2 real seconds to spare for the clock estimate).
             closed_before = self.clock.now() - int(200 * self.clock.rate)
-            page = [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5]))
-                    for r in rows if int(r[6]) < closed_before and start <= int(r[0]) <= end]
-            candles.extend(page)
+            for row in rows:
+                if int(row[6]) < closed_before:
+                    if start <= int(row[0]) <= end:
+                        candles.append(candle_from_row(row, mark=mark))
+                elif current and int(row[0]) > end:
+                    in_progress = candle_from_row(row, mark=mark)
             if len(rows) < count:
                 break
             cursor += count * period
-        return candles
+        return candles, in_progress
 
     async def funding_rates(self, pair: str, start: int, end: int) -> list[FundingRate]:
         rates: list[FundingRate] = []
@@ -161,7 +182,9 @@ class BinanceRest:
         while cursor <= end:
             rows = await self._get("fundingRate", {"symbol": exchange_symbol(pair), "startTime": cursor,
                                                    "endTime": end, "limit": 1000})
-            rates.extend(FundingRate(int(r["fundingTime"]), float(r["fundingRate"])) for r in rows)
+            rates.extend(FundingRate(int(r["fundingTime"]), float(r["fundingRate"]),
+                                     float(r["markPrice"]) if r.get("markPrice") not in (None, "") else None)
+                         for r in rows)
             if len(rows) < 1000:
                 break
             cursor = int(rows[-1]["fundingTime"]) + 1

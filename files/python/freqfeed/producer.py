@@ -36,7 +36,9 @@ import numpy as np
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchange import BinanceRest, ExchangeClock, ExchangeError, UnknownPairsError
 from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
+from freqfeed.live import LiveCandles
 from freqfeed.schema import (
+    COMPLETE_FIELD,
     FUNDING_MEASUREMENT,
     FUTURE_MARGIN_MS,
     MARK_MEASUREMENT,
@@ -120,6 +122,7 @@ class Producer(StreamEvents):
         self.writer = BufferedWriter(self.influx, batch_size=config.producer.batch_size,
                                      flush_interval=config.producer.flush_interval,
                                      buffer_limit=config.producer.buffer_limit)
+        self.live = LiveCandles(self.writer, config.producer.live_interval)
         self.series: dict[tuple[str, str, str], Series] = {}
         for timeframe in config.timeframes:
             for pair in config.pairs:
@@ -158,6 +161,7 @@ class Producer(StreamEvents):
             info = await self.rest.exchange_info()
             self.rest.check_pairs(info, self.config.pairs)
             self._start_task(self.writer.run(), "writer")
+            self._start_task(self.live.run(), "live candles")
             self.streams = LiveStreams(self.config, info, self)
             self.streams.start()
             self._start_task(self._health_loop(), "health")
@@ -267,6 +271,7 @@ class Producer(StreamEvents):
             await self._verify_group(group, backfill=True)
         if self.funding:
             await self._verify_funding(backfill=True)
+            await self._seed_live_marks()
         self.backfill_summary = {
             "series": len(self.series) + len(self.funding),
             "points_written": self._written_total() - written,
@@ -283,6 +288,21 @@ class Producer(StreamEvents):
                  s["seconds"])
         self.last_verify_ms = self.clock.now()
         self._write_health()
+
+    async def _seed_live_marks(self) -> None:
+        """The 1h mark candle in progress of every pair whose backfill did not already bring it."""
+        now_open = last_closed_open(self.clock.now(), MARK_TIMEFRAME) + timeframe_ms(MARK_TIMEFRAME)
+        for series in self.series.values():
+            if series.kind != "mark" or self.live.mark_seeded(series.pair, now_open) or self.stopping.is_set():
+                continue
+            try:
+                _, current = await self.rest.klines_and_current(series.pair, MARK_TIMEFRAME, now_open - series.period,
+                                                                now_open - series.period, mark=True)
+            except ExchangeError as exc:
+                log.warning("cannot fetch the mark candle in progress of %s: %s", series.pair, exc)
+                continue
+            if current is not None:
+                self.live.seed_mark(series.pair, current, self.clock.now())
 
     def _written_total(self) -> int:
         return self.counters["fetched candles"] + self.counters["funding rates"]
@@ -307,8 +327,11 @@ class Producer(StreamEvents):
         start, end = self._window(timeframe)
         expected = (end - start) // period + 1
         horizon = self.clock.now() + FUTURE_MARGIN_MS
+        # A candle counts as stored once it has every field of Binance's kline (points written before the
+        # gateway have only OHLCV: counting `trades` fetches those once more).
+        present = "close" if measurement == MARK_MEASUREMENT else COMPLETE_FIELD
         counts_answer, lasts_answer = await asyncio.to_thread(
-            self.influx.select, [counts_select(measurement, start, end),
+            self.influx.select, [counts_select(measurement, start, end, field=present),
                                  last_times_select(measurement, start, horizon)])
         counts = {s.tags.get("pair"): int(s.values[0][1]) for s in counts_answer if s.values}
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
@@ -316,7 +339,7 @@ class Producer(StreamEvents):
         stored: dict[str, np.ndarray] = {}
         if incomplete:
             answers = await asyncio.to_thread(self.influx.select, [
-                series_select(measurement, ("close",), s.pair, start, end) for s in incomplete])
+                series_select(measurement, (present,), s.pair, start, end) for s in incomplete])
             for series, answer in zip(incomplete, answers, strict=True):
                 stored[series.pair] = np.array([row[0] for row in answer[0].values] if answer else [], dtype=np.int64)
         for series in group:
@@ -348,11 +371,17 @@ class Producer(StreamEvents):
 
     async def _fetch(self, series: Series, first: int, last: int) -> int:
         """Candles with opens in [first, last] over REST into the write buffer; returns how many."""
+        mark = series.kind == "mark"
         try:
-            candles = await self.rest.klines(series.pair, series.timeframe, first, last, mark=series.kind == "mark")
+            # for mark candles, the page that reaches the present also holds Binance's candle in progress:
+            # the live mark candle starts from it
+            candles, current = await self.rest.klines_and_current(series.pair, series.timeframe, first, last,
+                                                                  mark=mark, current=mark)
         except ExchangeError as exc:
             log.error("cannot fetch %s over REST: %s", series.label, exc)
             return 0
+        if current is not None:
+            self.live.seed_mark(series.pair, current, self.clock.now())
         self._write_candles(series, candles)
         self.counters["fetched candles"] += len(candles)
         returned = {c.open_time for c in candles}
@@ -371,15 +400,22 @@ class Producer(StreamEvents):
 
     async def _verify_funding(self, *, backfill: bool) -> None:
         start, _ = self._window(MARK_TIMEFRAME)
-        [lasts_answer] = await asyncio.to_thread(
-            self.influx.select, [last_times_select(FUNDING_MEASUREMENT, start, self.clock.now() + FUTURE_MARGIN_MS)])
+        horizon = self.clock.now() + FUTURE_MARGIN_MS
+        lasts_answer, rates_answer, marks_answer = await asyncio.to_thread(self.influx.select, [
+            last_times_select(FUNDING_MEASUREMENT, start, horizon), counts_select(FUNDING_MEASUREMENT, start, horizon),
+            counts_select(FUNDING_MEASUREMENT, start, horizon, field="mark_price")])
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
+        rates = {s.tags.get("pair"): int(s.values[0][1]) for s in rates_answer if s.values}
+        marks = {s.tags.get("pair"): int(s.values[0][1]) for s in marks_answer if s.values}
         for state in self.funding.values():
             if self.stopping.is_set():
                 return
             stored_last = lasts.get(state.pair)
-            state.last_time = max(state.last_time or 0, stored_last or 0) or None
-            written = await self._fetch_funding(state, (state.last_time + 1) if state.last_time else start)
+            if marks.get(state.pair, 0) < rates.get(state.pair, 0):
+                stored_last = None  # rates written before they carried the mark price: fetch them again
+            elif stored_last is not None:
+                state.last_time = max(state.last_time or 0, stored_last)
+            written = await self._fetch_funding(state, (stored_last + 1) if stored_last else start)
             if backfill:
                 log.info("backfill %s funding: %d rates written (newest stored was %s)", state.pair, written,
                          _iso(stored_last))
@@ -437,7 +473,12 @@ class Producer(StreamEvents):
         if series.last_open is None or candle.open_time > series.last_open:
             series.last_open = candle.open_time
 
+    def on_live_candle(self, pair: str, timeframe: str, candle: Candle, event_ms: int) -> None:
+        if ("ohlcv", pair, timeframe) in self.series:
+            self.live.update(pair, timeframe, candle, event_ms)
+
     async def on_mark_price(self, update: MarkPrice) -> None:
+        self.live.mark(update.pair, update.mark_price, update.event_ms, update.next_funding_ms)
         self.mark_stream_last = time.monotonic()
         if self.mark_stream_silent:
             self.mark_stream_silent = False
@@ -593,6 +634,7 @@ class Producer(StreamEvents):
         return {
             "updated": int(time.time() * 1000), "exchange_now": now, "started": int(self.started * 1000),
             "pid": os.getpid(), "backfill": self.backfill_summary, "counters": dict(self.counters),
+            "live_candles_written": self.live.written,
             "writer": {"written": self.writer.written, "pending": self.writer.pending,
                        "peak_pending": self.writer.peak_pending, "dropped": self.writer.dropped,
                        "failing_since_s": None if self.writer.failing_since is None

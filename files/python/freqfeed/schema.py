@@ -1,11 +1,23 @@
-"""The InfluxDB schema shared by the producer (writes) and the sync, reader and data provider (reads).
+"""The InfluxDB schema shared by the producer (writes) and the sync, reader, data provider and gateway (reads).
 
-    ohlcv_<timeframe>  tags exchange, pair   fields open, high, low, close, volume (float)
+    ohlcv_<timeframe>  tags exchange, pair   fields open, high, low, close, volume (float),
+                                                    quote_volume, taker_buy_volume, taker_buy_quote_volume
+                                                    (float), trades (integer)
     mark_price         tags exchange, pair   fields open, high, low, close (float), 1h candles
-    funding_rate       tags exchange, pair   field  rate (float), one point per settled funding time
+    funding_rate       tags exchange, pair   fields rate, mark_price (float), one point per settled funding time
+    live_candle        tags exchange, pair, timeframe, price (trade|mark)
+                                             fields as ohlcv_<timeframe> (mark: open, high, low, close), and
+                                                    event_time (integer, exchange ms of the update);
+                                                    mark: next_funding_time (integer ms)
 
-Time is the candle open time (funding: the funding time). Only closed candles are stored, so a
-point is written once per candle and rewriting it (backfill after a reconnect) is idempotent.
+Time is the candle open time (funding: the funding time). The first three hold closed candles and
+settled rates only, so a point is written once per candle and rewriting it (backfill after a
+reconnect) is idempotent. `live_candle` holds the candle in progress of each series as the producer's
+live streams last saw it, rewritten in place (same time) about once a second: what the gateway answers
+as the last row of a klines request, as Binance does.
+
+quote_volume, trades and the taker-buy volumes were added with the gateway; points written before have
+only the OHLCV fields, and the producer fetches those candles again (counting `trades`, not `close`).
 """
 
 from __future__ import annotations
@@ -22,11 +34,17 @@ __all__ = ["Select", "quote_identifier", "quote_literal"]  # re-exported: the sc
 
 EXCHANGE = "binance"
 OHLCV_FIELDS = ("open", "high", "low", "close", "volume")
+KLINE_EXTRA_FIELDS = ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
+KLINE_FIELDS = OHLCV_FIELDS + KLINE_EXTRA_FIELDS  # everything of a Binance kline row
+COMPLETE_FIELD = "trades"  # a candle with it was written with every kline field
 MARK_MEASUREMENT = "mark_price"
 MARK_FIELDS = ("open", "high", "low", "close")
 MARK_TIMEFRAME = "1h"  # freqtrade's mark_ohlcv_timeframe for Binance
 FUNDING_MEASUREMENT = "funding_rate"
 FUNDING_FIELDS = ("rate",)
+FUNDING_ALL_FIELDS = ("rate", "mark_price")
+LIVE_MEASUREMENT = "live_candle"
+LIVE_TRADE, LIVE_MARK = "trade", "mark"
 
 
 def ohlcv_measurement(timeframe: str) -> str:
@@ -41,12 +59,22 @@ class Candle:
     low: float
     close: float
     volume: float
+    # the rest of Binance's kline (None for mark candles, which have none)
+    quote_volume: float | None = None
+    trades: int | None = None
+    taker_buy_volume: float | None = None
+    taker_buy_quote_volume: float | None = None
+
+    @property
+    def extras(self) -> tuple[float | None, int | None, float | None, float | None]:
+        return self.quote_volume, self.trades, self.taker_buy_volume, self.taker_buy_quote_volume
 
 
 @dataclass(frozen=True, slots=True)
 class FundingRate:
     time: int  # epoch ms of the funding settlement
     rate: float
+    mark_price: float | None = None
 
 
 @lru_cache(maxsize=16_384)
@@ -66,32 +94,23 @@ def _number(value: float) -> str:
 def candle_line(measurement: str, pair: str, candle: Candle) -> str:
     """One candle as line protocol, identical to influxdb_client's Point output (tested), but with the
     series' escaped measurement and tags computed once: this is the producer's hot path."""
-    values = (candle.close, candle.high, candle.low, candle.open)
-    with_volume = measurement != MARK_MEASUREMENT
-    if not all(map(math.isfinite, values)) or (with_volume and not math.isfinite(candle.volume)):
-        return _point_line(measurement, pair, candle)  # Point drops non-finite fields; so do we
-    fields = f"close={_number(values[0])},high={_number(values[1])},low={_number(values[2])},open={_number(values[3])}"
+    return f"{_series_key(measurement, pair)} {_candle_fields(candle, measurement != MARK_MEASUREMENT)} " \
+           f"{candle.open_time}"
+
+
+def _candle_fields(candle: Candle, with_volume: bool) -> str:
+    """The fields in Point's order (sorted by name); non-finite floats left out, as Point does."""
+    fields: list[tuple[str, float | int | None]] = [(name, value) for name, value in (
+        ("close", candle.close), ("high", candle.high), ("low", candle.low), ("open", candle.open))]
     if with_volume:
-        fields += f",volume={_number(candle.volume)}"
-    return f"{_series_key(measurement, pair)} {fields} {candle.open_time}"
-
-
-def _point_line(measurement: str, pair: str, candle: Candle) -> str:
-    from influxdb_client import Point, WritePrecision
-
-    point = (
-        Point(measurement)
-        .tag("exchange", EXCHANGE)
-        .tag("pair", pair)
-        .field("open", candle.open)
-        .field("high", candle.high)
-        .field("low", candle.low)
-        .field("close", candle.close)
-        .time(candle.open_time, WritePrecision.MS)
-    )
-    if measurement != MARK_MEASUREMENT:
-        point.field("volume", candle.volume)
-    return str(point.to_line_protocol())
+        quote, trades, taker, taker_quote = candle.extras
+        fields += [("volume", candle.volume), ("quote_volume", quote), ("taker_buy_quote_volume", taker_quote),
+                   ("taker_buy_volume", taker)]
+        if trades is not None:
+            fields.append(("trades", trades))
+    return ",".join(f"{name}={_number(value) if isinstance(value, float) else f'{value}i'}"
+                    for name, value in sorted(fields)
+                    if value is not None and (not isinstance(value, float) or math.isfinite(value)))
 
 
 def funding_line(pair: str, funding: FundingRate) -> str:
@@ -104,7 +123,28 @@ def funding_line(pair: str, funding: FundingRate) -> str:
         .field("rate", funding.rate)
         .time(funding.time, WritePrecision.MS)
     )
+    if funding.mark_price is not None:
+        point.field("mark_price", funding.mark_price)
     return str(point.to_line_protocol())
+
+
+@lru_cache(maxsize=16_384)
+def _live_key(pair: str, timeframe: str, price: str) -> str:
+    from influxdb_client import Point
+
+    line = str(Point(LIVE_MEASUREMENT).tag("exchange", EXCHANGE).tag("pair", pair).tag("price", price)
+               .tag("timeframe", timeframe).field("x", 0.0).to_line_protocol())
+    return line[: -len(" x=0")]
+
+
+def live_line(pair: str, timeframe: str, price: str, candle: Candle, event_ms: int,
+              next_funding_ms: int | None = None) -> str:
+    """The candle in progress of one series (price "trade" or "mark") as Binance's stream last showed it;
+    mark candles also carry the next funding time the markPrice stream announced."""
+    fields = _candle_fields(candle, price == LIVE_TRADE) + f",event_time={int(event_ms)}i"
+    if next_funding_ms is not None:
+        fields += f",next_funding_time={int(next_funding_ms)}i"
+    return f"{_live_key(pair, timeframe, price)} {fields} {candle.open_time}"
 
 
 FUTURE_MARGIN_MS = 86_400_000  # reads reach this far past "now" (a clock ahead of this host's, a fast simulator)

@@ -5,6 +5,9 @@ What freqfeed adds around cryptofeed's Binance feeds:
   wss://fstream.binance.com/market, where klines and markPrice are delivered since 2026-04-23;
   cryptofeed's default bare host no longer delivers them); plain ws:// works for a local simulator;
 - symbols come from the exchange info the producer already fetched (no second, blocking request);
+- candles in progress are passed on too (for the gateway's last row, through InfluxDB), with every field
+  of Binance's kline (quote volume, trades, taker-buy volumes), which cryptofeed's Candle leaves out;
+- futures mark price from `@markPrice@1s`, every second;
 - a malformed frame is logged and skipped instead of tearing the connection down;
 - reconnects never give up (cryptofeed raises ExhaustedRetries after 10) and back off at most 30 s,
   and every (re)connect and disconnect is reported, so the producer can repair over REST what was
@@ -48,6 +51,8 @@ class StreamEvents:
     """What the producer hears from the streams; every method must return quickly."""
 
     async def on_candle(self, pair: str, timeframe: str, candle: Candle) -> None: ...
+
+    def on_live_candle(self, pair: str, timeframe: str, candle: Candle, event_ms: int) -> None: ...
 
     async def on_mark_price(self, update: MarkPrice) -> None: ...
 
@@ -107,6 +112,8 @@ def _feed_class(futures: bool, ws_url: str, events: StreamEvents) -> type[Any]:
     class FreqfeedBinance(base):
         # cryptofeed accepts wss:// addresses only; a ws:// simulator address is restored in connect()
         websocket_endpoints = [WebsocketEndpoint(f"wss://{rest}", options={"compression": None})]
+        # futures: the mark price every second (the candle in progress of the mark price is built from it)
+        websocket_channels = {**base.websocket_channels, **({FUNDING: "markPrice@1s"} if futures else {})}
 
         def connect(self) -> list[Any]:
             connections: list[Any] = super().connect()
@@ -150,7 +157,7 @@ class LiveStreams:
         symbols = list(self.to_pair)
         for timeframe in timeframes or config.timeframes:
             feed = self.feed_class(symbols=symbols, channels=[CANDLES], candle_interval=timeframe,
-                                   candle_closed_only=True, callbacks={CANDLES: self._candle}, config=feed_config,
+                                   candle_closed_only=False, callbacks={CANDLES: self._candle}, config=feed_config,
                                    timeout=SILENCE_TIMEOUT, retries=-1)
             feed.label = f"klines {timeframe}"
             self.handler.add_feed(feed)
@@ -169,11 +176,16 @@ class LiveStreams:
 
     async def _candle(self, candle: Any, receipt_timestamp: float) -> None:
         pair = self.to_pair.get(candle.symbol)
-        if pair is None or not candle.closed:
+        if pair is None:
             return
-        await self.events.on_candle(pair, candle.interval, Candle(
-            round(candle.start * 1000), float(candle.open), float(candle.high), float(candle.low),
-            float(candle.close), float(candle.volume)))
+        event = candle.raw.get("data", candle.raw)  # the kline event, unwrapped from a combined stream
+        k = event["k"]
+        parsed = Candle(int(k["t"]), float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]),
+                        float(k["q"]), int(k["n"]), float(k["V"]), float(k["Q"]))
+        if candle.closed:
+            await self.events.on_candle(pair, candle.interval, parsed)
+        else:
+            self.events.on_live_candle(pair, candle.interval, parsed, int(event["E"]))
 
     async def _funding(self, funding: Any, receipt_timestamp: float) -> None:
         pair = self.to_pair.get(funding.symbol)

@@ -18,6 +18,7 @@ from freqfeed.localinflux import LocalInfluxDB
 
 from .helpers import influx_section
 from .influx_dialects import DIALECTS, Dialect, DialectServer
+from .processes import stop_leftovers
 
 # Every InfluxDB integration test runs against each server's documented v1 dialect: 1.x is influxd itself,
 # the others an emulation layer in front of it (tests/influx_dialects.py). @pytest.mark.dialects("1.x")
@@ -34,6 +35,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "influx_server" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("dialects")
         metafunc.parametrize("influx_server", marker.args if marker else ALL_DIALECTS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    yield
+    stop_leftovers()
 
 
 @pytest.fixture(scope="session")

@@ -34,6 +34,18 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
+RUNNING: list[subprocess.Popen[bytes]] = []  # every process a test started: conftest stops what is left
+
+
+def stop_leftovers() -> None:
+    """Kill whatever a test started and did not stop (a failing test must not leak a producer)."""
+    while RUNNING:
+        process = RUNNING.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 class SimulatorProcess:
     def __init__(self, workdir: Path, *, speed: float = 60, seed: int = 11, start: int | None = None) -> None:
         self.port = free_port()
@@ -47,6 +59,7 @@ class SimulatorProcess:
         self.log = workdir / f"simulator-{self.port}.log"
         with open(self.log, "wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        RUNNING.append(self.process)
         wait_for(self._up, 30, "the simulator")
 
     def _up(self) -> bool:
@@ -87,6 +100,7 @@ class ProducerProcess:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen([sys.executable, "-m", "freqfeed", "produce", "--config",
                                          str(self.config_path)], stdout=handle, stderr=handle, env=env)
+        RUNNING.append(self.process)
         handle.close()
         return self
 

@@ -1,0 +1,6 @@
+"""The market-data gateway (`freqfeed serve`): Binance's public REST API for the bots on a feeder.
+
+    app.py       the HTTP server: what is answered here, what is forwarded, what is refused; status
+    history.py   klines, mark-price klines and funding rates from InfluxDB (caches, completeness, close wait)
+    upstream.py  Binance itself: forwarded requests (cache, coalescing, weight limiter), exchangeInfo, clock
+"""

@@ -1,0 +1,299 @@
+"""`freqfeed serve`: Binance's public REST market-data API for the bots of one feeder.
+
+Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantics: futures
+`/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
+exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
+cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
+(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Signed and private endpoints
+are refused: only the public URL keys of ccxt may point here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+from freqfeed import binance_wire as wire
+from freqfeed.config import Config
+from freqfeed.exchange import ExchangeClock
+from freqfeed.gateway.history import Forward, History
+from freqfeed.gateway.upstream import Reply, Upstream
+from freqfeed.influx import InfluxDB
+from freqfeed.ratelimit import USED_WEIGHT_HEADER
+
+log = logging.getLogger(__name__)
+
+STATUS_PATH = "/_freqfeed/status"
+# Endpoints that need an account (USER_DATA, TRADE, USER_STREAM): refused even without a signature.
+PRIVATE_ENDPOINTS = frozenset({
+    "order", "batchOrders", "openOrder", "openOrders", "allOrders", "allOpenOrders", "countdownCancelAll", "account",
+    "balance", "positionRisk", "positionSide/dual", "multiAssetsMargin", "leverage", "marginType", "positionMargin",
+    "positionMargin/history", "userTrades", "income", "income/asyn", "income/asyn/id", "leverageBracket",
+    "adlQuantile", "forceOrders", "commissionRate", "apiTradingStatus", "listenKey", "rateLimit/order",
+    "order/amendment", "myTrades", "order/oco", "orderList", "orderList/oco", "orderList/oto", "orderList/otoco",
+    "allOrderList", "openOrderList", "myPreventedMatches", "myAllocations", "account/commission", "userDataStream",
+    "order/test", "order/cancelReplace", "sor/order", "sor/order/test", "historicalTrades", "symbolConfig",
+    "accountConfig", "feeBurn", "pmAccountInfo", "convert/getQuote", "convert/acceptQuote", "convert/orderStatus",
+})
+SIGNED_PARAMS = ("signature", "timestamp", "recvWindow")
+REFUSAL = ("freqfeed gateway serves Binance's public market data only: point only ccxt's public URL keys at it "
+           "(futures: urls.api.fapiPublic, fapiPublicV2, fapiPublicV3; spot: urls.api.public) and keep "
+           "fapiPrivate/sapi/private on Binance")
+
+
+class Gateway:
+    def __init__(self, config: Config, influx: InfluxDB | None = None) -> None:
+        self.config = config
+        self.market = "futures" if config.futures else "spot"
+        self.clock = ExchangeClock()
+        self.upstream = Upstream(config, self.clock)
+        self.influx = influx or InfluxDB(config.influxdb, retries=1)
+        self.formats: dict[str, wire.SymbolFormat] = {}
+        self.history = History(config, self.influx, self.clock, self.formats.get)
+        self.started = time.time()
+        self.counters: Counter[str] = Counter()
+        self.by_endpoint: dict[str, Counter[str]] = {}
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._runner: web.AppRunner | None = None
+        self.port = config.gateway.port
+
+    # -- life cycle -------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(STATUS_PATH, self.status_endpoint)
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        return app
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._run(), name="gateway"))
+        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.gateway.host, self.config.gateway.port, reuse_address=True)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        log.info("gateway listening on http://%s:%d for %s market data (InfluxDB %s, Binance %s)",
+                 self.config.gateway.host, self.port, self.market, self.config.influxdb.url,
+                 self.config.exchange.rest_url)
+
+    async def _run(self) -> None:
+        await self._connect_binance()
+        self._tasks.append(asyncio.create_task(self.history.run(), name="history"))
+        self._tasks.append(asyncio.create_task(self.upstream.keep_fresh(), name="upstream"))
+        self._tasks.append(asyncio.create_task(self._report(), name="report"))
+
+    async def _connect_binance(self) -> None:
+        """exchangeInfo and the clock, before serving: without them nothing can be checked or timed."""
+        reported = 0.0
+        while True:
+            if await self.upstream.sync_clock() and await self.upstream.refresh_exchange_info():
+                self._update_formats()
+                await asyncio.sleep(1.0)
+                await self.upstream.sync_clock()  # a second sample gives the clock's rate
+                return
+            if time.monotonic() - reported > 60:
+                reported = time.monotonic()
+                log.error("gateway: Binance (%s) gives no exchangeInfo or time yet; retrying every 5s",
+                          self.config.exchange.rest_url)
+            await asyncio.sleep(5)
+
+    def _update_formats(self) -> None:
+        if self.upstream.exchange_info is not None:
+            self.formats.update(wire.symbol_formats(self.market, self.upstream.exchange_info))
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.upstream.close()
+        self.influx.close()
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def _count(self, endpoint: str, outcome: str) -> None:
+        self.counters["requests"] += 1
+        self.counters[outcome] += 1
+        self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path
+        split = wire.split_path(path)
+        endpoint = split[1] if split else path
+        params = list(request.query.items())
+        refusal = self._refusal(request, split)
+        if refusal is not None:
+            self._count(endpoint, "refused")
+            return _send(refusal)
+        try:
+            reply = await self._local(endpoint, dict(params))
+        except wire.BinanceError as exc:
+            self._count(endpoint, "local errors")
+            reply = Reply(exc.status, json.dumps({"code": exc.code, "msg": exc.msg}).encode(),
+                          {"Content-Type": "application/json", **exc.headers})
+            return _send(reply)
+        except Forward as why:
+            if why.fallback:
+                self.counters["close-wait fallbacks"] += 1
+                log.warning("close wait over, asking Binance: %s %s: %s", path, dict(params), why.reason)
+            self.counters[f"forward: {_reason_kind(why.reason)}"] += 1
+            reply = None
+            reason = why.reason
+        else:
+            reason = ""
+        if reply is None:
+            reply = await self.upstream.get(path, params, endpoint=endpoint, reason=reason)
+            self._count(endpoint, "forwarded")
+        else:
+            self._count(endpoint, "local")
+        return _send(reply)
+
+    def _refusal(self, request: web.Request, split: tuple[str, str] | None) -> Reply | None:
+        """The answer to what is not served: other methods, other markets' paths, signed or private endpoints."""
+        if request.method not in ("GET", "HEAD"):
+            return Reply.error(405, -1000, f"freqfeed gateway: {request.method} is not served; {REFUSAL}")
+        if split is None or split[0] != self.market:
+            prefix = wire.market_info(self.market).rest_prefix
+            return Reply.error(404, -1000, f"freqfeed gateway: {request.path} is not a public {self.market} "
+                                           f"market-data path (this gateway serves {prefix}/...)")
+        if split[1] in PRIVATE_ENDPOINTS or any(k in request.query for k in SIGNED_PARAMS) or \
+                "X-MBX-APIKEY" in request.headers:
+            log.warning("refused %s %s: signed or private (%s)", request.method, request.path,
+                        request.headers.get("User-Agent", "?"))
+            return Reply.error(403, -2015, REFUSAL)
+        return None
+
+    async def _local(self, endpoint: str, params: dict[str, str]) -> Reply | None:
+        """The answer from here, or None for endpoints that are always forwarded."""
+        if endpoint == "ping":
+            return self._json(b"{}")
+        if endpoint == "time":
+            return self._json(json.dumps({"serverTime": self.clock.now()}).encode())
+        if endpoint == "exchangeInfo":
+            if not self.upstream.exchange_info_body:
+                raise Forward("no exchangeInfo cached yet")
+            return self._json(self.upstream.exchange_info_body)
+        futures = self.market == "futures"
+        if endpoint == "klines" or (futures and endpoint == "markPriceKlines"):
+            query = wire.parse_klines(self.market, params, self._known())
+            return self._json(await self.history.klines(query, mark=endpoint == "markPriceKlines"))
+        if futures and endpoint == "fundingRate":
+            if "symbol" not in params:
+                raise Forward("fundingRate of every symbol")
+            query_f = wire.parse_funding(params, self._known())
+            return self._json(await self.history.funding_rates(query_f))
+        return None
+
+    def _known(self) -> frozenset[str] | dict[str, wire.SymbolFormat]:
+        if not self.formats:
+            raise Forward("no exchangeInfo yet to check symbols against")
+        return self.formats
+
+    def _json(self, body: bytes) -> Reply:
+        return Reply(200, body, {"Content-Type": "application/json",
+                                 USED_WEIGHT_HEADER: str(self.upstream.limiter.used_weight)})
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        stats = self.upstream.limiter.stats
+        minute = self.clock.now() // 60_000
+        weights = [w for m, w in stats.by_minute.items() if m < minute]
+        history = self.history
+        return {
+            "up": True,
+            "listen": f"{self.config.gateway.host}:{self.port}",
+            "market": self.market,
+            "started": int(self.started * 1000),
+            "requests": self.counters["requests"],
+            "local": self.counters["local"],
+            "forwarded": self.counters["forwarded"],
+            "refused": self.counters["refused"],
+            "local_errors": self.counters["local errors"],
+            "close_wait_fallbacks": self.counters["close-wait fallbacks"],
+            "forward_reasons": {k.removeprefix("forward: "): v for k, v in self.counters.items()
+                                if k.startswith("forward: ")},
+            "cache_hits": self.upstream.cache_hits,
+            "coalesced": self.upstream.coalesced,
+            "upstream_requests": self.upstream.forwarded,
+            "refused_locally_rate_limited": self.upstream.refused_locally,
+            "forwarded_weight_last_minute": stats.by_minute.get(minute - 1, 0),
+            "forwarded_weight_peak_minute": max(weights, default=0),
+            "forwarded_weight_total": stats.weight,
+            "used_weight": self.upstream.limiter.used_weight,
+            "rate_limited": stats.rate_limited,
+            "banned": stats.banned,
+            "influxdb_ok": history.poll_error is None and history.loaded,
+            "influxdb_error": history.poll_error,
+            "influxdb_last_poll_s": round(time.monotonic() - history.last_poll_ok, 1) if history.last_poll_ok else None,
+            "exchange_info_age_s": round(time.monotonic() - self.upstream.exchange_info_at, 1)
+            if self.upstream.exchange_info_at else None,
+            "by_endpoint": {k: dict(v) for k, v in sorted(self.by_endpoint.items())},
+        }
+
+    async def status_endpoint(self, request: web.Request) -> web.Response:
+        return web.json_response(self.status())
+
+    async def _report(self) -> None:
+        """A log line a minute: what was served here, what went to Binance."""
+        before = Counter(self.counters)
+        while True:
+            await asyncio.sleep(60)
+            self._update_formats()
+            now = Counter(self.counters)
+            delta = {k: now[k] - before[k] for k in ("requests", "local", "forwarded", "close-wait fallbacks")}
+            before = now
+            if delta["requests"]:
+                stats = self.upstream.limiter.stats
+                log.info("gateway, last minute: %d requests, %d answered here, %d forwarded (weight %d), "
+                         "%d close-wait fallbacks; %d cache hits and %d coalesced so far", delta["requests"],
+                         delta["local"], delta["forwarded"],
+                         stats.by_minute.get(self.clock.now() // 60_000 - 1, 0), delta["close-wait fallbacks"],
+                         self.upstream.cache_hits, self.upstream.coalesced)
+
+
+def _reason_kind(reason: str) -> str:
+    for kind in ("not collected", "retention", "does not hold", "no current", "newest", "before InfluxDB",
+                 "close wait", "after", "InfluxDB:", "loading", "exchangeInfo", "holds", "complete", "every symbol"):
+        if kind in reason:
+            return kind
+    return "other"
+
+
+def _send(reply: Reply) -> web.Response:
+    headers = dict(reply.headers)
+    content_type = headers.pop("Content-Type", "application/json").split(";")[0]
+    return web.Response(status=reply.status, body=reply.body, headers=headers, content_type=content_type)
+
+
+async def serve(config: Config) -> int:
+    gateway = Gateway(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+    except OSError as exc:
+        log.error("gateway cannot listen on %s: %s", config.gateway.listen, exc.strerror or exc)
+        await gateway.stop()
+        return 1
+    with contextlib.suppress(asyncio.CancelledError):
+        await stop.wait()
+    await gateway.stop()
+    log.info("gateway stopped: %d requests, %d answered here, %d forwarded", gateway.counters["requests"],
+             gateway.counters["local"], gateway.counters["forwarded"])
+    return 0
+
+
+def main(config: Config) -> int:
+    return asyncio.run(serve(config))

@@ -1,0 +1,554 @@
+"""Klines, mark-price klines and funding rates answered from InfluxDB, exactly as Binance would answer.
+
+The gateway keeps, per series, the newest closed candles (`gateway.cache_candles`) as JSON rows ready to
+send, contiguous and in step with InfluxDB (a poll every `gateway.poll_interval`, one statement per
+measurement), the candle in progress of each series from `live_candle` (what the producer's streams last
+saw), and every stored funding rate. A request is answered from those when they hold all of it:
+
+- every closed candle of its window, without a hole (older windows are read from InfluxDB, and must be
+  complete there too);
+- the candle in progress, when the window reaches the present (Binance returns it as the last row), and
+  only while it is fresh: an update older than `gateway.live_max_age` means the producer stopped, and a
+  stale candle is never served as current;
+- for funding, every settlement up to the end of the window (the markPrice stream's next funding time
+  tells when one is due).
+
+When only the candle that just closed (or the one that just opened) is missing, the request waits for
+it, at most `gateway.close_wait`: the producer writes it within a second of the close. Anything else it
+cannot answer completely, it forwards (the caller does), never a partial answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from freqfeed import binance_wire as wire
+from freqfeed.config import Config, exchange_symbol
+from freqfeed.exchange import ExchangeClock
+from freqfeed.influx import InfluxDB, InfluxDBError, Select, Series
+from freqfeed.schema import (
+    EXCHANGE,
+    FUNDING_ALL_FIELDS,
+    FUNDING_MEASUREMENT,
+    FUTURE_MARGIN_MS,
+    KLINE_FIELDS,
+    LIVE_MARK,
+    LIVE_MEASUREMENT,
+    LIVE_TRADE,
+    MARK_FIELDS,
+    MARK_MEASUREMENT,
+    MARK_TIMEFRAME,
+    density_ms,
+    ohlcv_measurement,
+    pairs_select,
+    retention_floor,
+    series_select,
+)
+from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
+
+log = logging.getLogger(__name__)
+
+LIVE_FIELDS = (*KLINE_FIELDS, "event_time", "next_funding_time")
+REFRESH_EVERY = 30.0  # real seconds: closed candles are polled at least this often (repairs), funding too
+FAST_POLL = 0.1  # real seconds between polls while a request waits for a candle
+
+
+def _dumps(row: object) -> str:
+    return json.dumps(row, separators=(",", ":"))
+
+
+class Forward(Exception):
+    """The request cannot be answered completely from InfluxDB: forward it (the reason is logged/counted)."""
+
+    def __init__(self, reason: str, *, fallback: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.fallback = fallback  # a close-wait ran out
+
+
+class SeriesCache:
+    """The newest closed candles of one series, contiguous, as JSON rows."""
+
+    def __init__(self, period: int, capacity: int) -> None:
+        self.period = period
+        self.capacity = capacity
+        self.first: int | None = None  # open time of rows[0]
+        self.rows: list[str] = []
+        self.polled = 0.0  # monotonic time of the last poll that asked for this series
+
+    @property
+    def last(self) -> int | None:
+        return None if self.first is None else self.first + (len(self.rows) - 1) * self.period
+
+    def load(self, candles: list[tuple[int, str | None]]) -> None:
+        """Start over from the newest contiguous run of `candles` (ascending; None rows are holes)."""
+        run: list[tuple[int, str]] = []
+        for open_time, row in candles:
+            if row is None or (run and open_time != run[-1][0] + self.period):
+                run = []
+            if row is not None:
+                run.append((open_time, row))
+        run = run[-self.capacity:]
+        self.first = run[0][0] if run else None
+        self.rows = [row for _, row in run]
+
+    def extend(self, candles: list[tuple[int, str | None]]) -> None:
+        """Append newer candles while they continue the run; a hole stops it (until it is filled)."""
+        if self.first is None:
+            self.load(candles)
+            return
+        for open_time, row in candles:
+            last = self.last
+            assert last is not None
+            if open_time <= last:
+                continue
+            if open_time != last + self.period or row is None:
+                break
+            self.rows.append(row)
+        if len(self.rows) > self.capacity:
+            drop = len(self.rows) - self.capacity
+            self.rows = self.rows[drop:]
+            assert self.first is not None
+            self.first += drop * self.period
+
+    def window(self, first_open: int, count: int) -> list[str] | None:
+        """The rows of `count` candles from `first_open`, or None when not all of them are here."""
+        if self.first is None or first_open < self.first:
+            return None
+        start = (first_open - self.first) // self.period
+        if (first_open - self.first) % self.period or start + count > len(self.rows):
+            return None
+        return self.rows[start:start + count]
+
+
+@dataclass(frozen=True)
+class Live:
+    open_time: int
+    row: str
+    event_ms: int
+    next_funding_ms: int | None = None
+
+
+@dataclass
+class FundingCache:
+    times: list[int]
+    rows: list[str]
+    complete: bool = True  # False while some stored rate lacks its mark price (written before the gateway)
+
+
+class History:
+    def __init__(self, config: Config, influx: InfluxDB, clock: ExchangeClock,
+                 formats: Callable[[str], wire.SymbolFormat | None]) -> None:
+        self.config = config
+        self.influx = influx
+        self.clock = clock
+        self.formats = formats
+        self.futures = config.futures
+        self.symbols = {exchange_symbol(pair): pair for pair in config.pairs}
+        capacity = max(config.gateway.cache_candles, 1)
+        self.trade = {(pair, tf): SeriesCache(timeframe_ms(tf), capacity)
+                      for tf in config.timeframes for pair in config.pairs}
+        self.mark = {pair: SeriesCache(timeframe_ms(MARK_TIMEFRAME), capacity)
+                     for pair in config.pairs} if self.futures else {}
+        self.live: dict[tuple[str, str, str], Live] = {}
+        self.funding: dict[str, FundingCache] = {}
+        self.live_timeframes = sorted({*config.timeframes, *([MARK_TIMEFRAME] if self.futures else [])},
+                                      key=timeframe_ms)
+        self._changed = asyncio.Event()
+        self._waiting = 0
+        self._loaded = asyncio.Event()
+        self.last_poll_ok = 0.0  # monotonic
+        self.poll_error: str | None = None
+        self._last_refresh = 0.0
+        self._reported = 0.0
+
+    # -- polling ---------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Load the caches, then keep them in step with InfluxDB until cancelled."""
+        while True:
+            try:
+                await asyncio.to_thread(self._load)
+                break
+            except InfluxDBError as exc:
+                self._failed(exc)
+                await asyncio.sleep(5)
+        self._loaded.set()
+        while True:
+            try:
+                await self.poll()
+            except InfluxDBError as exc:
+                self._failed(exc)
+            self._changed.set()
+            self._changed = asyncio.Event()
+            await asyncio.sleep(FAST_POLL if self._waiting else self.config.gateway.poll_interval)
+
+    def _failed(self, exc: InfluxDBError) -> None:
+        self.poll_error = str(exc)
+        if time.monotonic() - self._reported > 60:
+            self._reported = time.monotonic()
+            log.error("gateway: cannot read InfluxDB (%s); requests it cannot answer go to Binance", exc)
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    def _load(self) -> None:
+        """Every cache from InfluxDB: the newest `cache_candles` closed candles of each series (one statement
+        per measurement), the candles in progress and the funding rates."""
+        now = self.clock.now()
+        until = now + FUTURE_MARGIN_MS
+        capacity = self.config.gateway.cache_candles
+        selects: list[Select] = []
+        groups: list[tuple[str, str]] = []
+        for tf in self.config.timeframes:
+            since = last_closed_open(now, tf) - (capacity + 2) * timeframe_ms(tf)
+            selects.append(pairs_select(ohlcv_measurement(tf), KLINE_FIELDS, self.config.pairs, since, until,
+                                        newest=capacity))
+            groups.append(("trade", tf))
+        if self.futures:
+            since = last_closed_open(now, MARK_TIMEFRAME) - (capacity + 2) * timeframe_ms(MARK_TIMEFRAME)
+            selects.append(pairs_select(MARK_MEASUREMENT, MARK_FIELDS, self.config.pairs, since, until,
+                                        newest=capacity))
+            groups.append(("mark", MARK_TIMEFRAME))
+        answers = self.influx.select(selects)
+        for (kind, tf), answer in zip(groups, answers, strict=True):
+            for series in answer:
+                pair = series.tags.get("pair", "")
+                cache = self.trade.get((pair, tf)) if kind == "trade" else self.mark.get(pair)
+                if cache is not None:
+                    cache.load(self._rows(series, pair, tf, mark=kind == "mark"))
+        self._apply_live(self._query_live(now))
+        self._apply_funding(self._query_funding(now, full=True), full=True)
+        self.last_poll_ok = time.monotonic()
+        self.poll_error = None
+        log.info("gateway: caches loaded from InfluxDB (%d series, up to %d closed candles each)",
+                 len(self.trade) + len(self.mark), capacity)
+
+    async def poll(self) -> None:
+        now = self.clock.now()
+        refresh = time.monotonic() - self._last_refresh > REFRESH_EVERY
+        plan = self._closed_plan(now, refresh)
+        live, closed, funding = await asyncio.to_thread(self._poll_queries, now, plan, refresh)
+        self._apply_live(live)
+        for (kind, tf, members), answer in zip(plan, closed, strict=True):
+            by_pair = {s.tags.get("pair", ""): s for s in answer}
+            for pair in members:
+                cache = self.trade[(pair, tf)] if kind == "trade" else self.mark[pair]
+                series = by_pair.get(pair)
+                if series is not None:
+                    cache.extend(self._rows(series, pair, tf, mark=kind == "mark"))
+        if funding is not None:
+            self._apply_funding(funding, full=False)
+        if refresh:
+            self._last_refresh = time.monotonic()
+        self.last_poll_ok = time.monotonic()
+        self.poll_error = None
+
+    def _closed_plan(self, now: int, refresh: bool) -> list[tuple[str, str, list[str]]]:
+        """Which caches to ask for newer candles: those behind the newest close (or all, every REFRESH_EVERY),
+        grouped by measurement and the time they need rows from."""
+        plan: dict[tuple[str, str, int], list[str]] = {}
+        caches: list[tuple[str, str, str, SeriesCache]] = [
+            ("trade", tf, pair, c) for (pair, tf), c in self.trade.items()]
+        caches += [("mark", MARK_TIMEFRAME, pair, c) for pair, c in self.mark.items()]
+        for kind, tf, pair, cache in caches:
+            due = last_closed_open(now, tf)
+            if cache.last is not None and cache.last >= due and not refresh:
+                continue
+            since = (cache.last + cache.period) if cache.last is not None else \
+                due - self.config.gateway.cache_candles * cache.period
+            plan.setdefault((kind, tf, since), []).append(pair)
+        return [(kind, tf, members) for (kind, tf, _), members in plan.items()] if plan else []
+
+    def _poll_queries(self, now: int, plan: list[tuple[str, str, list[str]]],
+                      refresh: bool) -> tuple[list[list[Series]], list[list[Series]], list[Series] | None]:
+        until = now + FUTURE_MARGIN_MS
+        selects = self._live_selects(now)
+        for kind, tf, members in plan:
+            measurement, fields = (ohlcv_measurement(tf), KLINE_FIELDS) if kind == "trade" else \
+                (MARK_MEASUREMENT, MARK_FIELDS)
+            caches = [self.trade[(p, tf)] if kind == "trade" else self.mark[p] for p in members]
+            last = caches[0].last
+            period = caches[0].period
+            since = (last + period) if last is not None else \
+                last_closed_open(now, tf) - self.config.gateway.cache_candles * period
+            selects.append(pairs_select(measurement, fields, members, since, max(until, since),
+                                        newest=self.config.gateway.cache_candles))
+        funding_select = self._funding_select(now, full=False) if (self.futures and refresh) or \
+            self._funding_due(now) else None
+        if funding_select is not None:
+            selects.append(funding_select)
+        answers = self.influx.select(selects)
+        count = len(self.live_timeframes)
+        live, closed = answers[:count], answers[count:count + len(plan)]
+        funding = answers[-1] if funding_select is not None else None
+        return live, closed, funding
+
+    # -- live candles ----------------------------------------------------------------------------
+
+    def _live_selects(self, now: int) -> list[Select]:
+        selects = []
+        for tf in self.live_timeframes:
+            current = candle_open(now, tf)
+            selects.append(Select(LIVE_MEASUREMENT, LIVE_FIELDS, current - timeframe_ms(tf), now + FUTURE_MARGIN_MS,
+                                  tags=(("exchange", EXCHANGE), ("timeframe", tf)), group_by=("pair", "price"),
+                                  newest=1, density_ms=density_ms(ohlcv_measurement(tf))))
+        return selects
+
+    def _query_live(self, now: int) -> list[list[Series]]:
+        return self.influx.select(self._live_selects(now))
+
+    def _apply_live(self, answers: list[list[Series]]) -> None:
+        for tf, answer in zip(self.live_timeframes, answers, strict=True):
+            period = timeframe_ms(tf)
+            for series in answer:
+                pair, price = series.tags.get("pair", ""), series.tags.get("price", "")
+                if not series.values or pair not in self.config.pairs:
+                    continue
+                row = dict(zip(series.columns, series.values[0], strict=False))
+                fmt = self.formats(exchange_symbol(pair))
+                if fmt is None or row.get("event_time") is None:
+                    continue
+                try:
+                    kline = wire.kline_row_from_floats(
+                        int(row["time"]), period, fmt, row["open"], row["high"], row["low"], row["close"],
+                        row.get("volume"), row.get("quote_volume"), row.get("trades"), row.get("taker_buy_volume"),
+                        row.get("taker_buy_quote_volume"), mark=price == LIVE_MARK)
+                except (ValueError, TypeError):
+                    continue
+                next_funding = row.get("next_funding_time")
+                self.live[(pair, tf, price)] = Live(int(row["time"]), _dumps(kline), int(row["event_time"]),
+                                                    int(next_funding) if next_funding is not None else None)
+
+    def _fresh_live(self, pair: str, tf: str, price: str, open_time: int) -> Live | None:
+        live = self.live.get((pair, tf, price))
+        if live is None or live.open_time != open_time:
+            return None
+        max_age = self.config.gateway.live_max_age * 1000 * self.clock.rate
+        return live if self.clock.now() - live.event_ms <= max_age else None
+
+    # -- closed candles --------------------------------------------------------------------------
+
+    def _rows(self, series: Series, pair: str, tf: str, *, mark: bool) -> list[tuple[int, str | None]]:
+        """(open time, JSON row or None when a field is missing) of an InfluxDB answer, ascending."""
+        fmt = self.formats(exchange_symbol(pair))
+        period = timeframe_ms(tf)
+        out: list[tuple[int, str | None]] = []
+        for values in sorted(series.values, key=lambda v: v[0]):
+            if fmt is None:
+                out.append((int(values[0]), None))
+                continue
+            try:
+                row = wire.kline_row_from_floats(int(values[0]), period, fmt, *values[1:5], *values[5:], mark=mark)
+            except (ValueError, TypeError):
+                out.append((int(values[0]), None))  # a candle stored before it had every field
+                continue
+            out.append((int(values[0]), _dumps(row)))
+        return out
+
+    async def _from_influxdb(self, pair: str, tf: str, first: int, count: int, *, mark: bool) -> list[str]:
+        """Closed candles older than the cache, read from InfluxDB; Forward unless every one is there."""
+        period = timeframe_ms(tf)
+        last = first + (count - 1) * period
+        measurement, fields = (MARK_MEASUREMENT, MARK_FIELDS) if mark else (ohlcv_measurement(tf), KLINE_FIELDS)
+        if first < retention_floor(self.clock.now(), self.config.influxdb.retention_days):
+            raise Forward("older than InfluxDB's retention")
+        try:
+            [answer] = await asyncio.to_thread(self.influx.select, [series_select(measurement, fields, pair, first,
+                                                                                  last)])
+        except InfluxDBError as exc:
+            raise Forward(f"InfluxDB: {exc}") from None
+        rows = self._rows(answer[0], pair, tf, mark=mark) if answer else []
+        if len(rows) != count or any(row is None for _, row in rows) or \
+                [t for t, _ in rows] != list(range(first, last + 1, period)):
+            raise Forward("InfluxDB does not hold every candle of the window")
+        return [row for _, row in rows if row is not None]
+
+    # -- answers ---------------------------------------------------------------------------------
+
+    async def klines(self, query: wire.KlinesQuery, *, mark: bool) -> bytes:
+        """Binance's answer to a klines (or markPriceKlines) request; raises Forward when it cannot be
+        answered completely."""
+        pair = self.symbols.get(query.symbol)
+        if pair is None:
+            raise Forward(f"{query.symbol} is not collected by the producer")
+        if (mark and query.interval != MARK_TIMEFRAME) or (not mark and query.interval not in self.config.timeframes):
+            raise Forward(f"{'mark ' if mark else ''}{query.interval} is not collected by the producer")
+        if not self.loaded:
+            raise Forward("the gateway is still loading its caches")
+        cache = self.mark[pair] if mark else self.trade[(pair, query.interval)]
+        deadline = time.monotonic() + self.config.gateway.close_wait
+        while True:
+            now = self.clock.now()
+            window = wire.kline_window(query, now)
+            if window.count == 0:
+                return b"[]"
+            try:
+                return await self._klines_now(pair, query.interval, cache, window, now, mark=mark)
+            except _NotYet as wait:
+                if time.monotonic() >= deadline:
+                    raise Forward(f"{wait} after {self.config.gateway.close_wait:g}s", fallback=True) from None
+                await self._wait(deadline)
+
+    async def _klines_now(self, pair: str, tf: str, cache: SeriesCache, window: wire.KlineWindow, now: int, *,
+                          mark: bool) -> bytes:
+        period = window.period_ms
+        rows: list[str] = []
+        closed = window.closed_count
+        if closed:
+            closed_last = window.first_open + (closed - 1) * period
+            if cache.last is not None and closed_last > cache.last:
+                # the newest closed candle(s) not in InfluxDB yet: wait only if they just closed
+                if closed_last - cache.last <= period and now - (closed_last + period) <= self._wait_ms():
+                    raise _NotYet(f"the {tf} candle of {pair} that closed at {closed_last + period} is not in "
+                                  f"InfluxDB yet")
+                raise Forward(f"InfluxDB's newest {tf} candle of {pair} is {cache.last}, the window needs "
+                              f"{closed_last}")
+            cached = cache.window(window.first_open, closed)
+            if cached is None:
+                if cache.last is None:
+                    raise Forward(f"no {tf} candles of {pair} in InfluxDB")
+                cached = await self._from_influxdb(pair, tf, window.first_open, closed, mark=mark)
+            rows = cached
+        if window.in_progress:
+            live = self._fresh_live(pair, tf, LIVE_MARK if mark else LIVE_TRADE, window.last_open)
+            if live is None:
+                held = self.live.get((pair, tf, LIVE_MARK if mark else LIVE_TRADE))
+                if (now - window.last_open <= self._wait_ms()) and (held is None or held.open_time < window.last_open):
+                    raise _NotYet(f"the {tf} candle of {pair} in progress since {window.last_open} is not in "
+                                  f"InfluxDB yet")
+                raise Forward(f"no current {tf} {'mark ' if mark else ''}candle of {pair} from the producer "
+                              f"(last update {held.event_ms if held else 'never'})")
+            rows = [*rows, live.row]
+        return ("[" + ",".join(rows) + "]").encode()
+
+    def _wait_ms(self) -> int:
+        """How recent a close must be for a request to wait for it, in exchange ms."""
+        return int((self.config.gateway.close_wait + 2 * self.config.gateway.poll_interval + 1) * 1000 *
+                   self.clock.rate)
+
+    async def _wait(self, deadline: float) -> None:
+        self._waiting += 1
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            pass
+        finally:
+            self._waiting -= 1
+
+    # -- funding ---------------------------------------------------------------------------------
+
+    def _funding_select(self, now: int, *, full: bool) -> Select:
+        newest = max((c.times[-1] for c in self.funding.values() if c.times), default=None)
+        since = retention_floor(now, self.config.influxdb.retention_days) if full or newest is None else \
+            min((c.times[-1] for c in self.funding.values() if c.times), default=newest) + 1
+        return pairs_select(FUNDING_MEASUREMENT, FUNDING_ALL_FIELDS, self.config.pairs, since,
+                            max(now + FUTURE_MARGIN_MS, since))
+
+    def _funding_due(self, now: int) -> bool:
+        """A settlement has passed that the funding cache does not hold yet."""
+        if not self.futures:
+            return False
+        for pair, cache in self.funding.items():
+            live = self.live.get((pair, MARK_TIMEFRAME, LIVE_MARK))
+            if live is None or live.next_funding_ms is None or not cache.times:
+                continue
+            interval = cache.times[-1] - cache.times[-2] if len(cache.times) > 1 else None
+            if interval and live.next_funding_ms - interval > cache.times[-1]:
+                return True
+        return False
+
+    def _query_funding(self, now: int, *, full: bool) -> list[Series] | None:
+        if not self.futures:
+            return None
+        [answer] = self.influx.select([self._funding_select(now, full=full)])
+        return answer
+
+    def _apply_funding(self, answer: list[Series] | None, *, full: bool) -> None:
+        if answer is None:
+            return
+        for series in answer:
+            pair = series.tags.get("pair", "")
+            symbol = exchange_symbol(pair)
+            fmt = self.formats(symbol)
+            if fmt is None:
+                continue
+            cache = self.funding.get(pair)
+            if cache is None or full:
+                cache = self.funding[pair] = FundingCache([], [])
+            for values in sorted(series.values, key=lambda v: v[0]):
+                funding_time, rate, mark_price = int(values[0]), values[1], values[2]
+                if cache.times and funding_time <= cache.times[-1]:
+                    continue
+                if rate is None or mark_price is None:
+                    cache.complete = False
+                    continue
+                cache.times.append(funding_time)
+                cache.rows.append(_dumps(wire.funding_row(symbol, funding_time,
+                                                          wire.format_float(rate, wire.RATE_DECIMALS),
+                                                          fmt.price(mark_price))))
+
+    async def funding_rates(self, query: wire.FundingQuery) -> bytes:
+        """Binance's answer to a fundingRate request; raises Forward when it cannot be answered completely."""
+        pair = self.symbols.get(query.symbol)
+        if pair is None or not self.futures:
+            raise Forward(f"{query.symbol} is not collected by the producer")
+        if not self.loaded:
+            raise Forward("the gateway is still loading its caches")
+        deadline = time.monotonic() + self.config.gateway.close_wait
+        while True:
+            try:
+                return self._funding_now(pair, query, self.clock.now())
+            except _NotYet as wait:
+                if time.monotonic() >= deadline:
+                    raise Forward(f"{wait} after {self.config.gateway.close_wait:g}s", fallback=True) from None
+                await self._wait(deadline)
+
+    def _funding_now(self, pair: str, query: wire.FundingQuery, now: int) -> bytes:
+        cache = self.funding.get(pair)
+        if cache is None or not cache.times or not cache.complete:
+            raise Forward(f"no complete funding history of {pair} in InfluxDB")
+        window = wire.funding_window(query, now)
+        complete_until, due = self._funding_complete_until(pair, cache, now)
+        low = 0 if window.start_ms is None else bisect.bisect_left(cache.times, window.start_ms)
+        high = bisect.bisect_right(cache.times, window.end_ms)
+        if window.start_ms is None:
+            if high - low < window.limit:
+                raise Forward(f"InfluxDB holds {high - low} funding rates of {pair}, the request wants {window.limit}")
+            picked = range(high - window.limit, high)
+        else:
+            if window.start_ms < cache.times[0]:
+                raise Forward(f"the request starts before InfluxDB's funding history of {pair}")
+            picked = range(low, min(high, low + window.limit))
+        filled = window.start_ms is not None and len(picked) == window.limit
+        if window.end_ms > complete_until and not filled:
+            if due is not None and now - due <= self._wait_ms():
+                raise _NotYet(f"the funding rate of {pair} settled at {due} is not in InfluxDB yet")
+            raise Forward(f"funding rates of {pair} after {complete_until} are not known to be complete")
+        return ("[" + ",".join(cache.rows[i] for i in picked) + "]").encode()
+
+    def _funding_complete_until(self, pair: str, cache: FundingCache, now: int) -> tuple[int, int | None]:
+        """Up to when the stored funding rates of `pair` are complete, and the settlement that is missing if
+        one is. Complete up to now when the markPrice stream's next funding time (fresh) follows the newest
+        stored settlement by one interval; else up to that settlement."""
+        newest = cache.times[-1]
+        live = self.live.get((pair, MARK_TIMEFRAME, LIVE_MARK))
+        max_age = self.config.gateway.live_max_age * 1000 * self.clock.rate
+        if live is None or live.next_funding_ms is None or now - live.event_ms > max_age or len(cache.times) < 2:
+            return newest, None
+        interval = newest - cache.times[-2]
+        expected = live.next_funding_ms - interval  # the settlement before the next one
+        if expected <= newest:
+            return now, None
+        return newest, expected
+
+
+class _NotYet(Exception):
+    """What the request needs has just closed and is not in InfluxDB yet: worth waiting for."""
