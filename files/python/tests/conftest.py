@@ -18,7 +18,7 @@ from freqfeed.localinflux import LocalInfluxDB
 
 from .helpers import influx_section
 from .influx_dialects import DIALECTS, Dialect, DialectServer
-from .processes import stop_leftovers
+from .processes import RUNNING, stop_leftovers
 
 # Every InfluxDB integration test runs against each server's documented v1 dialect: 1.x is influxd itself,
 # the others an emulation layer in front of it (tests/influx_dialects.py). @pytest.mark.dialects("1.x")
@@ -37,10 +37,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("influx_server", marker.args if marker else ALL_DIALECTS, indirect=True)
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_processes() -> Iterator[None]:
+@pytest.fixture(autouse=True, scope="session")
+def _no_leftover_processes_at_all() -> Iterator[None]:
     yield
     stop_leftovers()
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_processes() -> Iterator[None]:
+    """What a test started, it leaves stopped (the processes of module fixtures, set up before, stay)."""
+    keep = len(RUNNING)
+    yield
+    stop_leftovers(keep)
 
 
 @pytest.fixture(scope="session")

@@ -37,9 +37,10 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: 
 RUNNING: list[subprocess.Popen[bytes]] = []  # every process a test started: conftest stops what is left
 
 
-def stop_leftovers() -> None:
-    """Kill whatever a test started and did not stop (a failing test must not leak a producer)."""
-    while RUNNING:
+def stop_leftovers(keep: int = 0) -> None:
+    """Kill whatever was started after the first `keep` processes and not stopped (a failing test must not
+    leak a producer)."""
+    while len(RUNNING) > keep:
         process = RUNNING.pop()
         if process.poll() is None:
             process.kill()
@@ -211,3 +212,74 @@ def assert_complete(client: InfluxDB, sim: SimulatorProcess, pairs: list[str], t
                 assert [(int(t), int(r) / 1e8) for t, r in zip(times, rates, strict=True)] == \
                        [(r[0], round(r[1], 8)) for r in rows if r[0] <= until], f"funding of {pair}"
     return checked
+
+
+def gateway_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[str], timeframes: list[str], *,
+                   port: int | None = None, **extra: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "influxdb": influx_section(influx),
+        "pairs": pairs,
+        "timeframes": timeframes,
+        "trading_mode": "futures",
+        "exchange": {"rest_url": sim.url},
+        "gateway": {"listen": f"127.0.0.1:{port or free_port()}"},
+        "log_level": "INFO",
+    }
+    for key, value in extra.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    return config
+
+
+class GatewayProcess:
+    """`freqfeed serve` as a process; `url` is where the bots would point."""
+
+    def __init__(self, workdir: Path, config: dict[str, Any], name: str = "gateway") -> None:
+        self.config = config
+        self.config_path = workdir / f"{name}.yml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log = workdir / f"{name}.log"
+        self.url = f"http://{config['gateway']['listen']}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, wait: bool = True) -> GatewayProcess:
+        handle = open(self.log, "ab")  # noqa: SIM115 - the process owns it
+        self.process = subprocess.Popen([sys.executable, "-m", "freqfeed", "serve", "--config", str(self.config_path)],
+                                        stdout=handle, stderr=handle, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        RUNNING.append(self.process)
+        handle.close()
+        if wait:
+            wait_for(self.ready, 60, "the gateway to load its caches")
+        return self
+
+    def ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"gateway exited with {self.process.returncode}:\n{self.text()[-3000:]}")
+        try:
+            status = self.status()
+        except requests.RequestException:
+            return False
+        return bool(status.get("influxdb_ok")) and status.get("exchange_info_age_s") is not None
+
+    def status(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.url}/_freqfeed/status", timeout=5).json())
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 15) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def client_stats(sim: SimulatorProcess, user_agent_prefix: str) -> dict[str, Any]:
+    """The simulator's counters of the clients whose User-Agent starts with the prefix, summed."""
+    requests_by_path: dict[str, int] = {}
+    weight = 0
+    for agent, stats in sim.stats().get("by_client", {}).items():
+        if agent.startswith(user_agent_prefix):
+            weight += int(stats.get("weight", 0))
+            for path, count in stats.get("requests", {}).items():
+                requests_by_path[path] = requests_by_path.get(path, 0) + int(count)
+    return {"requests": requests_by_path, "weight": weight}

@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 BAN_AFTER_429S = 10  # requests sent while limited before the IP is banned
 BAN_SECONDS = 120
-PARTIAL_KLINE_EVERY = 2.0  # real seconds between in-progress kline updates
+PARTIAL_KLINE_EVERY = 0.5  # real seconds between in-progress kline updates (Binance: 250 ms)
 BOOK_TICKER_EVERY = 0.1  # real seconds: "real-time" book tickers, at most as often as the book changes at 1x
 PUBLISH_EVERY = 0.025  # real seconds between publisher rounds
 PUBLISHED_BOOK_LEVELS = max(wire.PARTIAL_DEPTH_LEVELS)
