@@ -381,3 +381,76 @@ def test_429_and_418_on_forwarded_calls_are_never_amplified(
     assert sent() == before + 1, "while banned, nothing more went to the exchange"
     time.sleep(int(banned.headers["Retry-After"]) + 0.5)
     assert depth(20).status_code == 200
+
+
+# -- freqtrade download-data --------------------------------------------------------------------------------
+
+
+def download(fleet: Fleet, userdir: Path, ccxt_config: dict[str, Any],
+             timerange: str) -> subprocess.CompletedProcess[str]:
+    python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
+    if not python:
+        pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")
+    config = {"trading_mode": "futures", "margin_mode": "isolated", "stake_currency": "USDT", "dry_run": True,
+              "exchange": {"name": "binance", "only_from_ccxt": True, "ccxt_config": ccxt_config,
+                           "pair_whitelist": PAIRS}}
+    userdir.mkdir(parents=True, exist_ok=True)
+    path = userdir / "config.json"
+    path.write_text(json.dumps(config))
+    freqtrade = str(Path(python).with_name("freqtrade"))
+    return subprocess.run([freqtrade, "download-data", "--userdir", str(userdir), "-c", str(path), "--timerange",
+                           timerange, "-t", *TIMEFRAMES], capture_output=True, text=True, timeout=300, check=False)
+
+
+def data_files(userdir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((userdir / "data" / "binance" / "futures").glob("*.feather"))}
+
+
+def sync_into(fleet: Fleet, userdir: Path) -> None:
+    """The feeder's own sync fills the data directory first, as on a feeder."""
+    from freqfeed import config as config_module
+    from freqfeed import sync
+
+    for sub in ("data", "strategies"):
+        (userdir / sub).mkdir(parents=True, exist_ok=True)
+    cfg = config_module.from_mapping({"influxdb": {"url": fleet.influx.url, "database": fleet.influx.database},
+                                      "pairs": PAIRS, "timeframes": TIMEFRAMES, "trading_mode": "futures",
+                                      "sync": {"datadir": str(userdir / "data" / "binance")}}, "test")
+    assert sync.run(cfg).ok
+
+
+@pytest.mark.freqtrade
+@pytest.mark.parametrize("start", ["synced", "empty"])
+def test_download_data_through_the_gateway_writes_the_same_files(fleet: Fleet, tmp_path: Path, start: str) -> None:
+    """`freqtrade download-data` (futures: candles, mark, funding) through the gateway writes the same files as
+    a download straight from the exchange. Into a feeder's synced data directory, no candle, mark or funding
+    request reaches the exchange; into an empty one, only freqtrade's "new pair" probe does (`startTime=0`:
+    the listing date, which 360 days of InfluxDB cannot answer), once per series."""
+    timerange = f"{int(time.time() - 20 * 3600)}-"  # inside InfluxDB's history (1500 1m candles: 25 h)
+    for attempt in range(3):
+        direct, through = tmp_path / f"direct{attempt}", tmp_path / f"through{attempt}"
+        if start == "synced":
+            sync_into(fleet, direct)
+            sync_into(fleet, through)
+        away_from_minute_boundary(5)
+        minute = minute_of(now_ms())
+        before = client_stats(fleet.sim, GATEWAY_AGENT)["requests"]
+        a = download(fleet, direct, direct_ccxt_config(fleet.sim.url), timerange)
+        b = download(fleet, through, readme_ccxt_config(fleet.gateway.url), timerange)
+        after = client_stats(fleet.sim, GATEWAY_AGENT)["requests"]
+        assert a.returncode == 0 and b.returncode == 0, (a.stderr[-2000:], b.stderr[-2000:])
+        if minute_of(now_ms()) == minute:
+            break  # both in the same minute: the same candles had closed
+    files = data_files(through)
+    assert set(files) == {f"{p.split('/')[0]}_USDT_USDT-{tf}-{kind}.feather" for p in PAIRS
+                          for tf, kind in [*((t, "futures") for t in TIMEFRAMES), ("1h", "mark"),
+                                           ("1h", "funding_rate")]}
+    assert files == data_files(direct), "the same files, byte for byte"
+    sent = {path: after.get(path, 0) - before.get(path, 0) for path in
+            ("/fapi/v1/klines", "/fapi/v1/markPriceKlines", "/fapi/v1/fundingRate")}
+    if start == "synced":
+        assert sent == {"/fapi/v1/klines": 0, "/fapi/v1/markPriceKlines": 0, "/fapi/v1/fundingRate": 0}
+    else:
+        reasons = fleet.gateway.status()["forward_reasons"]
+        assert sent == {"/fapi/v1/klines": len(PAIRS) * len(TIMEFRAMES), "/fapi/v1/markPriceKlines": len(PAIRS),
+                        "/fapi/v1/fundingRate": 0}, f"only the new-pair probes: {reasons}"
