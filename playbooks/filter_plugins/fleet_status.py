@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 COLUMNS = ("host", "role", "health", "service / timer", "last run", "files", "newest candle age", "gaps",
-           "disk free", "influxdb")
+           "disk free", "influxdb", "gateway")
 
 
 def _age(seconds: float | None) -> str:
@@ -46,6 +46,23 @@ def _reply(result: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     return reply, ""
 
 
+def _gateway(gateway: dict[str, Any] | None) -> str:
+    """here/forwarded, forwarded weight per minute, cache hits, close-wait fallbacks (and books, if any)."""
+    if not gateway:
+        return "-"
+    if not gateway.get("up"):
+        return f"DOWN ({gateway.get('unit', '?')})"
+    local, forwarded = int(gateway.get("local") or 0), int(gateway.get("forwarded") or 0)
+    share = f"{100 * local / (local + forwarded):.0f}%" if local + forwarded else "-"
+    text = (f"{local} here ({share}) / {forwarded} fwd, {gateway.get('forwarded_weight_last_minute', 0)} w/min, "
+            f"{gateway.get('cache_hits', 0)} hits, {gateway.get('close_wait_fallbacks', 0)} fallbacks")
+    books = gateway.get("books")
+    if isinstance(books, dict):
+        text += (f", books {books.get('streamed', 0)}: {books.get('served', 0)} streamed / "
+                 f"{books.get('forwarded', 0)} fwd, oldest {books.get('oldest_served_ms', '-')} ms")
+    return text
+
+
 def _row(host: str, reply: dict[str, Any]) -> list[str]:
     lags = " ".join(f"{tf}={_age(lag)}" for tf, lag in (reply.get("lag_seconds") or {}).items())
     gaps = reply.get("gaps") or {}
@@ -61,6 +78,7 @@ def _row(host: str, reply: dict[str, Any]) -> list[str]:
         f"{sum(gaps.values())} candles in {len(gaps)} series" if gaps else "none",
         str(reply.get("disk_free", "-")),
         str(reply.get("influxdb", "-")),
+        _gateway(reply.get("gateway")),
     ]
 
 
@@ -72,7 +90,7 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host")
         reply, failure = _reply(result)
         if reply is None:
             health = "UNREACHABLE" if result.get("unreachable") else "UNHEALTHY"
-            rows.append([host, "?", health, "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([host, "?", health, "-", "-", "-", "-", "-", "-", "-", "-"])
             problems.append(f"{host}: {failure}")
             continue
         rows.append(_row(host, reply))

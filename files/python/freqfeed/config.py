@@ -104,6 +104,7 @@ class GatewayConfig:
     cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
     exchange_info_refresh: float = 600.0
     max_wait: float = 2.0
+    configured: bool = False  # the file has a gateway section: this host runs `freqfeed serve`
 
     @property
     def listen(self) -> str:
@@ -141,8 +142,11 @@ class _Reader:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.present: set[str] = set()  # top-level sections the file has
 
     def section(self, raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+        if key in raw:
+            self.present.add(key)
         value = raw.get(key, {})
         if value is None:
             return {}
@@ -431,6 +435,7 @@ def _gateway(r: _Reader, gw: Mapping[str, Any]) -> GatewayConfig:
         cache_ttl=ttl,
         exchange_info_refresh=r.get(gw, "gateway.", "exchange_info_refresh", "number", 600.0, check=_at_least(10.0)),
         max_wait=r.get(gw, "gateway.", "max_wait", "number", 2.0, check=_at_least(0.0)),
+        configured="gateway" in r.present,
     )
 
 

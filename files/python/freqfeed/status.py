@@ -16,6 +16,9 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
+
+import requests
 
 from freqfeed import feather, sync
 from freqfeed.config import Config
@@ -24,6 +27,7 @@ from freqfeed.schema import FUTURE_MARGIN_MS, counts_select, last_times_select, 
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
 PRODUCER_UNIT = "cryptofeed-influxdb.service"
+GATEWAY_UNIT = "freqfeed-gateway.service"
 SYNC_TIMER = "influxdb-data-sync.timer"
 SYNC_SERVICE = "influxdb-data-sync.service"
 SYNC_EVERY_S = 180
@@ -44,6 +48,7 @@ class HostStatus:
     gaps: dict[str, int] = field(default_factory=dict)  # series -> missing candles
     disk_free: str = "n/a"
     influxdb: str = "n/a"  # the server, as /ping tells it
+    gateway: dict[str, Any] | None = None  # feeders running `freqfeed serve`: its counters
 
     def problem(self, text: str) -> None:
         self.healthy = False
@@ -115,6 +120,28 @@ def check_feeder(config: Config, status: HostStatus, now_ms: int) -> None:
     status.disk_free, share = disk_free(datadir)
     if share < DISK_FREE_MIN:
         status.problem(f"disk almost full: {status.disk_free} free")
+    if config.gateway.configured:
+        check_gateway(config, status)
+
+
+def check_gateway(config: Config, status: HostStatus) -> None:
+    """The gateway's own counters (GET /_freqfeed/status on its listen address)."""
+    state = unit_state(GATEWAY_UNIT)
+    url = f"http://{config.gateway.listen}/_freqfeed/status"
+    try:
+        reply = requests.get(url, timeout=5).json()
+    except (requests.RequestException, ValueError) as exc:
+        status.gateway = {"up": False, "unit": state, "error": str(exc)[:200]}
+        status.problem(f"gateway not answering on {config.gateway.listen} ({GATEWAY_UNIT} {state})")
+        return
+    status.gateway = {key: reply.get(key) for key in (
+        "up", "local", "forwarded", "refused", "forwarded_weight_last_minute", "forwarded_weight_peak_minute",
+        "cache_hits", "coalesced", "close_wait_fallbacks", "influxdb_ok", "influxdb_error", "rate_limited", "banned",
+        "books")} | {"unit": state}
+    if not reply.get("influxdb_ok"):
+        status.problem(f"gateway cannot read InfluxDB ({reply.get('influxdb_error')}): bots are served by Binance")
+    if reply.get("banned"):
+        status.problem(f"gateway's forwarded requests were banned by Binance (418) {reply['banned']} times")
 
 
 def check_producer(config: Config, status: HostStatus, now_ms: int, client: InfluxDB) -> None:
@@ -216,9 +243,21 @@ def render(host: str, status: HostStatus) -> str:
         ("disk free", status.disk_free),
         ("influxdb", status.influxdb),
     ]
+    if status.gateway is not None:
+        rows.append(("gateway", gateway_summary(status.gateway)))
     lines = [f"{name:18} {value}" for name, value in rows]
     lines += [f"{'problem':18} {problem}" for problem in status.problems]
     return "\n".join(lines)
+
+
+def gateway_summary(gateway: dict[str, Any]) -> str:
+    if not gateway.get("up"):
+        return f"DOWN ({gateway.get('unit')}): {gateway.get('error', '')}"
+    local, forwarded = int(gateway.get("local") or 0), int(gateway.get("forwarded") or 0)
+    share = f"{100 * local / (local + forwarded):.1f}%" if local + forwarded else "-"
+    return (f"up: {local} answered here ({share}), {forwarded} forwarded, weight "
+            f"{gateway.get('forwarded_weight_last_minute')}/min (peak {gateway.get('forwarded_weight_peak_minute')}), "
+            f"{gateway.get('cache_hits')} cache hits, {gateway.get('close_wait_fallbacks')} close-wait fallbacks")
 
 
 def main(config: Config, *, as_json: bool = False, role: str | None = None) -> int:

@@ -454,3 +454,21 @@ def test_download_data_through_the_gateway_writes_the_same_files(fleet: Fleet, t
         reasons = fleet.gateway.status()["forward_reasons"]
         assert sent == {"/fapi/v1/klines": len(PAIRS) * len(TIMEFRAMES), "/fapi/v1/markPriceKlines": len(PAIRS),
                         "/fapi/v1/fundingRate": 0}, f"only the new-pair probes: {reasons}"
+
+
+def test_status_shows_the_gateway(fleet: Fleet, tmp_path: Path) -> None:
+    from freqfeed import config as config_module
+    from freqfeed import status
+    from freqfeed.localinflux import free_port
+
+    sync_into(fleet, tmp_path)
+    raw = {"influxdb": {"url": fleet.influx.url, "database": fleet.influx.database}, "pairs": PAIRS,
+           "timeframes": TIMEFRAMES, "sync": {"datadir": str(tmp_path / "data" / "binance")},
+           "gateway": {"listen": fleet.gateway.config["gateway"]["listen"]}}
+    requests.get(f"{fleet.gateway.url}/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "1m"}, timeout=10)
+    result = status.collect(config_module.from_mapping(raw, "test"))
+    assert result.gateway is not None and result.gateway["up"] and result.gateway["local"] > 0
+    assert "gateway" in status.render("host120", result) and "answered here" in status.render("host120", result)
+    down = status.collect(config_module.from_mapping({**raw, "gateway": {"listen": f"127.0.0.1:{free_port()}"}},
+                                                     "test"))
+    assert not down.healthy and any("gateway not answering" in p for p in down.problems)
