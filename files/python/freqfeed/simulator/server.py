@@ -31,6 +31,7 @@ Fault switches (CLI `--fault NAME[=VALUE]` at start-up, or POST /_sim/fault?name
   ban=SECONDS          answer every REST request with 418 + Retry-After for that long
   malformed=COUNT      send COUNT malformed frames on every open websocket connection
   silent=SECONDS       keep connections open but deliver no stream event at all for that long
+  unlimited=SECONDS    benchmarks: no weight limit (no 429, no ban) for that long
   firehose=SECONDS     load test: replay historical closed klines as fast as each client reads them
 GET /_sim/stats reports the clock, requests, weight per minute, websocket counters and, per
 User-Agent, requests per path and weight (`by_client`).
@@ -160,6 +161,7 @@ class Simulator:
         self.banned_until_ms = 0
         self.refuse_until = 0.0
         self.silent_until = 0.0
+        self.unlimited_until = 0.0
         self._cursors: dict[str, int] = {}  # kline stream -> open time of the last closed candle sent
         self._last_partial: dict[str, float] = {}
         self._last_mark: dict[str, float] = {}
@@ -249,7 +251,7 @@ class Simulator:
     def _charge(self, market: str, weight: int, now: int) -> int:
         minute = now // 60_000
         used = self.weight_by_minute[market][minute]
-        if used + weight > wire.market_info(market).weight_limit:
+        if used + weight > wire.market_info(market).weight_limit and time.monotonic() >= self.unlimited_until:
             self.limited_requests[minute] += 1
             if self.limited_requests[minute] > BAN_AFTER_429S:
                 self.banned_until_ms = now + int(BAN_SECONDS * 1000 * self.clock.speed)
@@ -650,7 +652,7 @@ class Simulator:
     async def apply_fault(self, name: str, value: float | None = None) -> str:
         faults = {"drop": self._fault_drop, "refuse": self._fault_refuse, "429": self._fault_429,
                   "ban": self._fault_ban, "malformed": self._fault_malformed, "firehose": self._fault_firehose,
-                  "silent": self._fault_silent}
+                  "silent": self._fault_silent, "unlimited": self._fault_unlimited}
         if name not in faults:
             raise ValueError(f"unknown fault {name!r} ({', '.join(faults)})")
         return faults[name](value)
@@ -691,6 +693,12 @@ class Simulator:
             if any(stream.kind == "kline" for stream in conn.delivered.values()):
                 self._tasks.append(asyncio.create_task(self._firehose(conn, seconds)))
         return f"firehose of historical closed klines for {seconds:g}s"
+
+    def _fault_unlimited(self, value: float | None) -> str:
+        """Benchmarks only: no weight limit (no 429, no ban) for that long, so latency can be measured."""
+        seconds = float(value or 60)
+        self.unlimited_until = time.monotonic() + seconds
+        return f"no weight limit for {seconds:g}s"
 
     def _fault_silent(self, value: float | None) -> str:
         seconds = float(value or 30)
