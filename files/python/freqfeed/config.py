@@ -29,8 +29,11 @@ _SPOT_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 DEFAULT_ENDPOINTS: dict[str, dict[str, str]] = {
-    "futures": {"rest_url": "https://fapi.binance.com", "ws_url": "wss://fstream.binance.com/market"},
-    "spot": {"rest_url": "https://api.binance.com", "ws_url": "wss://stream.binance.com:9443"},
+    # ws_url: klines and mark price (the producer); public_ws_url: books and book tickers (the gateway)
+    "futures": {"rest_url": "https://fapi.binance.com", "ws_url": "wss://fstream.binance.com/market",
+                "public_ws_url": "wss://fstream.binance.com/public"},
+    "spot": {"rest_url": "https://api.binance.com", "ws_url": "wss://stream.binance.com:9443",
+             "public_ws_url": "wss://stream.binance.com:9443"},
 }
 
 
@@ -104,6 +107,9 @@ class GatewayConfig:
     cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
     exchange_info_refresh: float = 600.0
     max_wait: float = 2.0
+    ws_url: str = "wss://fstream.binance.com/public"
+    book_max_age: float = 1.0
+    book_idle: float = 600.0
     configured: bool = False  # the file has a gateway section: this host runs `freqfeed serve`
 
     @property
@@ -381,7 +387,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         status_file=Path(status_file) if status_file else None,
     )
 
-    gateway = _gateway(r, r.section(raw, "gateway"))
+    gateway = _gateway(r, r.section(raw, "gateway"), DEFAULT_ENDPOINTS.get(trading_mode, DEFAULT_ENDPOINTS["futures"]))
 
     if r.errors:
         listing = "\n".join(f"  - {error}" for error in r.errors)
@@ -408,9 +414,9 @@ def _listen(value: str) -> str | None:
     return None
 
 
-def _gateway(r: _Reader, gw: Mapping[str, Any]) -> GatewayConfig:
+def _gateway(r: _Reader, gw: Mapping[str, Any], endpoints: Mapping[str, str]) -> GatewayConfig:
     r.unknown(gw, "gateway.", {"listen", "close_wait", "live_max_age", "poll_interval", "cache_candles", "cache_ttl",
-                               "exchange_info_refresh", "max_wait"})
+                               "exchange_info_refresh", "max_wait", "ws_url", "book_max_age", "book_idle"})
     listen = r.get(gw, "gateway.", "listen", "str", "127.0.0.1:8091", check=_listen)
     host, _, port = listen.rpartition(":")
     ttl = dict(DEFAULT_CACHE_TTL)
@@ -435,6 +441,10 @@ def _gateway(r: _Reader, gw: Mapping[str, Any]) -> GatewayConfig:
         cache_ttl=ttl,
         exchange_info_refresh=r.get(gw, "gateway.", "exchange_info_refresh", "number", 600.0, check=_at_least(10.0)),
         max_wait=r.get(gw, "gateway.", "max_wait", "number", 2.0, check=_at_least(0.0)),
+        ws_url=r.get(gw, "gateway.", "ws_url", "str", endpoints["public_ws_url"],
+                     check=_url(("ws", "wss"))).rstrip("/"),
+        book_max_age=r.get(gw, "gateway.", "book_max_age", "number", 1.0, check=_at_least(0.1)),
+        book_idle=r.get(gw, "gateway.", "book_idle", "number", 600.0, check=_at_least(10.0)),
         configured="gateway" in r.present,
     )
 

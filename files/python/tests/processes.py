@@ -222,7 +222,7 @@ def gateway_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[st
         "timeframes": timeframes,
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url},
-        "gateway": {"listen": f"127.0.0.1:{port or free_port()}"},
+        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public"},
         "log_level": "INFO",
     }
     for key, value in extra.items():

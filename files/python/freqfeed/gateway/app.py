@@ -24,6 +24,7 @@ from aiohttp import web
 from freqfeed import binance_wire as wire
 from freqfeed.config import Config
 from freqfeed.exchange import ExchangeClock
+from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
 from freqfeed.gateway.upstream import Reply, Upstream
 from freqfeed.influx import InfluxDB
@@ -58,6 +59,7 @@ class Gateway:
         self.influx = influx or InfluxDB(config.influxdb, retries=1)
         self.formats: dict[str, wire.SymbolFormat] = {}
         self.history = History(config, self.influx, self.clock, self.formats.get)
+        self.books = BookStreams(config, self.formats)
         self.started = time.time()
         self.counters: Counter[str] = Counter()
         self.by_endpoint: dict[str, Counter[str]] = {}
@@ -87,6 +89,7 @@ class Gateway:
     async def _run(self) -> None:
         await self._connect_binance()
         self._tasks.append(asyncio.create_task(self.history.run(), name="history"))
+        self._tasks.append(asyncio.create_task(self.books.run(), name="books"))
         self._tasks.append(asyncio.create_task(self.upstream.keep_fresh(), name="upstream"))
         self._tasks.append(asyncio.create_task(self._report(), name="report"))
 
@@ -106,8 +109,11 @@ class Gateway:
             await asyncio.sleep(5)
 
     def _update_formats(self) -> None:
-        if self.upstream.exchange_info is not None:
-            self.formats.update(wire.symbol_formats(self.market, self.upstream.exchange_info))
+        info = self.upstream.exchange_info
+        if info is not None:
+            self.formats.update(wire.symbol_formats(self.market, info))
+            self.books.trading = [str(s.get("symbol")) for s in info.get("symbols") or []
+                                  if s.get("status", "TRADING") == "TRADING"]
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -174,24 +180,40 @@ class Gateway:
 
     async def _local(self, endpoint: str, params: dict[str, str]) -> Reply | None:
         """The answer from here, or None for endpoints that are always forwarded."""
-        if endpoint == "ping":
-            return self._json(b"{}")
-        if endpoint == "time":
-            return self._json(json.dumps({"serverTime": self.clock.now()}).encode())
-        if endpoint == "exchangeInfo":
-            if not self.upstream.exchange_info_body:
-                raise Forward("no exchangeInfo cached yet")
-            return self._json(self.upstream.exchange_info_body)
-        futures = self.market == "futures"
-        if endpoint == "klines" or (futures and endpoint == "markPriceKlines"):
-            query = wire.parse_klines(self.market, params, self._known())
-            return self._json(await self.history.klines(query, mark=endpoint == "markPriceKlines"))
-        if futures and endpoint == "fundingRate":
-            if "symbol" not in params:
-                raise Forward("fundingRate of every symbol")
-            query_f = wire.parse_funding(params, self._known())
-            return self._json(await self.history.funding_rates(query_f))
-        return None
+        answers = {"ping": self._ping, "time": self._time, "exchangeInfo": self._exchange_info, "klines": self._klines,
+                   "depth": self._depth, "ticker/bookTicker": self._book_ticker}
+        if self.market == "futures":
+            answers.update({"markPriceKlines": self._mark_klines, "fundingRate": self._funding})
+        answer = answers.get(endpoint)
+        return None if answer is None else self._json(await answer(params))
+
+    async def _ping(self, params: dict[str, str]) -> bytes:
+        return b"{}"
+
+    async def _time(self, params: dict[str, str]) -> bytes:
+        return json.dumps({"serverTime": self.clock.now()}).encode()
+
+    async def _exchange_info(self, params: dict[str, str]) -> bytes:
+        if not self.upstream.exchange_info_body:
+            raise Forward("no exchangeInfo cached yet")
+        return self.upstream.exchange_info_body
+
+    async def _klines(self, params: dict[str, str]) -> bytes:
+        return await self.history.klines(wire.parse_klines(self.market, params, self._known()), mark=False)
+
+    async def _mark_klines(self, params: dict[str, str]) -> bytes:
+        return await self.history.klines(wire.parse_klines(self.market, params, self._known()), mark=True)
+
+    async def _funding(self, params: dict[str, str]) -> bytes:
+        if "symbol" not in params:
+            raise Forward("fundingRate of every symbol")
+        return await self.history.funding_rates(wire.parse_funding(params, self._known()))
+
+    async def _depth(self, params: dict[str, str]) -> bytes:
+        return self.books.depth(wire.parse_depth(self.market, params, self._known()))
+
+    async def _book_ticker(self, params: dict[str, str]) -> bytes:
+        return self.books.book_tickers(wire.parse_symbols(self.market, params, self._known()))
 
     def _known(self) -> frozenset[str] | dict[str, wire.SymbolFormat]:
         if not self.formats:
@@ -237,6 +259,7 @@ class Gateway:
             "influxdb_last_poll_s": round(time.monotonic() - history.last_poll_ok, 1) if history.last_poll_ok else None,
             "exchange_info_age_s": round(time.monotonic() - self.upstream.exchange_info_at, 1)
             if self.upstream.exchange_info_at else None,
+            "books": self.books.status(),
             "by_endpoint": {k: dict(v) for k, v in sorted(self.by_endpoint.items())},
         }
 

@@ -1,0 +1,195 @@
+"""Order books and book tickers through the gateway, from Binance's websocket streams (the simulator's).
+
+The simulator's book is a pure function of time: a depth answer's `E` (or ccxt's timestamp, the book's `T`)
+is enough to recompute the book the exchange had at that moment and compare it level by level.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from freqfeed import binance_wire as wire
+from freqfeed.config import InfluxDBConfig
+from freqfeed.localinflux import LocalInfluxDB
+
+from .processes import (
+    GatewayProcess,
+    ProducerProcess,
+    SimulatorProcess,
+    client_stats,
+    gateway_config,
+    producer_config,
+    wait_for,
+)
+from .test_gateway import GATEWAY_AGENT, ccxt_calls, readme_ccxt_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.dialects("1.x")]
+
+PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
+
+
+@dataclass
+class Books:
+    sim: SimulatorProcess
+    gateway: GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def books(tmp_path_factory: pytest.TempPathFactory, influxd: LocalInfluxDB) -> Iterator[Books]:
+    work = tmp_path_factory.mktemp("books")
+    requests.post(f"{influxd.url}/query", data={"q": 'CREATE DATABASE "books" WITH DURATION 360d'}, timeout=10)
+    influx = InfluxDBConfig(url=influxd.url, database="books")
+    sim = SimulatorProcess(work, speed=1, seed=21)
+    producer = ProducerProcess(work, producer_config(influx, sim, PAIRS, candles=30, timeframes=["1m"])).start()
+    gateway = None
+    try:
+        producer.wait_for_log("backfill done", timeout=120)
+        gateway = GatewayProcess(work, gateway_config(influx, sim, PAIRS, ["1m"], gateway={"book_idle": 15})).start()
+        wait_for(lambda: gateway.status()["books"]["streamed"] == len(PAIRS), 30, "the configured pairs' books")
+        yield Books(sim, gateway)
+    finally:
+        if gateway is not None and gateway.process is not None and gateway.process.poll() is None:
+            gateway.terminate()
+        producer.terminate()
+        sim.stop()
+
+
+def book_at(sim: SimulatorProcess, symbol: str, at_ms: int, levels: int) -> tuple[list[list[str]], list[list[str]]]:
+    """The simulator's book of `symbol` at `at_ms`, as Binance writes it."""
+    inst = sim.market.instrument(symbol)
+    book = sim.market.book(symbol, at_ms, levels)
+    return (wire.book_levels(book.bids[:, 0], book.bids[:, 1], inst.price_decimals, inst.quantity_decimals),
+            wire.book_levels(book.asks[:, 0], book.asks[:, 1], inst.price_decimals, inst.quantity_decimals))
+
+
+def depth(books: Books, symbol: str = "BTCUSDT", limit: int = 5) -> requests.Response:
+    return requests.get(f"{books.gateway.url}/fapi/v1/depth", params={"symbol": symbol, "limit": limit}, timeout=10)
+
+
+def upstream(books: Books, path: str) -> int:
+    return int(client_stats(books.sim, GATEWAY_AGENT)["requests"].get(path, 0))
+
+
+def test_depth_is_the_exchanges_book_of_the_same_moment(books: Books) -> None:
+    before = upstream(books, "/fapi/v1/depth")
+    for _ in range(5):
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            for limit in (5, 10, 20):
+                answer = depth(books, symbol, limit)
+                assert answer.status_code == 200
+                body = answer.json()
+                assert list(body) == ["lastUpdateId", "E", "T", "bids", "asks"]
+                assert (body["bids"], body["asks"]) == book_at(books.sim, symbol, body["E"], limit)
+                assert body["lastUpdateId"] == books.sim.market.book(symbol, body["E"], 1).update_id
+        time.sleep(0.2)
+    assert upstream(books, "/fapi/v1/depth") == before, "no depth request reached the exchange"
+    status = books.gateway.status()["books"]
+    assert status["served"] >= 30 and status["oldest_served_ms"] <= 1000
+
+
+def test_ccxt_order_books_and_bids_asks(books: Books) -> None:
+    config = readme_ccxt_config(books.gateway.url)
+    before = {p: upstream(books, p) for p in ("/fapi/v1/depth", "/fapi/v1/ticker/bookTicker")}
+    calls: list[dict[str, Any]] = [{"call": "fetch_order_book", "args": [pair, limit]}
+                                   for pair in PAIRS for limit in (5, 10, 20)]
+    calls += [{"call": "fetch_bids_asks", "args": [[pair]]} for pair in PAIRS]
+    answers = ccxt_calls(config, calls)
+    for call, answer in zip(calls, answers, strict=True):
+        assert "ok" in answer, answer
+        symbol = call["args"][0][0].replace("/USDT:USDT", "USDT") if call["call"] == "fetch_bids_asks" else \
+            call["args"][0].replace("/USDT:USDT", "USDT")
+        if call["call"] == "fetch_order_book":
+            book = answer["ok"]
+            bids, asks = book_at(books.sim, symbol, book["timestamp"], call["args"][1])
+            assert book["bids"] == [[float(p), float(q)] for p, q in bids]
+            assert book["asks"] == [[float(p), float(q)] for p, q in asks]
+        else:
+            [ticker] = answer["ok"].values()
+            bids, asks = book_at(books.sim, symbol, ticker["timestamp"], 1)
+            assert (ticker["bid"], ticker["bidVolume"], ticker["ask"], ticker["askVolume"]) == \
+                (float(bids[0][0]), float(bids[0][1]), float(asks[0][0]), float(asks[0][1]))
+    assert {p: upstream(books, p) for p in before} == before, "none of them reached the exchange"
+
+
+def test_every_book_ticker_once_streamed(books: Books) -> None:
+    """fetch_bids_asks() asks for every symbol: the first request goes to the exchange and starts a stream for
+    each; from then on the whole answer comes from the streams."""
+    config = readme_ccxt_config(books.gateway.url)
+    [first] = ccxt_calls(config, [{"call": "fetch_bids_asks", "args": []}])
+    assert "ok" in first and len(first["ok"]) == len(books.sim.market.instruments)
+    wait_for(lambda: books.gateway.status()["books"]["ticker_streams"] >= len(books.sim.market.instruments), 60,
+             "a book ticker stream for every symbol")
+    time.sleep(1.0)
+    before = upstream(books, "/fapi/v1/ticker/bookTicker")
+    [second] = ccxt_calls(config, [{"call": "fetch_bids_asks", "args": []}])
+    assert upstream(books, "/fapi/v1/ticker/bookTicker") == before, "all of them from the streams"
+    assert len(second["ok"]) == len(books.sim.market.instruments)
+    for name, ticker in list(second["ok"].items())[:25]:
+        bids, asks = book_at(books.sim, name.replace("/USDT:USDT", "USDT"), ticker["timestamp"], 1)
+        assert (ticker["bid"], ticker["ask"]) == (float(bids[0][0]), float(asks[0][0])), name
+
+
+def test_books_follow_demand(books: Books) -> None:
+    """A pair nobody configured is streamed once a bot asks for it, and dropped once nobody has for a while."""
+    before = upstream(books, "/fapi/v1/depth")
+    first = depth(books, "SOLUSDT")
+    assert first.status_code == 200
+    assert upstream(books, "/fapi/v1/depth") == before + 1, "the first answer came from the exchange"
+    wait_for(lambda: books.gateway.status()["books"]["streamed"] == len(PAIRS) + 1, 20, "SOLUSDT's book")
+    time.sleep(0.5)
+    answer = depth(books, "SOLUSDT")
+    assert (answer.json()["bids"], answer.json()["asks"]) == book_at(books.sim, "SOLUSDT", answer.json()["E"], 5)
+    assert upstream(books, "/fapi/v1/depth") == before + 1, "then from the stream"
+    wait_for(lambda: books.gateway.status()["books"]["streamed"] == len(PAIRS), 40, "SOLUSDT dropped when idle")
+
+
+def test_a_silent_or_dropped_stream_is_never_served(books: Books) -> None:
+    assert depth(books).status_code == 200
+    before = upstream(books, "/fapi/v1/depth")
+    books.sim.fault("silent", 4)
+    time.sleep(1.5)  # past book_max_age (1 s): the book it holds is stale
+    silent = depth(books)
+    assert silent.status_code == 200
+    assert (silent.json()["bids"], silent.json()["asks"]) == book_at(books.sim, "BTCUSDT", silent.json()["E"], 5)
+    assert upstream(books, "/fapi/v1/depth") == before + 1, "a stale book is forwarded, not served"
+    time.sleep(3.5)
+    wait_for(lambda: depth(books).status_code == 200 and upstream(books, "/fapi/v1/depth") == before + 1
+             and books.gateway.status()["books"]["forward_reasons"].get("stale or dropped", 0) >= 1, 10,
+             "streamed again once the stream speaks")
+    books.sim.fault("drop")
+    time.sleep(0.2)
+    dropped = depth(books, limit=10)
+    assert dropped.status_code == 200
+    assert upstream(books, "/fapi/v1/depth") == before + 2, "a dropped connection's book is not served"
+    def reconnected() -> bool:
+        status = books.gateway.status()["books"]
+        return bool(status["connections_up"] == status["connections"])
+
+    wait_for(reconnected, 30, "the book streams reconnected")
+    time.sleep(0.5)
+    again = depth(books, limit=20)
+    assert (again.json()["bids"], again.json()["asks"]) == book_at(books.sim, "BTCUSDT", again.json()["E"], 20)
+    assert upstream(books, "/fapi/v1/depth") == before + 2, "streamed again after the reconnect"
+
+
+def test_bad_book_requests_get_binances_errors(books: Books) -> None:
+    for params in ({"symbol": "BTCUSDT", "limit": 7}, {"symbol": "NOPEUSDT", "limit": 5}, {"limit": 5},
+                   {"symbol": "BTCUSDT", "limit": "x"}):
+        mine = requests.get(f"{books.gateway.url}/fapi/v1/depth", params=params, timeout=10)
+        theirs = requests.get(f"{books.sim.url}/fapi/v1/depth", params=params, timeout=10)
+        assert mine.status_code == theirs.status_code == 400 and mine.json() == theirs.json(), params
+    assert depth(books, limit=100).status_code == 200, "deeper books are forwarded"
+    ticker = requests.get(f"{books.gateway.url}/fapi/v1/ticker/bookTicker", params={"symbol": "NOPEUSDT"}, timeout=10)
+    assert ticker.status_code == 400 and ticker.json()["code"] == -1121
+
+
+def test_status_reports_the_books(books: Books, tmp_path: Path) -> None:
+    status = books.gateway.status()["books"]
+    assert status["streamed"] >= len(PAIRS) and status["served"] > 0 and "forward_reasons" in status
