@@ -56,7 +56,7 @@ def readme_ccxt_config(gateway_url: str) -> dict[str, Any]:
 def direct_ccxt_config(sim_url: str) -> dict[str, Any]:
     return {"options": {"fetchMarkets": {"types": ["linear"]}},
             "urls": {"api": {"fapiPublic": f"{sim_url}/fapi/v1", "fapiPublicV2": f"{sim_url}/fapi/v2"}},
-            "headers": {"User-Agent": "test-direct"}}
+            "userAgent": "test-direct"}
 
 
 def ccxt_calls(config: dict[str, Any], calls: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -1,0 +1,269 @@
+#!/usr/bin/env python3
+"""Real freqtrade 2026.9 dry-run bots in the lab, through a feeder's gateway and straight to the exchange.
+
+  lab_bots.py run --gateway http://127.0.0.1:18392 --exchange http://127.0.0.1:18290 --bots 3 --seconds 240
+
+starts `--bots` dry-run futures bots through the gateway and as many straight to the exchange (the lab's
+simulator), side by side on the same pairs, strategy and clock (1m candles, order-book pricing, trades
+opened at once and held a few minutes: the open trades' exit pricing is most of a bot's weight). Each bot
+has a User-Agent of its own, so the simulator's per-client counters tell the traffic apart. Afterwards it
+checks, for the gateway's bots:
+- the closed candles each bot's strategy saw equal the exchange's (the simulator's REST klines);
+- every entry and exit rate is a price the exchange's book had at the moment the bot asked (the simulator's
+  book is a pure function of time: every 100 ms step in the seconds before each order is tried);
+- no klines request reached the exchange from the feeder;
+and reports each setup's exchange weight per hour: the direct bots' own, and everything the feeder's gateway
+sent (its User-Agent) while serving its bots. Exit 0 when every check passed and the weight fell by at
+least 95%; the figures go to stdout (and --json).
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "files" / "python"))
+
+from freqfeed import binance_wire as wire
+from freqfeed.simulator.market import Market
+
+FREQTRADE = REPO / ".cache" / "freqtrade-venv" / "bin" / "freqtrade"
+PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
+STRATEGY = '''
+import json
+from pathlib import Path
+
+from freqtrade.strategy import IStrategy
+from pandas import DataFrame
+
+
+class LabBot(IStrategy):
+    """Long on every candle, out after three minutes: trades open at once and stay open (exit pricing reads the
+    order book at every loop). Writes the closed candles it saw, for the lab to check against the exchange."""
+
+    INTERFACE_VERSION = 3
+    timeframe = "1m"
+    can_short = False
+    minimal_roi = {"3": -1}
+    stoploss = -0.5
+    startup_candle_count = 5
+    process_only_new_candles = True
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        seen = Path(self.config["user_data_dir"]) / "candles" / (metadata["pair"].replace("/", "_").replace(":", "_")
+                                                                + ".json")
+        seen.parent.mkdir(exist_ok=True)
+        rows = json.loads(seen.read_text()) if seen.exists() else {}
+        for row in dataframe.tail(10).itertuples():
+            rows[str(int(row.date.timestamp() * 1000))] = [row.open, row.high, row.low, row.close, row.volume]
+        seen.write_text(json.dumps(rows))
+        return dataframe
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe["enter_long"] = 1
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe["exit_long"] = 0
+        return dataframe
+'''
+
+
+def bot_config(name: str, api: str, agent: str, userdir: Path) -> dict[str, Any]:
+    return {
+        "bot_name": name, "dry_run": True, "dry_run_wallet": 10_000, "trading_mode": "futures",
+        "margin_mode": "isolated", "stake_currency": "USDT", "stake_amount": 100, "max_open_trades": len(PAIRS),
+        "tradable_balance_ratio": 0.99, "timeframe": "1m", "initial_state": "running",
+        "internals": {"process_throttle_secs": 5},
+        "unfilledtimeout": {"entry": 10, "exit": 10, "unit": "minutes"},
+        "entry_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1,
+                          "price_last_balance": 0.0, "check_depth_of_market": {"enabled": False,
+                                                                              "bids_to_ask_delta": 1}},
+        "exit_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
+        "order_types": {"entry": "limit", "exit": "limit", "stoploss": "market", "stoploss_on_exchange": False},
+        "exchange": {"name": "binance", "key": "", "secret": "", "only_from_ccxt": True,
+                     "ccxt_config": readme_ccxt_config(api) | {"userAgent": agent},
+                     "pair_whitelist": PAIRS, "pair_blacklist": []},
+        "pairlists": [{"method": "StaticPairList"}],
+        "db_url": f"sqlite:///{userdir / 'trades.sqlite'}",
+    }
+
+
+def readme_ccxt_config(api: str) -> dict[str, Any]:
+    """The README's freqtrade snippet as written, with this lab's address."""
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"<!-- freqtrade-futures-config -->\s*```json\n(.*?)```", text, re.DOTALL)
+    if block is None:
+        raise SystemExit("lab_bots: the README has no freqtrade-futures-config block")
+    config: dict[str, Any] = json.loads(block.group(1).replace("http://127.0.0.1:8091", api))["exchange"]["ccxt_config"]
+    return config
+
+
+def start(name: str, api: str, agent: str, root: Path) -> subprocess.Popen[bytes]:
+    userdir = root / name
+    subprocess.run([str(FREQTRADE), "create-userdir", "--userdir", str(userdir)], check=True,
+                   capture_output=True)
+    (userdir / "strategies" / "lab_bot.py").write_text(STRATEGY)
+    config = userdir / "config.json"
+    config.write_text(json.dumps(bot_config(name, api, agent, userdir), indent=1))
+    log = open(userdir / "bot.log", "wb")  # noqa: SIM115 - the process owns it
+    return subprocess.Popen([str(FREQTRADE), "trade", "--dry-run", "--userdir", str(userdir), "-c", str(config),
+                             "-s", "LabBot"], stdout=log, stderr=log, start_new_session=True)
+
+
+def clients(exchange: str) -> dict[str, dict[str, Any]]:
+    return dict(requests.get(f"{exchange}/_sim/stats", timeout=10).json().get("by_client", {}))
+
+
+def weight(stats: dict[str, dict[str, Any]], prefix: str) -> tuple[int, dict[str, int]]:
+    """Weight and requests per path of the clients whose User-Agent starts with `prefix`."""
+    total, paths = 0, {}
+    for agent, client in stats.items():
+        if agent.startswith(prefix):
+            total += int(client.get("weight", 0))
+            for path, count in client.get("requests", {}).items():
+                paths[path] = paths.get(path, 0) + int(count)
+    return total, paths
+
+
+def check_candles(root: Path, name: str, exchange: str) -> tuple[int, list[str]]:
+    """The closed candles a bot's strategy saw against the exchange's klines."""
+    problems, checked = [], 0
+    for pair in PAIRS:
+        path = root / name / "candles" / (pair.replace("/", "_").replace(":", "_") + ".json")
+        if not path.exists():
+            problems.append(f"{name}: no candles seen for {pair}")
+            continue
+        seen = json.loads(path.read_text())
+        first = min(int(t) for t in seen)
+        truth = requests.get(f"{exchange}/fapi/v1/klines", params={"symbol": pair.split("/")[0] + "USDT",
+                                                                   "interval": "1m", "startTime": first,
+                                                                   "limit": 1000}, timeout=10).json()
+        rows = {str(r[0]): [float(x) for x in r[1:6]] for r in truth}
+        for open_time, values in seen.items():
+            checked += 1
+            if rows.get(open_time) != values:
+                problems.append(f"{name} {pair} {open_time}: saw {values}, the exchange has {rows.get(open_time)}")
+    return checked, problems
+
+
+def check_rates(root: Path, name: str, market: Market) -> tuple[int, list[str]]:
+    """Every entry and exit rate must be the top of the exchange's book at a moment shortly before the order."""
+    database = root / name / "trades.sqlite"
+    problems, checked = [], 0
+    with sqlite3.connect(database) as db:
+        rows = db.execute("SELECT ft_pair, ft_order_side, price, order_date FROM orders WHERE price IS NOT NULL").fetchall()
+    for pair, side, price, order_date in rows:
+        symbol = pair.split("/")[0] + "USDT"
+        inst = market.instrument(symbol)
+        whole, _, fraction = str(order_date).partition(".")
+        at = calendar.timegm(time.strptime(whole, "%Y-%m-%d %H:%M:%S")) * 1000 + int((fraction + "000")[:3])
+        candidates = set()
+        for step in range(at - 8_000, at + 1_000, 100):  # the book changes every 100 ms
+            book = market.book(symbol, step, 1)
+            candidates.add(round(float(wire.format_ticks([book.asks[0][0]], inst.price_decimals)[0]), 10))
+            candidates.add(round(float(wire.format_ticks([book.bids[0][0]], inst.price_decimals)[0]), 10))
+        checked += 1
+        if round(float(price), 10) not in candidates:
+            problems.append(f"{name} {pair} {side} at {price} ({order_date}): not a price the book had")
+    return checked, problems
+
+
+def run(args: argparse.Namespace) -> int:
+    root = Path(args.dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    seed = int(args.seed)
+    bots: dict[str, subprocess.Popen[bytes]] = {}
+    before = clients(args.exchange)
+    started = time.monotonic()
+    for i in range(1, args.bots + 1):
+        bots[f"gateway{i}"] = start(f"gateway{i}", args.gateway, f"freqfeed-lab-bot-gateway{i}", root)
+        bots[f"direct{i}"] = start(f"direct{i}", args.exchange, f"freqfeed-lab-bot-direct{i}", root)
+    try:
+        deadline = time.monotonic() + args.seconds
+        while time.monotonic() < deadline:
+            for name, bot in bots.items():
+                if bot.poll() is not None:
+                    print((root / name / "bot.log").read_text()[-3000:], file=sys.stderr)
+                    raise SystemExit(f"lab_bots: bot {name} exited with {bot.returncode}")
+            time.sleep(2)
+    finally:
+        for bot in bots.values():
+            if bot.poll() is None:
+                os.killpg(bot.pid, signal.SIGTERM)
+        for bot in bots.values():
+            try:
+                bot.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(bot.pid, signal.SIGKILL)
+    hours = (time.monotonic() - started) / 3600
+    after = clients(args.exchange)
+    diff = {agent: {"weight": int(stats.get("weight", 0)) - int(before.get(agent, {}).get("weight", 0)),
+                    "requests": {p: n - int(before.get(agent, {}).get("requests", {}).get(p, 0))
+                                 for p, n in stats.get("requests", {}).items()}}
+            for agent, stats in after.items()}
+    direct_weight, direct_paths = weight(diff, "freqfeed-lab-bot-direct")
+    feeder = {agent: stats for agent, stats in diff.items() if agent.startswith("freqfeed-gateway/")
+              and (not args.feeder or agent.endswith(f"({args.feeder})"))}
+    feeder_weight, feeder_paths = weight(feeder, "freqfeed-gateway/")
+    bot_leak, _ = weight(diff, "freqfeed-lab-bot-gateway")  # the gateway's bots must not reach the exchange
+    market = Market(seed)
+    problems: list[str] = []
+    candles = rates = 0
+    for i in range(1, args.bots + 1):
+        checked, found = check_candles(root, f"gateway{i}", args.exchange)
+        candles += checked
+        problems += found
+        checked, found = check_rates(root, f"gateway{i}", market)
+        rates += checked
+        problems += found
+    if bot_leak:
+        problems.append(f"the gateway's bots sent {bot_leak} weight straight to the exchange")
+    if feeder_paths.get("/fapi/v1/klines", 0):
+        problems.append(f"{feeder_paths['/fapi/v1/klines']} klines requests reached the exchange from the feeder")
+    if not rates:
+        problems.append("the gateway's bots made no order: nothing to check the prices of")
+    saving = 1 - feeder_weight / direct_weight if direct_weight else 0.0
+    result = {"bots_per_setup": args.bots, "seconds": round(hours * 3600), "direct_weight": direct_weight,
+              "direct_weight_per_hour": round(direct_weight / hours), "feeder_weight": feeder_weight,
+              "feeder_weight_per_hour": round(feeder_weight / hours), "saving": round(saving, 4),
+              "direct_requests": direct_paths, "feeder_requests": feeder_paths, "candles_checked": candles,
+              "orders_checked": rates, "problems": problems[:20]}
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"\n{args.bots} bots straight to the exchange: weight {result['direct_weight_per_hour']}/h; "
+          f"the same bots through the feeder's gateway: {result['feeder_weight_per_hour']}/h "
+          f"({saving:.1%} less); {candles} candles and {rates} orders checked, {len(problems)} problems")
+    return 0 if not problems and saving >= 0.95 else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["run"])
+    parser.add_argument("--gateway", required=True, help="the feeder gateway's URL")
+    parser.add_argument("--exchange", required=True, help="the lab simulator's URL")
+    parser.add_argument("--feeder", default="", help="the feeder's host name (its gateway's User-Agent)")
+    parser.add_argument("--bots", type=int, default=3, help="bots per setup")
+    parser.add_argument("--seconds", type=float, default=240)
+    parser.add_argument("--seed", default="1", help="the simulator's seed")
+    parser.add_argument("--dir", default=str(REPO / ".lab" / "bots"))
+    parser.add_argument("--json", help="also write the figures here")
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
