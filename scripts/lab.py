@@ -5,7 +5,8 @@
   lab.py status [--hosts host120]        ansible-playbook -i inventory/lab playbooks/status.yml
   lab.py deploy [--hosts host120]        ansible-playbook -i inventory/lab site.yml [--limit HOSTS] again
   lab.py down                            remove the containers, stop the services, delete .lab/
-  lab.py test                            reduced lab (host73 + host120) end to end, with a producer outage
+  lab.py test                            reduced lab (host73 + host120) end to end: freqtrade bots through the
+                                         gateway beside bots straight to the exchange, a producer outage
 
 The exchange is the simulator on 127.0.0.1:18290 (real time); FREQFEED_LAB_EXCHANGE=binance points the
 producer at Binance instead. influxd (auth on) listens on 127.0.0.1:18286; its data live in .lab/.
@@ -21,6 +22,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / ".lab"
@@ -116,6 +119,13 @@ def wait_healthy(hosts: list[str], timeout: float) -> bool:
         time.sleep(20)
 
 
+def gateway_url(host: str) -> str:
+    """A feeder's gateway as the lab's inventory places it (host networking: a port per feeder)."""
+    inventory = yaml.safe_load((REPO / "inventory" / "lab" / "hosts.yml").read_text())
+    listen = inventory["all"]["children"]["feeders"]["hosts"][host]["feather_sync_gateway_listen"]
+    return f"http://{listen}"
+
+
 def down() -> int:
     step("removing the lab containers")
     names = run("podman", "ps", "-a", "--filter", "label=freqfeed-lab=1", "--format", "{{.Names}}",
@@ -150,6 +160,16 @@ def test() -> int:
         if third.returncode != 0 or PRODUCER in recap or not re.search(r"host120\s+:.*changed=[1-9]", recap):
             print("lab test: the per-host redeploy failed, touched another host or changed nothing", file=sys.stderr)
             return 1
+        bots = os.environ.get("FREQFEED_LAB_BOTS", "3")
+        seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
+        step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the exchange")
+        trading = run(str(BIN / "python"), "scripts/lab_bots.py", "run", "--gateway", gateway_url("host120"),
+                      "--exchange", f"http://127.0.0.1:{SIM_PORT}", "--feeder", "host120", "--bots", bots,
+                      "--seconds", seconds, "--dir", str(LAB / "bots"), "--json", str(LAB / "bots.json"), check=False)
+        if trading.returncode != 0:
+            print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",
+                  file=sys.stderr)
+            return 1
         outage = int(os.environ.get("FREQFEED_LAB_OUTAGE", "200"))
         step(f"stopping the producer container for {outage}s (at least one 3m candle closes meanwhile)")
         run("podman", "stop", "-t", "20", container(PRODUCER), capture=True)
@@ -162,7 +182,8 @@ def test() -> int:
         if not wait_healthy(hosts, timeout=300):
             print("lab test: the fleet did not recover after the producer came back", file=sys.stderr)
             return 1
-        print("\nlab test: passed (deploy, idempotent re-run, per-host redeploy, outage detected, gap repaired)")
+        print("\nlab test: passed (deploy, idempotent re-run, per-host redeploy, bots through the gateway, outage "
+              "detected, gap repaired)")
         return 0
     finally:
         down()
