@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Gateway benchmark: klines latency and throughput, the gateway beside the simulator direct, in one run.
+"""Gateway benchmark: klines and depth latency and throughput, the gateway beside the simulator direct, in one run.
 
 A real influxd, the simulator (real-time clock), the producer (10 pairs, 1m/3m/15m, 1500 candles
 backfilled) and `freqfeed serve` as processes; the load comes from this process: C concurrent clients,
@@ -8,7 +8,9 @@ startTime: what a freqtrade bot asks at every close) back to back for --seconds,
 Measured for C = 1, 10, 50 and L = 499, 1500, against the gateway and against the simulator, which
 computes the same answer (candles are a pure function of time there; the producer's data go through
 InfluxDB to the gateway; the simulator's weight limit is switched off for this: the load is far over
-Binance's). Reported: p50 and p99 latency and requests per second.
+Binance's). Then the same for `GET /fapi/v1/depth?symbol=..&limit=5|20`: the gateway answers from the
+book streams (`depth20@100ms`), the simulator computes the book. Reported: p50 and p99 latency and
+requests per second.
 
 Usage: .venv/bin/python bench/gateway_bench.py [--seconds 8] [--json bench/results/gateway.json]
 """
@@ -46,7 +48,8 @@ CLIENTS = (1, 10, 50)
 LIMITS = (499, 1500)
 
 
-async def load(url: str, symbols: list[str], limit: int, clients: int, seconds: float) -> dict[str, float]:
+async def load(url: str, symbols: list[str], limit: int, clients: int, seconds: float,
+               path: str = "klines") -> dict[str, float]:
     latencies: list[float] = []
     errors = 0
     deadline = time.perf_counter() + seconds
@@ -57,9 +60,11 @@ async def load(url: str, symbols: list[str], limit: int, clients: int, seconds: 
         async def client() -> None:
             nonlocal errors
             while time.perf_counter() < deadline:
-                params = {"symbol": rng.choice(symbols), "interval": rng.choice(TIMEFRAMES), "limit": str(limit)}
+                params = {"symbol": rng.choice(symbols), "limit": str(limit)}
+                if path == "klines":
+                    params["interval"] = rng.choice(TIMEFRAMES)
                 started = time.perf_counter()
-                async with session.get(f"{url}/fapi/v1/klines", params=params) as response:
+                async with session.get(f"{url}/fapi/v1/{path}", params=params) as response:
                     await response.read()
                     if response.status != 200:
                         errors += 1
@@ -93,25 +98,37 @@ def main() -> int:
         producer.wait_for_log("backfill done", timeout=300)
         gateway = GatewayProcess(work, gateway_config(influx, sim, pairs, TIMEFRAMES,
                                                       gateway={"cache_candles": 1500})).start()
+        time.sleep(3)  # the configured pairs' book streams
         sim.fault("unlimited", 3600)  # the load is far over Binance's weight limit: measure latency, not 429s
         try:
             for limit in LIMITS:
                 for clients in CLIENTS:
                     for target, url in (("gateway", gateway.url), ("simulator", sim.url)):
                         case = asyncio.run(load(url, symbols, limit, clients, args.seconds))
-                        case.update({"target": target, "limit": limit, "clients": clients})
+                        case.update({"target": target, "endpoint": "klines", "limit": limit, "clients": clients})
                         results["cases"].append(case)
                         print(f"{target:9} limit {limit:4} {clients:3} clients: p50 {case['p50_ms']:6.1f} ms  "
                               f"p99 {case['p99_ms']:6.1f} ms  {case['rps']:7.0f} req/s  ({case['requests']} "
                               f"requests, {case['errors']} errors)", flush=True)
+            for limit in (5, 20):
+                for clients in CLIENTS:
+                    for target, url in (("gateway", gateway.url), ("simulator", sim.url)):
+                        case = asyncio.run(load(url, symbols, limit, clients, args.seconds, path="depth"))
+                        case.update({"target": target, "endpoint": "depth", "limit": limit, "clients": clients})
+                        results["cases"].append(case)
+                        print(f"{target:9} depth {limit:4} {clients:3} clients: p50 {case['p50_ms']:6.1f} ms  "
+                              f"p99 {case['p99_ms']:6.1f} ms  {case['rps']:7.0f} req/s  ({case['requests']} "
+                              f"requests, {case['errors']} errors)", flush=True)
             status = gateway.status()
+            results["books"] = status["books"]
             results["gateway_local"] = status["local"]
             results["gateway_forwarded"] = status["forwarded"]
         finally:
             gateway.terminate()
             producer.terminate()
             sim.stop()
-    print(f"\ngateway answered {results['gateway_local']} requests itself and forwarded {results['gateway_forwarded']}")
+    print(f"\ngateway answered {results['gateway_local']} requests itself and forwarded {results['gateway_forwarded']}"
+          f" (books: {results['books']['served']} from streams, {results['books']['forwarded']} forwarded)")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))

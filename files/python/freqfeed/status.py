@@ -255,9 +255,14 @@ def gateway_summary(gateway: dict[str, Any]) -> str:
         return f"DOWN ({gateway.get('unit')}): {gateway.get('error', '')}"
     local, forwarded = int(gateway.get("local") or 0), int(gateway.get("forwarded") or 0)
     share = f"{100 * local / (local + forwarded):.1f}%" if local + forwarded else "-"
-    return (f"up: {local} answered here ({share}), {forwarded} forwarded, weight "
+    text = (f"up: {local} answered here ({share}), {forwarded} forwarded, weight "
             f"{gateway.get('forwarded_weight_last_minute')}/min (peak {gateway.get('forwarded_weight_peak_minute')}), "
             f"{gateway.get('cache_hits')} cache hits, {gateway.get('close_wait_fallbacks')} close-wait fallbacks")
+    books = gateway.get("books")
+    if isinstance(books, dict):
+        text += (f"; books: {books.get('streamed')} streamed, {books.get('served')} answers from streams, "
+                 f"{books.get('forwarded')} forwarded, oldest served {books.get('oldest_served_ms')} ms")
+    return text
 
 
 def main(config: Config, *, as_json: bool = False, role: str | None = None) -> int:

@@ -193,3 +193,35 @@ def test_bad_book_requests_get_binances_errors(books: Books) -> None:
 def test_status_reports_the_books(books: Books, tmp_path: Path) -> None:
     status = books.gateway.status()["books"]
     assert status["streamed"] >= len(PAIRS) and status["served"] > 0 and "forward_reasons" in status
+
+
+def test_spot_klines_and_books(tmp_path: Path, influxd: LocalInfluxDB) -> None:
+    """A spot gateway: /api/v3/klines from InfluxDB, depth and book tickers from the spot streams."""
+    requests.post(f"{influxd.url}/query", data={"q": 'CREATE DATABASE "spot_gw" WITH DURATION 360d'}, timeout=10)
+    influx = InfluxDBConfig(url=influxd.url, database="spot_gw")
+    sim = SimulatorProcess(tmp_path, speed=1, seed=23)
+    try:
+        producer = ProducerProcess(tmp_path, producer_config(influx, sim, ["BTC/USDT"], candles=30, timeframes=["1m"],
+                                                             trading_mode="spot", ws_path="/spot")).start()
+        producer.wait_for_log("backfill done", timeout=120)
+        config = gateway_config(influx, sim, ["BTC/USDT"], ["1m"], trading_mode="spot",
+                                gateway={"ws_url": f"ws://127.0.0.1:{sim.port}/spot"})
+        gateway = GatewayProcess(tmp_path, config).start()
+        wait_for(lambda: gateway.status()["books"]["streamed"] == 1, 30, "the spot book stream")
+        time.sleep(1.5)  # spot partial books push every 100 ms, book tickers on change
+        params = {"symbol": "BTCUSDT", "interval": "1m", "limit": 5, "endTime": int(time.time() * 1000) - 120_000}
+        mine = requests.get(f"{gateway.url}/api/v3/klines", params=params, timeout=10)
+        theirs = requests.get(f"{sim.url}/api/v3/klines", params=params, timeout=10)
+        assert mine.status_code == 200 and mine.json() == theirs.json()
+        before = client_stats(sim, GATEWAY_AGENT)["requests"]
+        book = requests.get(f"{gateway.url}/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 10}, timeout=10)
+        assert book.status_code == 200 and list(book.json()) == ["lastUpdateId", "bids", "asks"]
+        at = book.json()["lastUpdateId"] * 100  # spot books carry no time: the update id is the 100 ms step
+        assert (book.json()["bids"], book.json()["asks"]) == book_at(sim, "BTCUSDT", at, 10)
+        ticker = requests.get(f"{gateway.url}/api/v3/ticker/bookTicker", params={"symbol": "BTCUSDT"}, timeout=10)
+        assert ticker.status_code == 200
+        assert set(ticker.json()) == {"symbol", "bidPrice", "bidQty", "askPrice", "askQty"}
+        assert client_stats(sim, GATEWAY_AGENT)["requests"] == before, "none of it from the exchange's REST API"
+        assert requests.get(f"{gateway.url}/fapi/v1/klines", timeout=10).status_code == 404
+    finally:
+        sim.stop()

@@ -1,0 +1,255 @@
+"""`freqfeed plan --freqtrade-config PATH...`: the history each bot's FreqAI needs, the freqfeed settings
+that cover every bot, and (with `--config`) whether InfluxDB and the local files hold it now.
+
+FreqAI sizes its download at bot start (freqtrade 2026.9, `freqai/utils.py`):
+`get_required_data_timerange` starts `train_period_days` days plus `max_period` candles of the largest
+`include_timeframes` before now, where `max_period = int(max(startup_candle_count,
+max(indicator_periods_candles)) * 1.5)`; `download_all_data_for_training` fetches that range for the
+whitelist and `include_corr_pairlist` (when FreqAI is enabled), at every `include_timeframes`, plus mark
+and funding candles on futures (freqtrade's `mark_ohlcv_timeframe` and `funding_fee_timeframe`, 1h). This
+module computes the same, without freqtrade installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from freqfeed.config import Config, ConfigError
+from freqfeed.schema import MARK_TIMEFRAME
+from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
+
+DAY_MS = 86_400_000
+FUNDING_TIMEFRAME = "1h"  # freqtrade's funding_fee_timeframe for Binance since 2025.12
+STATIC_PAIRLISTS = {"StaticPairList"}
+
+
+class PlanError(ConfigError):
+    """A freqtrade config that cannot be read or is not a freqtrade config."""
+
+
+def _strip_json(text: str) -> str:
+    """freqtrade reads its configs with comments and trailing commas allowed (rapidjson PM_COMMENTS |
+    PM_TRAILING_COMMAS); so does this, without rapidjson."""
+    out, i, n = [], 0, len(text)
+    while i < n:
+        char = text[i]
+        if char == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            out.append(text[i:j + 1])
+            i = j + 1
+        elif text.startswith("//", i):
+            i = text.find("\n", i) if text.find("\n", i) != -1 else n
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            i = n if end == -1 else end + 2
+        else:
+            out.append(char)
+            i += 1
+    return re.sub(r",(\s*[}\]])", r"\1", "".join(out))
+
+
+def _merge(source: dict[str, Any], destination: dict[str, Any]) -> dict[str, Any]:
+    """freqtrade's deep_merge_dicts: values from `source` override `destination` (returned)."""
+    for key, value in source.items():
+        if isinstance(value, dict):
+            _merge(value, destination.setdefault(key, {}))
+        else:
+            destination[key] = value
+    return destination
+
+
+def load_freqtrade_config(path: str | Path, _level: int = 0) -> dict[str, Any]:
+    """A freqtrade config file with its `add_config_files` merged as freqtrade merges them."""
+    path = Path(path)
+    if _level > 5:
+        raise PlanError(f"{path}: add_config_files nest more than 5 deep (a loop?)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(f"cannot read freqtrade config {path}: {exc.strerror or exc}") from None
+    try:
+        config = json.loads(_strip_json(text))
+    except ValueError as exc:
+        raise PlanError(f"{path}: not a freqtrade config (not JSON: {exc})") from None
+    if not isinstance(config, dict):
+        raise PlanError(f"{path}: not a freqtrade config (expected a JSON object, got {type(config).__name__})")
+    extra = config.get("add_config_files") or []
+    if not isinstance(extra, list):
+        raise PlanError(f"{path}: add_config_files: expected a list of files")
+    merged: dict[str, Any] = {}
+    for name in extra:
+        merged = _merge(load_freqtrade_config(path.resolve().parent / str(name), _level + 1), merged)
+    return _merge(config, merged)
+
+
+@dataclass(frozen=True)
+class BotNeed:
+    """What one bot's FreqAI downloads at start-up, as freqtrade computes it."""
+
+    source: str
+    trading_mode: str
+    pairs: tuple[str, ...]  # the static whitelist (empty when the pairlist is dynamic)
+    corr_pairs: tuple[str, ...]
+    dynamic: tuple[str, ...]  # pairlist methods that choose pairs at run time
+    timeframes: tuple[str, ...]  # include_timeframes (and the strategy's timeframe)
+    train_period_days: float
+    max_period: int  # FreqAI's startup candles: int(max(startup_candle_count, max(indicator_periods)) * 1.5)
+    start_ms: int
+    stop_ms: int
+    freqai: bool
+
+    @property
+    def span_ms(self) -> int:
+        return self.stop_ms - self.start_ms
+
+    def candles(self, timeframe: str) -> int:
+        """Candles of `timeframe` between the window's start and now."""
+        return math.ceil(self.span_ms / timeframe_ms(timeframe))
+
+    @property
+    def all_pairs(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.pairs, *self.corr_pairs)))
+
+
+def _require(config: dict[str, Any], source: str, *keys: str) -> Any:
+    value: Any = config
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise PlanError(f"{source}: not a FreqAI config: {'.'.join(keys)} is missing")
+        value = value[key]
+    return value
+
+
+def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> BotNeed:
+    """The history a freqtrade config's FreqAI asks for at `now_ms` (default: now)."""
+    exchange = config.get("exchange")
+    if not isinstance(exchange, dict) or not exchange.get("name"):
+        raise PlanError(f"{source}: not a freqtrade config (no exchange.name)")
+    if str(exchange["name"]).lower() != "binance":
+        raise PlanError(f"{source}: exchange {exchange['name']!r}: freqfeed serves Binance only")
+    trading_mode = str(config.get("trading_mode", "spot"))
+    now = time.time() if now_ms is None else now_ms / 1000
+    freqai = config.get("freqai") if isinstance(config.get("freqai"), dict) else None
+    strategy_tf = config.get("timeframe")
+    if freqai is not None:
+        timeframes = list(_require(config, source, "freqai", "feature_parameters", "include_timeframes") or [])
+        periods = list(_require(config, source, "freqai", "feature_parameters", "indicator_periods_candles") or [])
+        if not timeframes or not periods:
+            raise PlanError(f"{source}: freqai.feature_parameters.include_timeframes and indicator_periods_candles "
+                            "must not be empty")
+        train_days = float(freqai.get("train_period_days", 0))
+    else:  # no FreqAI: only the startup candles of the strategy's timeframe
+        timeframes, periods, train_days = ([strategy_tf] if strategy_tf else []), [0], 0.0
+    for timeframe in timeframes:
+        if timeframe not in BINANCE_TIMEFRAMES:
+            raise PlanError(f"{source}: timeframe {timeframe!r} is not one freqfeed collects "
+                            f"({', '.join(BINANCE_TIMEFRAMES)})")
+    startup = int(config.get("startup_candle_count", 0) or 0)
+    max_period = int(max(startup, max(int(p) for p in periods)) * 1.5)
+    max_tf_seconds = max((timeframe_ms(tf) // 1000 for tf in timeframes), default=0)
+    start = int(now - train_days * 86400 - max_period * max_tf_seconds)
+    stop = int(now)
+    if strategy_tf and strategy_tf not in timeframes:
+        timeframes.append(strategy_tf)
+    pairlists = [p.get("method", "?") for p in config.get("pairlists") or [{"method": "StaticPairList"}]
+                 if isinstance(p, dict)]
+    dynamic = tuple(m for m in pairlists if m not in STATIC_PAIRLISTS)
+    pairs = tuple(exchange.get("pair_whitelist") or []) if not dynamic or "StaticPairList" in pairlists else ()
+    corr = tuple(freqai.get("feature_parameters", {}).get("include_corr_pairlist") or []) \
+        if freqai is not None and freqai.get("enabled", False) else ()
+    return BotNeed(source, trading_mode, pairs, corr, dynamic, tuple(dict.fromkeys(timeframes)), train_days,
+                   max_period, start * 1000, stop * 1000, freqai is not None)
+
+
+@dataclass
+class Plan:
+    """The freqfeed settings that cover a set of bots."""
+
+    bots: list[BotNeed]
+    trading_mode: str = "futures"
+    pairs: list[str] = field(default_factory=list)
+    timeframes: list[str] = field(default_factory=list)
+    days: dict[str, int] = field(default_factory=dict)  # timeframe -> days of history to keep
+    dynamic: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, bots: Sequence[BotNeed]) -> Plan:
+        if not bots:
+            raise PlanError("no freqtrade config given")
+        modes = {b.trading_mode for b in bots}
+        if len(modes) > 1:
+            raise PlanError(f"the bots trade in different modes ({', '.join(sorted(modes))}): one freqfeed fleet "
+                            "serves one trading mode")
+        plan = cls(list(bots), trading_mode=modes.pop())
+        for bot in bots:
+            plan.pairs += [p for p in bot.all_pairs if p not in plan.pairs]
+            plan.timeframes += [t for t in bot.timeframes if t not in plan.timeframes]
+            plan.dynamic += [f"{bot.source}: {m}" for m in bot.dynamic]
+            for timeframe in bot.timeframes:
+                # whole days, one more than the span, so the window still holds at the next day's start
+                plan.days[timeframe] = max(plan.days.get(timeframe, 0), math.ceil(bot.span_ms / DAY_MS) + 1)
+        if plan.trading_mode == "futures" and plan.days:
+            plan.days.setdefault(MARK_TIMEFRAME, 0)
+            plan.days[MARK_TIMEFRAME] = max(plan.days[MARK_TIMEFRAME], max(plan.days.values()))
+        plan.timeframes.sort(key=timeframe_ms)
+        return plan
+
+    def candles(self, timeframe: str) -> int:
+        return self.days.get(timeframe, 0) * DAY_MS // timeframe_ms(timeframe)
+
+    def yaml_fragment(self) -> str:
+        """The group_vars lines that make the fleet cover every bot."""
+        days = ", ".join(f"{tf}: {self.days[tf]}" for tf in sorted(self.days, key=timeframe_ms))
+        lines = [
+            "# freqfeed plan: the history every bot's FreqAI downloads at start-up",
+            f"freqfeed_trading_mode: {self.trading_mode}",
+            f"freqfeed_pairs: [{', '.join(self.pairs)}]",
+            f"freqfeed_timeframes: [{', '.join(self.timeframes)}]",
+            f"freqfeed_history_days: {{{days}}}",
+        ]
+        if self.dynamic:
+            lines.insert(1, "# pairs chosen at run time by dynamic pairlists are unknown in advance: "
+                            + "; ".join(self.dynamic))
+        return "\n".join(lines) + "\n"
+
+    def describe(self) -> list[str]:
+        lines = []
+        for bot in self.bots:
+            span_days = bot.span_ms / DAY_MS
+            lines.append(f"{bot.source}: {bot.trading_mode}, {len(bot.all_pairs)} pairs"
+                         + (f" (+ dynamic: {', '.join(bot.dynamic)})" if bot.dynamic else "")
+                         + f", timeframes {', '.join(bot.timeframes)}, train_period_days {bot.train_period_days:g}"
+                         + f" + {bot.max_period} startup candles = {span_days:.2f} days from "
+                         + time.strftime("%Y-%m-%d %H:%M", time.gmtime(bot.start_ms / 1000)) + " UTC")
+            for timeframe in bot.timeframes:
+                lines.append(f"  {timeframe:>4}: {bot.candles(timeframe):>7} candles")
+            if bot.trading_mode == "futures":
+                lines.append(f"  mark {MARK_TIMEFRAME} and funding {FUNDING_TIMEFRAME}: {bot.candles(MARK_TIMEFRAME)} "
+                             "candles each")
+        return lines
+
+
+def covers(config: Config, plan: Plan) -> list[str]:
+    """What the freqfeed config lacks to cover the plan (pairs, timeframes, history days)."""
+    problems = []
+    missing_pairs = [p for p in plan.pairs if p not in config.pairs]
+    if missing_pairs:
+        problems.append(f"pairs not collected: {', '.join(missing_pairs)}")
+    missing_tfs = [t for t in plan.timeframes if t not in config.timeframes]
+    if missing_tfs:
+        problems.append(f"timeframes not collected: {', '.join(missing_tfs)}")
+    for timeframe, days in plan.days.items():
+        have = config.backfill.window(timeframe)
+        if have < plan.candles(timeframe):
+            problems.append(f"{timeframe}: the producer keeps {have} candles, the bots need {plan.candles(timeframe)}"
+                            f" ({days} days)")
+    return problems
