@@ -236,12 +236,16 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"{feeder_paths['/fapi/v1/klines']} klines requests reached the exchange from the feeder")
     if not rates:
         problems.append("the gateway's bots made no order: nothing to check the prices of")
+    books = requests.get(f"{args.gateway}/_freqfeed/status", timeout=10).json().get("books", {})
+    if books.get("forwarded"):
+        problems.append(f"the gateway forwarded {books['forwarded']} book requests over REST: "
+                        f"{books.get('forward_reasons')}")
     saving = 1 - feeder_weight / direct_weight if direct_weight else 0.0
     result = {"bots_per_setup": args.bots, "seconds": round(hours * 3600), "direct_weight": direct_weight,
               "direct_weight_per_hour": round(direct_weight / hours), "feeder_weight": feeder_weight,
               "feeder_weight_per_hour": round(feeder_weight / hours), "saving": round(saving, 4),
               "direct_requests": direct_paths, "feeder_requests": feeder_paths, "candles_checked": candles,
-              "orders_checked": rates, "problems": problems[:20]}
+              "orders_checked": rates, "gateway_books": books, "problems": problems[:20]}
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))

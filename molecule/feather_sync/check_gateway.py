@@ -1,8 +1,10 @@
-"""Run on the feeder by verify.yml with freqfeed's venv: the gateway's klines equal InfluxDB's candles.
+"""Run on the feeder by verify.yml with freqfeed's venv: the gateway serves from InfluxDB and the streams.
 
 For every configured pair and timeframe, the newest 100 closed candles through the gateway
 (`/fapi/v1/klines?endTime=<newest close>`) must be, value for value, the candles freqfeed's reader gets
-from InfluxDB, and the simulator must have seen no kline request from the gateway for them.
+from InfluxDB, and the simulator must have seen no kline request from the gateway for them. Every pair's
+order book (`/fapi/v1/depth?limit=5`, what a bot's pricing asks for) must come from the websocket streams
+of the configured `gateway.ws_url`, none forwarded over REST.
 """
 
 from __future__ import annotations
@@ -48,7 +50,25 @@ def main() -> int:
     status = get(f"{gateway}/_freqfeed/status")
     forwarded = status.get("by_endpoint", {}).get("klines", {}).get("forwarded", 0)  # type: ignore[union-attr]
     print(f"gateway klines equal InfluxDB: {compared} candles, {forwarded} klines requests forwarded")
-    return 0 if forwarded == 0 else 1
+    # the configured pairs' books stream from the start; give the connection a few seconds to be up
+    deadline = time.monotonic() + 30
+    while get(f"{gateway}/_freqfeed/status")["books"]["streamed"] < len(cfg.pairs):  # type: ignore[index]
+        if time.monotonic() > deadline:
+            print(f"the gateway's book streams are not up: {get(f'{gateway}/_freqfeed/status')}", file=sys.stderr)
+            return 1
+        time.sleep(1)
+    time.sleep(1)
+    before = get(f"{gateway}/_freqfeed/status")["books"]  # type: ignore[index]
+    for pair in cfg.pairs:
+        book = get(f"{gateway}/fapi/v1/depth?symbol={exchange_symbol(pair)}&limit=5")
+        bids, asks = book["bids"], book["asks"]  # type: ignore[index]
+        if len(bids) != 5 or len(asks) != 5 or float(bids[0][0]) >= float(asks[0][0]):
+            print(f"{pair}: not a 5-level book: {book}", file=sys.stderr)
+            return 1
+    after = get(f"{gateway}/_freqfeed/status")["books"]  # type: ignore[index]
+    served, books_forwarded = after["served"] - before["served"], after["forwarded"] - before["forwarded"]
+    print(f"gateway order books: {served} of {len(cfg.pairs)} served from the streams, {books_forwarded} forwarded")
+    return 0 if forwarded == 0 and books_forwarded == 0 and served == len(cfg.pairs) else 1
 
 
 if __name__ == "__main__":
