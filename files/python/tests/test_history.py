@@ -126,8 +126,18 @@ def test_sync_keeps_the_history_window_and_what_freqtrade_downloaded(client: Inf
     assert table.num_rows == 2400, "sync.candles (500) never trims the file below the bots' history"
     assert feather.first_time_ms(table) == end - 2399 * 180_000
 
-    # freqtrade downloaded older candles itself (InfluxDB has none of them): the sync keeps the window's
-    # worth of rows, those included, and trims only beyond it
+    # the window raised to 8 days (3,840 candles): the file gains the older rows InfluxDB holds
+    wider = make_config(influx_config, tmp_path, pairs=[pair], timeframes=["3m"],
+                        sync={"candles": 500}, history={"3m": 8})
+    report = sync.run(wider, now_ms=now)
+    assert report.ok and report.candles_added == 600, report
+    table = feather.read_table(job.path, job.candle_type)
+    assert table is not None and table.num_rows == 3000
+    assert feather.first_time_ms(table) == end - 2999 * 180_000
+    assert sync.run(wider, now_ms=now).files_updated == 0, "then nothing more to add"
+
+    # freqtrade downloaded older candles itself (InfluxDB has none of them): the sync keeps them, within
+    # the window's worth of rows
     older = truth(pair, "3m", end - 3000 * 180_000, 200)
     columns = ("open", "high", "low", "close", "volume")
     combined = feather.build_table(
@@ -135,11 +145,10 @@ def test_sync_keeps_the_history_window_and_what_freqtrade_downloaded(client: Inf
         {name: np.concatenate([[getattr(c, name) for c in older], table.column(name).to_numpy()]) for name in columns},
         job.candle_type)
     feather.write_atomic(job.path, combined)
-    # ...a bigger history: the file keeps freqtrade's older rows, within the window
-    wider = make_config(influx_config, tmp_path, pairs=[pair], timeframes=["3m"],
-                        sync={"candles": 500}, history={"3m": 10})
+    write_candles(client, pair, "3m", truth(pair, "3m", end + 180_000, 1))
     assert sync.run(wider, now_ms=now + 180_000).ok
     table = feather.read_table(job.path, job.candle_type)
+    assert table is not None and table.num_rows == 3201
     assert feather.first_time_ms(table) == older[0].open_time, "freqtrade's own rows are kept"
 
     # the status flags files short of the history
