@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 COLUMNS = ("host", "role", "health", "service / timer", "last run", "files", "newest candle age", "gaps",
-           "disk free", "influxdb", "gateway")
+           "history", "disk free", "influxdb", "gateway")
 
 
 def _age(seconds: float | None) -> str:
@@ -76,6 +76,8 @@ def _row(host: str, reply: dict[str, Any]) -> list[str]:
         "-" if files is None else str(files),
         lags or "-",
         f"{sum(gaps.values())} candles in {len(gaps)} series" if gaps else "none",
+        # feeders: whether the files cover the bots' history; the producer: its backfill, while it runs
+        str(reply.get("coverage") or "-"),
         str(reply.get("disk_free", "-")),
         str(reply.get("influxdb", "-")),
         _gateway(reply.get("gateway")),
@@ -90,7 +92,7 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host")
         reply, failure = _reply(result)
         if reply is None:
             health = "UNREACHABLE" if result.get("unreachable") else "UNHEALTHY"
-            rows.append([host, "?", health, "-", "-", "-", "-", "-", "-", "-", "-"])
+            rows.append([host, "?", health, *["-"] * (len(COLUMNS) - 3)])
             problems.append(f"{host}: {failure}")
             continue
         rows.append(_row(host, reply))

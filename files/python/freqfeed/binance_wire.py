@@ -732,6 +732,29 @@ def request_weight(market: str, endpoint: str, params: Mapping[str, str] | None 
         raise ValueError(f"no request weight known for {info.name} {endpoint!r}") from None
 
 
+def page_size(market: str, candles: int, *, request_seconds: float = 0.0, weight_per_second: float | None = None,
+              endpoint: str = "klines") -> int:
+    """Candles per request for fetching `candles` klines soonest: each request takes `request_seconds` (a
+    client's fixed spacing) or, when the weight budget is the bound, its weight / `weight_per_second`;
+    less weight, then fewer requests, break ties. Bound by weight, futures' 499 a request (weight 2) beats
+    1500 (weight 10) by 40%; bound by the spacing, the largest page does."""
+    info = market_info(market)
+    if candles <= 1:
+        return 1
+
+    def cost(size: int) -> tuple[float, int, int]:
+        full, rest = divmod(candles, size)
+        weights = [request_weight(market, endpoint, {"limit": str(size)})] * full
+        if rest:
+            weights.append(request_weight(market, endpoint, {"limit": str(rest)}))
+        seconds = sum(max(request_seconds, w / weight_per_second) if weight_per_second else request_seconds
+                      for w in weights)
+        return round(seconds, 6), sum(weights), len(weights)
+
+    sizes = {min(candles, size) for size in (99, 499, 1000, info.klines_max_limit) if size <= info.klines_max_limit}
+    return min(sorted(sizes, reverse=True), key=cost)
+
+
 # -- websocket streams --------------------------------------------------------------------------
 
 StreamKind = Literal["kline", "markPrice", "depth", "diffDepth", "bookTicker", "allBookTicker", "aggTrade", "trade",

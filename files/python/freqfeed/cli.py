@@ -94,6 +94,14 @@ def _cmd_check_influxdb(args: argparse.Namespace) -> int:
     return check_influxdb.main(cfg, write_probe=args.write_probe)
 
 
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from freqfeed import plan
+
+    cfg = _config(args) if args.config else None
+    _setup_logging(args.log_level or "WARNING")
+    return plan.main(args.freqtrade_config, cfg)
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from freqfeed.simulator import server
 
@@ -133,6 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     check_influx.add_argument("--write-probe", action="store_true",
                               help="also write one point to measurement freqfeed_probe and read it back")
     check_influx.set_defaults(func=_cmd_check_influxdb)
+
+    plan_cmd = sub.add_parser("plan", help="the history the bots' FreqAI needs, and whether it is there")
+    plan_cmd.add_argument("--freqtrade-config", required=True, nargs="+", metavar="PATH",
+                          help="one or more bots' freqtrade config files")
+    plan_cmd.add_argument("--config", metavar="FILE", help="a freqfeed config: check InfluxDB and the files against it")
+    plan_cmd.add_argument("--env-file", metavar="FILE", help="FREQFEED_INFLUXDB_TOKEN/PASSWORD from this file")
+    plan_cmd.set_defaults(func=_cmd_plan)
 
     simulate = sub.add_parser("simulate", help="serve a Binance-compatible exchange for tests and the lab")
     simulate.add_argument("--host", default="127.0.0.1")

@@ -6,6 +6,7 @@ reported together so an operator fixes them in one pass.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from freqfeed.timeframes import BINANCE_TIMEFRAMES
+from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
 
 TOKEN_ENV = "FREQFEED_INFLUXDB_TOKEN"
 PASSWORD_ENV = "FREQFEED_INFLUXDB_PASSWORD"
@@ -67,7 +68,6 @@ class ExchangeConfig:
 @dataclass(frozen=True)
 class BackfillConfig:
     candles: int = 1500
-
 
 @dataclass(frozen=True)
 class ProducerConfig:
@@ -131,12 +131,24 @@ class Config:
     producer: ProducerConfig = ProducerConfig()
     sync: SyncConfig = SyncConfig()
     gateway: GatewayConfig = GatewayConfig()
+    history: dict[str, float] = field(default_factory=dict)  # timeframe -> days every series of it keeps
     log_level: str = "INFO"
     source: str = "<dict>"
 
     @property
     def futures(self) -> bool:
         return self.trading_mode == "futures"
+
+    def window(self, timeframe: str, *, hourly: bool = False) -> int:
+        """Candles of `timeframe` the producer keeps complete in InfluxDB and the sync keeps in files: the
+        larger of `backfill.candles` and the `history` days. `hourly` (mark candles and funding rates, kept
+        for as long as the longest history of any timeframe) takes the longest span configured."""
+        return max(self.backfill.candles, self.history_candles(timeframe, hourly=hourly))
+
+    def history_candles(self, timeframe: str, *, hourly: bool = False) -> int:
+        """The `history` days of `timeframe` in candles (0 without a history)."""
+        days = max(self.history.values(), default=0.0) if hourly else self.history.get(timeframe, 0.0)
+        return math.ceil(days * 86_400_000 / timeframe_ms(timeframe))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -297,7 +309,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {_show(raw)}")
     r = _Reader()
     top_keys = {"influxdb", "exchange", "pairs", "timeframes", "trading_mode", "backfill", "producer", "sync",
-                "gateway", "log_level"}
+                "gateway", "history", "log_level"}
     r.unknown(raw, "", top_keys)
 
     trading_mode = r.get(raw, "", "trading_mode", "str", "futures", check=_one_of("futures", "spot"))
@@ -357,6 +369,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     bf = r.section(raw, "backfill")
     r.unknown(bf, "backfill.", {"candles"})
     backfill = BackfillConfig(candles=r.get(bf, "backfill.", "candles", "int", 1500, check=_at_least(1)))
+    history = _history(r, raw.get("history"), timeframes, influxdb.retention_days)
 
     pr = r.section(raw, "producer")
     r.unknown(pr, "producer.", {"batch_size", "flush_interval", "buffer_limit", "silent_periods", "health_file",
@@ -402,9 +415,32 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         producer=producer,
         sync=sync,
         gateway=gateway,
+        history=history,
         log_level=log_level,
         source=source,
     )
+
+
+def _history(r: _Reader, raw: Any, timeframes: tuple[str, ...], retention_days: int) -> dict[str, float]:
+    """`history: {3m: 90, 1h: 360}`: days of candles kept per timeframe (beyond backfill.candles)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        r.errors.append(f"history: expected a mapping of timeframe: days, e.g. {{3m: 90}}, got {_show(raw)}")
+        return {}
+    history: dict[str, float] = {}
+    for timeframe, days in raw.items():
+        value = _as_number(days)
+        if timeframe not in timeframes:
+            r.errors.append(f"history.{timeframe}: not one of the configured timeframes ({', '.join(timeframes)})")
+        elif value is _INVALID or value <= 0:
+            r.errors.append(f"history.{timeframe}: expected a number of days > 0, got {_show(days)}")
+        elif value > retention_days:
+            r.errors.append(f"history.{timeframe}: {value:g} days is longer than InfluxDB keeps "
+                            f"(influxdb.retention_days = {retention_days})")
+        else:
+            history[timeframe] = value
+    return history
 
 
 def _listen(value: str) -> str | None:

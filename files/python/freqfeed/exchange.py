@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from freqfeed.binance_wire import market_info, request_weight
+from freqfeed.binance_wire import market_info, page_size, request_weight
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
 from freqfeed.schema import Candle, FundingRate
@@ -157,8 +157,9 @@ class BinanceRest:
         candles: list[Candle] = []
         in_progress: Candle | None = None
         cursor = start
+        page = self.page_candles((last - start) // period + 1)
         while cursor <= last:
-            count = min(self.max_klines, (last - cursor) // period + 1)
+            count = min(page, (last - cursor) // period + 1)
             params = {"symbol": exchange_symbol(pair), "interval": timeframe, "startTime": cursor,
                       "endTime": cursor + (count - 1) * period + period - 1, "limit": count}
             rows = await self._get("markPriceKlines" if mark else "klines", params)
@@ -175,6 +176,12 @@ class BinanceRest:
                 break
             cursor += count * period
         return candles, in_progress
+
+    def page_candles(self, candles: int) -> int:
+        """Candles per request for a range of `candles`: soonest done within the request spacing and the
+        weight budget, then the least weight (binance_wire.page_size)."""
+        return page_size(self.market, candles, request_seconds=self.config.exchange.request_delay,
+                         weight_per_second=self.limiter.budget / 60 * self.clock.rate)
 
     async def funding_rates(self, pair: str, start: int, end: int) -> list[FundingRate]:
         rates: list[FundingRate] = []

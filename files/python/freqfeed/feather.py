@@ -168,6 +168,12 @@ def last_time_ms(table: pa.Table | None) -> int | None:
     return int(date_ns(table)[-1]) // 1_000_000
 
 
+def first_time_ms(table: pa.Table | None) -> int | None:
+    if table is None or table.num_rows == 0:
+        return None
+    return int(date_ns(table)[0]) // 1_000_000
+
+
 def first_gap_ms(table: pa.Table | None, period_ms: int) -> int | None:
     """Open time of the first missing candle between the file's first and last rows, if any."""
     if table is None or table.num_rows < 2:
@@ -193,6 +199,15 @@ def merge(existing: pa.Table | None, new: pa.Table, replace_from_ms: int, keep: 
     if keep and merged.num_rows > keep:
         merged = merged.slice(merged.num_rows - keep)
     return merged
+
+
+def prepend(table: pa.Table, older: pa.Table, keep: int) -> pa.Table:
+    """`older`'s rows from before `table`'s first, then `table`: at most `keep` rows (0: all), the newest."""
+    first = date_ns(table)[0] if table.num_rows else np.iinfo(np.int64).max
+    head = older.slice(0, int(np.searchsorted(date_ns(older), first)))
+    if keep:
+        head = head.slice(max(0, head.num_rows - max(0, keep - table.num_rows)))
+    return pa.concat_tables([head.select(table.column_names), table]) if head.num_rows else table
 
 
 def count_new_dates(merged: pa.Table, existing: pa.Table | None) -> int:

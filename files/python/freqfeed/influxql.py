@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-Aggregate = Literal["count", "last"]
+Aggregate = Literal["count", "first", "last"]
 
 
 def quote_literal(value: str) -> str:
@@ -58,12 +58,15 @@ class Select:
     newest: int | None = None
     aggregate: Aggregate | None = None
     density_ms: int = 0
+    every_ms: int | None = None  # aggregates per time bucket of this length (GROUP BY time(...)), UTC-aligned
 
     def __post_init__(self) -> None:
         if self.until_ms < self.since_ms:
             raise ValueError(f"empty time range {self.since_ms}..{self.until_ms}")
         if self.aggregate and len(self.fields) != 1:
             raise ValueError("an aggregate takes exactly one field")
+        if self.every_ms is not None and not self.aggregate:
+            raise ValueError("time buckets need an aggregate")
 
     def render(self, since_ms: int | None = None, until_ms: int | None = None, limit: int | None = None) -> str:
         """The statement, optionally for a sub-range of this Select's range (and a smaller `newest`)."""
@@ -79,8 +82,10 @@ class Select:
             where.append("(" + " OR ".join(f"{quote_identifier(tag)} = {quote_literal(v)}" for v in values) + ")")
         where += [f"time >= {int(since)}ms", f"time <= {int(until)}ms"]
         statement = f"SELECT {columns} FROM {quote_identifier(self.measurement)} WHERE {' AND '.join(where)}"
-        if self.group_by:
-            statement += " GROUP BY " + ", ".join(quote_identifier(t) for t in self.group_by)
+        groups = [f"time({int(self.every_ms)}ms)"] if self.every_ms else []
+        groups += [quote_identifier(t) for t in self.group_by]
+        if groups:
+            statement += " GROUP BY " + ", ".join(groups)
         if self.newest:
             statement += f" ORDER BY time DESC LIMIT {int(limit or self.newest)}"
         return statement
@@ -120,10 +125,18 @@ class Select:
                 grouped[key][1].extend(series.values)
         merged = []
         for first, rows in grouped.values():
-            if self.aggregate == "count":
+            if self.every_ms and self.aggregate == "count":
+                # a bucket cut by a window boundary comes back from both windows: add them up
+                buckets: dict[int, int] = {}
+                for row in rows:
+                    buckets[int(row[0])] = buckets.get(int(row[0]), 0) + int(row[1] or 0)
+                rows = [[t, n] for t, n in sorted(buckets.items())]  # noqa: PLW2901
+            elif self.aggregate == "count":
                 rows = [[self.since_ms, sum(int(row[1]) for row in rows if row[1] is not None)]]  # noqa: PLW2901
             elif self.aggregate == "last":
                 rows = [max(rows, key=lambda row: row[0])]  # noqa: PLW2901
+            elif self.aggregate == "first":
+                rows = [min(rows, key=lambda row: row[0])]  # noqa: PLW2901
             elif self.newest:
                 rows = sorted(rows, key=lambda row: row[0], reverse=True)[: self.newest]  # noqa: PLW2901
             merged.append(Series(first.name, first.tags, first.columns, rows))

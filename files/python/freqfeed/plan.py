@@ -154,7 +154,7 @@ def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> 
             raise PlanError(f"{source}: timeframe {timeframe!r} is not one freqfeed collects "
                             f"({', '.join(BINANCE_TIMEFRAMES)})")
     startup = int(config.get("startup_candle_count", 0) or 0)
-    max_period = int(max(startup, max(int(p) for p in periods)) * 1.5)
+    max_period = int(max(startup, *(int(p) for p in periods)) * 1.5)
     max_tf_seconds = max((timeframe_ms(tf) // 1000 for tf in timeframes), default=0)
     start = int(now - train_days * 86400 - max_period * max_tf_seconds)
     stop = int(now)
@@ -197,9 +197,6 @@ class Plan:
             for timeframe in bot.timeframes:
                 # whole days, one more than the span, so the window still holds at the next day's start
                 plan.days[timeframe] = max(plan.days.get(timeframe, 0), math.ceil(bot.span_ms / DAY_MS) + 1)
-        if plan.trading_mode == "futures" and plan.days:
-            plan.days.setdefault(MARK_TIMEFRAME, 0)
-            plan.days[MARK_TIMEFRAME] = max(plan.days[MARK_TIMEFRAME], max(plan.days.values()))
         plan.timeframes.sort(key=timeframe_ms)
         return plan
 
@@ -209,6 +206,7 @@ class Plan:
     def yaml_fragment(self) -> str:
         """The group_vars lines that make the fleet cover every bot."""
         days = ", ".join(f"{tf}: {self.days[tf]}" for tf in sorted(self.days, key=timeframe_ms))
+        # mark candles and funding rates (futures) are kept as long as the longest of these
         lines = [
             "# freqfeed plan: the history every bot's FreqAI downloads at start-up",
             f"freqfeed_trading_mode: {self.trading_mode}",
@@ -248,8 +246,141 @@ def covers(config: Config, plan: Plan) -> list[str]:
     if missing_tfs:
         problems.append(f"timeframes not collected: {', '.join(missing_tfs)}")
     for timeframe, days in plan.days.items():
-        have = config.backfill.window(timeframe)
+        have = config.window(timeframe)
         if have < plan.candles(timeframe):
             problems.append(f"{timeframe}: the producer keeps {have} candles, the bots need {plan.candles(timeframe)}"
                             f" ({days} days)")
     return problems
+
+
+@dataclass
+class Coverage:
+    """One series: what the bots need and what InfluxDB and the local files hold of it."""
+
+    series: str
+    need: int  # candles (funding: the window, as hours)
+    start_ms: int
+    influx_count: int | None = None
+    influx_oldest: int | None = None
+    influx_holes: int | None = None
+    file_count: int | None = None
+    file_oldest: int | None = None
+    file_holes: int | None = None
+
+    @property
+    def covered(self) -> bool:
+        sources = [(self.influx_count, self.influx_oldest, self.influx_holes),
+                   (self.file_count, self.file_oldest, self.file_holes)]
+        return all(oldest is not None and oldest <= self.start_ms and not holes
+                   for count, oldest, holes in sources if count is not None)
+
+
+def coverage(config: Config, plan: Plan, client: Any, now_ms: int) -> list[Coverage]:
+    """Per series of the plan: InfluxDB's count, oldest candle and holes in the needed window, and the same for
+    the local files when the config has sync.datadir."""
+    from freqfeed import feather, sync
+    from freqfeed.schema import (
+        FUNDING_MEASUREMENT,
+        FUTURE_MARGIN_MS,
+        MARK_MEASUREMENT,
+        counts_select,
+        first_times_select,
+        ohlcv_measurement,
+    )
+    from freqfeed.timeframes import last_closed_open
+
+    rows: list[Coverage] = []
+    series: list[tuple[str, str, str, str]] = []  # (label, pair, timeframe, measurement)
+    for timeframe in plan.timeframes:
+        series += [(f"{pair} {timeframe}", pair, timeframe, ohlcv_measurement(timeframe)) for pair in plan.pairs]
+    if plan.trading_mode == "futures":
+        series += [(f"{pair} {MARK_TIMEFRAME} mark", pair, MARK_TIMEFRAME, MARK_MEASUREMENT) for pair in plan.pairs]
+        series += [(f"{pair} funding", pair, FUNDING_TIMEFRAME, FUNDING_MEASUREMENT) for pair in plan.pairs]
+    start = min((b.start_ms for b in plan.bots), default=now_ms)
+    horizon = now_ms + FUTURE_MARGIN_MS
+    measurements = sorted({m for *_, m in series})
+    selects = []
+    for measurement in measurements:
+        selects += [counts_select(measurement, start, horizon, pairs=plan.pairs),
+                    first_times_select(measurement, start, horizon, pairs=plan.pairs)]
+    answers = client.select(selects)
+    counts: dict[tuple[str, str], int] = {}
+    oldest: dict[tuple[str, str], int] = {}
+    for index, measurement in enumerate(measurements):
+        for s in answers[2 * index]:
+            counts[(measurement, s.tags.get("pair", ""))] = int(s.values[0][1]) if s.values else 0
+        for s in answers[2 * index + 1]:
+            if s.values:
+                oldest[(measurement, s.tags.get("pair", ""))] = int(s.values[0][0])
+    files = {(job.pair, job.measurement): job for job in sync.plan(config)} if config.sync.datadir else {}
+    for label, pair, timeframe, measurement in series:
+        period = timeframe_ms(timeframe)
+        first_needed = -(-start // period) * period
+        last = last_closed_open(now_ms, timeframe)
+        need = (last - first_needed) // period + 1
+        row = Coverage(label, need, first_needed if measurement != FUNDING_MEASUREMENT else start)
+        row.influx_count = counts.get((measurement, pair), 0)
+        row.influx_oldest = oldest.get((measurement, pair))
+        if measurement != FUNDING_MEASUREMENT and row.influx_oldest is not None:
+            row.influx_holes = max(0, (last - max(row.influx_oldest, first_needed)) // period + 1 - row.influx_count)
+        else:
+            row.influx_holes = 0
+        job = files.get((pair, measurement))
+        if job is not None:
+            try:
+                table = feather.read_table(job.path, job.candle_type)
+            except (feather.ForeignFileError, OSError):
+                table = None
+            row.file_count = 0 if table is None else int(table.num_rows)
+            if table is not None and table.num_rows:
+                dates = feather.date_ns(table) // 1_000_000
+                row.file_oldest = int(dates[0])
+                inside = dates[dates >= first_needed]
+                row.file_holes = 0 if not job.on_grid or len(inside) < 2 else \
+                    int((inside[-1] - inside[0]) // period + 1 - len(inside))
+        rows.append(row)
+    return rows
+
+
+def render_coverage(rows: list[Coverage]) -> list[str]:
+    def day(ms: int | None) -> str:
+        return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
+
+    lines = [f"{'series':28} {'need':>7}  {'influxdb':>8} {'oldest':16} {'holes':>5}  {'files':>7} {'oldest':16} "
+             f"{'holes':>5}  covered"]
+    for r in rows:
+        lines.append(f"{r.series:28} {r.need:>7}  {r.influx_count if r.influx_count is not None else '-':>8} "
+                     f"{day(r.influx_oldest):16} {r.influx_holes if r.influx_holes is not None else '-':>5}  "
+                     f"{r.file_count if r.file_count is not None else '-':>7} {day(r.file_oldest):16} "
+                     f"{r.file_holes if r.file_holes is not None else '-':>5}  {'yes' if r.covered else 'NO'}")
+    return lines
+
+
+def main(freqtrade_configs: Sequence[str], config: Config | None = None) -> int:
+    from freqfeed.influx import InfluxDB, InfluxDBError
+
+    now = int(time.time() * 1000)
+    bots = [bot_need(load_freqtrade_config(path), str(path), now) for path in freqtrade_configs]
+    plan = Plan.of(bots)
+    for line in plan.describe():
+        print(line)
+    print()
+    print(plan.yaml_fragment(), end="")
+    if config is None:
+        return 0
+    print()
+    problems = covers(config, plan)
+    for problem in problems:
+        print(f"settings: {problem}")
+    try:
+        with InfluxDB(config.influxdb, retries=1) as client:
+            rows = coverage(config, plan, client, now)
+    except InfluxDBError as exc:
+        print(f"InfluxDB: {exc}")
+        return 1
+    for line in render_coverage(rows):
+        print(line)
+    uncovered = [r.series for r in rows if not r.covered]
+    print(f"\n{len(rows) - len(uncovered)} of {len(rows)} series cover the window"
+          + (f"; not: {', '.join(uncovered[:10])}" + (" ..." if len(uncovered) > 10 else "") if uncovered else ""))
+    return 0 if not uncovered and not problems else 1

@@ -52,7 +52,7 @@ from freqfeed.schema import (
     series_select,
 )
 from freqfeed.streams import LiveStreams, MarkPrice, StreamEvents
-from freqfeed.timeframes import last_closed_open, timeframe_ms
+from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 from freqfeed.writer import BufferedWriter
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,71 @@ class Funding:
     retry_at: int = 0
 
 
+DAY_MS = 86_400_000
+DETAIL_CANDLES = 5000  # windows up to this many candles: read the stored times at once; longer: a count per day first
+REPORT_EVERY = 30.0  # real seconds between backfill progress lines
+
+
+@dataclass(eq=False)
+class _Gap:
+    """What one series lacks in its window, and what the backfill has fetched of it."""
+
+    series: Series
+    count: int
+    expected: int
+    ranges: list[tuple[int, int]]
+    fetched: int = 0
+    requests: int = 0
+
+
+@dataclass
+class _Progress:
+    """How far a backfill is: pages and candles done of the total, and when it should be done."""
+
+    pages_total: int
+    candles_total: int
+    pages_done: int = 0
+    candles_done: int = 0
+    started: float = field(default_factory=time.monotonic)
+    reported: float = field(default_factory=time.monotonic)
+
+    def page_done(self, candles: int) -> None:
+        self.pages_done += 1
+        self.candles_done += candles
+
+    def eta_seconds(self) -> float | None:
+        if not self.pages_done:
+            return None
+        return (time.monotonic() - self.started) / self.pages_done * (self.pages_total - self.pages_done)
+
+    def due_report(self) -> bool:
+        """A progress line is due every REPORT_EVERY seconds, at every tenth of the pages, and at the end."""
+        total = max(self.pages_total, 1)
+        tenth = self.pages_done * 10 // total > (self.pages_done - 1) * 10 // total
+        if time.monotonic() - self.reported >= REPORT_EVERY or tenth or self.pages_done == self.pages_total:
+            self.reported = time.monotonic()
+            return self.pages_total > 1
+        return False
+
+    def line(self, weight: int, peak: int, limit: int) -> str:
+        eta = self.eta_seconds()
+        share = 100 * self.pages_done / max(self.pages_total, 1)
+        return (f"{self.pages_done}/{self.pages_total} pages ({share:.0f}%), "
+                f"{self.candles_done:,}/{self.candles_total:,} candles, weight {weight:,} so far (peak {peak}/min of "
+                f"{limit}), ETA {'?' if eta is None else _duration(eta)}")
+
+    def as_json(self) -> dict[str, Any]:
+        eta = self.eta_seconds()
+        return {"pages_done": self.pages_done, "pages_total": self.pages_total, "candles_done": self.candles_done,
+                "candles_total": self.candles_total, "eta_seconds": None if eta is None else round(eta)}
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
 def missing_ranges(grid_start: int, grid_end: int, period: int, present: np.ndarray,
                    skip: set[int]) -> list[tuple[int, int]]:
     """Contiguous [first, last] open-time ranges on the grid that are neither present nor skipped."""
@@ -139,6 +204,7 @@ class Producer(StreamEvents):
         self.mark_stream_last = time.monotonic()
         self.mark_stream_silent = False
         self.backfill_summary: dict[str, Any] = {}
+        self.backfill_progress: _Progress | None = None
         self.last_verify_ms = 0
         self._pending: dict[Any, tuple[int, int, str]] = {}
         self._in_flight: set[Any] = set()
@@ -261,16 +327,26 @@ class Producer(StreamEvents):
     # -- backfill and verification ---------------------------------------------------------------
 
     async def backfill(self) -> None:
+        """Whatever InfluxDB lacks in every series' window, fetched over REST: the newest page of every series
+        first (bots can start), then older pages, reporting progress. A restart (even after SIGKILL) fetches
+        only what InfluxDB does not hold yet."""
         started = time.monotonic()
         requests, weight, written = self.rest.stats.requests, self.rest.stats.weight, self._written_total()
-        log.info("backfill: checking the last %d candles of %d series in InfluxDB", self.config.backfill.candles,
-                 len(self.series) + len(self.funding))
+        log.info("backfill: checking %d series in InfluxDB (%s)", len(self.series) + len(self.funding),
+                 ", ".join(f"{tf}: {self.config.window(tf)} candles" for tf in self.config.timeframes)
+                 + (f", mark and funding: {self.config.window(MARK_TIMEFRAME, hourly=True)} hours"
+                    if self.funding else ""))
+        gaps: list[_Gap] = []
         for group in self._groups():
             if self.stopping.is_set():
                 return
-            await self._verify_group(group, backfill=True)
+            gaps += await self._missing(group)
         if self.funding:
-            await self._verify_funding(backfill=True)
+            await self._verify_funding(backfill=True)  # one request per pair: before the older candles
+        await self._fill(gaps, backfill=True)
+        if self.stopping.is_set():
+            return
+        if self.funding:
             await self._seed_live_marks()
         self.backfill_summary = {
             "series": len(self.series) + len(self.funding),
@@ -313,18 +389,25 @@ class Producer(StreamEvents):
             groups.setdefault(series.measurement, []).append(series)
         return list(groups.values())
 
-    def _window(self, timeframe: str) -> tuple[int, int]:
+    def _window(self, timeframe: str, *, hourly: bool = False) -> tuple[int, int]:
+        """The first and last candle opens of a series' window (`hourly`: mark candles, funding)."""
         end = last_closed_open(self.clock.now() - self._margin(), timeframe)
-        return end - (self.config.backfill.candles - 1) * timeframe_ms(timeframe), end
+        return end - (self.config.window(timeframe, hourly=hourly) - 1) * timeframe_ms(timeframe), end
 
     def _margin(self) -> int:
         """Exchange ms after a close before the candle counts as due (one real second)."""
         return int(1000 * self.clock.rate)
 
-    async def _verify_group(self, group: list[Series], *, backfill: bool) -> None:
-        """Compare InfluxDB with the window of one measurement and fetch what is missing."""
+    async def _missing(self, group: list[Series]) -> list[_Gap]:
+        """What InfluxDB lacks in the window of each series of one measurement.
+
+        One grouped count per measurement; for the series that are short, where the holes are: read from
+        the stored times when the window is small, else first from a count per day (a window can be
+        360 days long: its times are never all read), then the stored times of the days that are partly
+        there only.
+        """
         measurement, timeframe, period = group[0].measurement, group[0].timeframe, group[0].period
-        start, end = self._window(timeframe)
+        start, end = self._window(timeframe, hourly=group[0].kind == "mark")
         expected = (end - start) // period + 1
         horizon = self.clock.now() + FUTURE_MARGIN_MS
         # A candle counts as stored once it has every field of Binance's kline (points written before the
@@ -335,39 +418,122 @@ class Producer(StreamEvents):
                                  last_times_select(measurement, start, horizon)])
         counts = {s.tags.get("pair"): int(s.values[0][1]) for s in counts_answer if s.values}
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
-        incomplete = [s for s in group if 0 < counts.get(s.pair, 0) < expected - len(s.exchange_gaps)]
-        stored: dict[str, np.ndarray] = {}
-        if incomplete:
-            answers = await asyncio.to_thread(self.influx.select, [
-                series_select(measurement, (present,), s.pair, start, end) for s in incomplete])
-            for series, answer in zip(incomplete, answers, strict=True):
-                stored[series.pair] = np.array([row[0] for row in answer[0].values] if answer else [], dtype=np.int64)
         for series in group:
-            if self.stopping.is_set():
-                return
-            count = counts.get(series.pair, 0)
             series.exchange_gaps = {t for t in series.exchange_gaps if t >= start}
+        incomplete = [s for s in group if 0 < counts.get(s.pair, 0) < expected - len(s.exchange_gaps)]
+        stored = await self._stored_times(measurement, present, incomplete, start, end, period)
+        gaps = []
+        for series in group:
+            count = counts.get(series.pair, 0)
             if count >= expected - len(series.exchange_gaps):
                 ranges: list[tuple[int, int]] = []
-            elif count == 0:
-                ranges = missing_ranges(start, end, period, np.empty(0, dtype=np.int64), series.exchange_gaps)
             else:
-                ranges = missing_ranges(start, end, period, stored[series.pair], series.exchange_gaps)
-            requests = self.rest.stats.requests
-            fetched = 0
-            for first, last in ranges:
-                fetched += await self._fetch(series, first, last)
+                ranges = missing_ranges(start, end, period, stored.get(series.pair, np.empty(0, dtype=np.int64)),
+                                        series.exchange_gaps)
             newest = max(end, lasts.get(series.pair, start))
             if series.last_open is not None and series.last_open > end + period:
                 # the stream delivered candles before this check: repair between the window and them
                 self._enqueue(series, end + period, series.last_open - period, "start-up")
             series.last_open = max(series.last_open or newest, newest)
+            gaps.append(_Gap(series, count, expected, ranges))
+        return gaps
+
+    async def _stored_times(self, measurement: str, present: str, incomplete: list[Series], start: int, end: int,
+                            period: int) -> dict[str, np.ndarray]:
+        """The opens InfluxDB holds in [start, end] for each incomplete series."""
+        if not incomplete:
+            return {}
+        if (end - start) // period + 1 <= DETAIL_CANDLES or DAY_MS % period:
+            answers = await asyncio.to_thread(self.influx.select, [
+                series_select(measurement, (present,), s.pair, start, end) for s in incomplete])
+            return {s.pair: np.array([row[0] for row in answer[0].values] if answer else [], dtype=np.int64)
+                    for s, answer in zip(incomplete, answers, strict=True)}
+        [daily] = await asyncio.to_thread(self.influx.select, [counts_select(
+            measurement, start, end, field=present, pairs=[s.pair for s in incomplete], every_ms=DAY_MS)])
+        partial: list[tuple[str, int, int]] = []
+        stored: dict[str, list[np.ndarray]] = {s.pair: [] for s in incomplete}
+        for buckets in daily:
+            pair = buckets.tags.get("pair", "")
+            if pair not in stored:
+                continue
+            for day, count in buckets.values:
+                first, last = max(int(day), start), min(int(day) + DAY_MS - period, end)
+                full = (last - first) // period + 1
+                if not count:
+                    continue
+                if int(count) >= full:
+                    stored[pair].append(np.arange(first, last + 1, period, dtype=np.int64))
+                else:
+                    partial.append((pair, first, last))
+        if partial:
+            answers = await asyncio.to_thread(self.influx.select, [
+                series_select(measurement, (present,), pair, first, last) for pair, first, last in partial])
+            for (pair, _, _), answer in zip(partial, answers, strict=True):
+                stored[pair].append(np.array([row[0] for row in answer[0].values] if answer else [], dtype=np.int64))
+        return {pair: np.concatenate(parts) if parts else np.empty(0, dtype=np.int64) for pair, parts in stored.items()}
+
+    def _pages(self, gaps: list[_Gap]) -> list[tuple[_Gap, int, int]]:
+        """The REST pages that fill the gaps: the newest page of every series first, then the older ones."""
+        pages = []
+        for gap in gaps:
+            period = gap.series.period
+            # Binance adds the candle in progress to a mark page that reaches the present (the live mark
+            # candle starts from it): that page holds one closed candle less, to stay one request
+            present = candle_open(self.clock.now(), gap.series.timeframe) - period if gap.series.kind == "mark" \
+                else None
+            for first, last in gap.ranges:
+                size = self.rest.page_candles((last - first) // period + 1)
+                top = last
+                while top >= first:
+                    room = size - 1 if present is not None and top >= present and size > 1 else size
+                    bottom = max(first, top - (room - 1) * period)
+                    pages.append((gap, bottom, top))
+                    top = bottom - period
+        pages.sort(key=lambda page: page[2], reverse=True)
+        return pages
+
+    async def _fill(self, gaps: list[_Gap], *, backfill: bool) -> None:
+        pages = self._pages(gaps)
+        progress = _Progress(len(pages), sum((last - first) // gap.series.period + 1 for gap, first, last in pages))
+        if backfill:
+            self.backfill_progress = progress
+        if backfill and len(pages) > len(gaps):
+            log.info("backfill: %d pages (%s candles) to fetch, the newest page of every series first", len(pages),
+                     f"{progress.candles_total:,}")
+        for gap, first, last in pages:
+            if self.stopping.is_set():
+                return
+            requests = self.rest.stats.requests
+            fetched = await self._fetch(gap.series, first, last)
+            gap.fetched += fetched
+            gap.requests += self.rest.stats.requests - requests
+            progress.page_done((last - first) // gap.series.period + 1)
+            if backfill and len(pages) > 1:
+                await self._page_written()
+            if backfill and progress.due_report():
+                log.info("backfill: %s", progress.line(self.rest.stats.weight, self.rest.stats.peak_used_weight,
+                                                       self.rest.weight_limit))
+                self._write_health()
+        for gap in gaps:
             if backfill:
-                log.info("backfill %s: %s", series.label,
-                         f"{fetched} candles written in {self.rest.stats.requests - requests} requests "
-                         f"(InfluxDB had {count} of {expected})" if ranges else f"complete ({count} of {expected})")
-            elif fetched:
-                log.warning("InfluxDB was missing %d candles of %s; fetched them over REST", fetched, series.label)
+                log.info("backfill %s: %s", gap.series.label,
+                         f"{gap.fetched} candles written in {gap.requests} requests "
+                         f"(InfluxDB had {gap.count} of {gap.expected})" if gap.ranges else
+                         f"complete ({gap.count} of {gap.expected})")
+            elif gap.fetched:
+                log.warning("InfluxDB was missing %d candles of %s; fetched them over REST", gap.fetched,
+                            gap.series.label)
+
+    async def _page_written(self) -> None:
+        """Wait until the page just fetched is in InfluxDB before the next: a SIGKILL during a long backfill
+        then loses (and a restart fetches again) the page in flight at most, and a backfill never runs ahead
+        of an InfluxDB that does not take writes."""
+        waited = False
+        mark = self.writer.added
+        while not self.stopping.is_set() and not await self.writer.written_through(mark, timeout=10):
+            if not waited:
+                log.warning("backfill: waiting for InfluxDB to take writes before fetching more")
+                waited = True
 
     async def _fetch(self, series: Series, first: int, last: int) -> int:
         """Candles with opens in [first, last] over REST into the write buffer; returns how many."""
@@ -399,7 +565,7 @@ class Producer(StreamEvents):
         self.writer.add(candle_line(series.measurement, series.pair, c) for c in candles)
 
     async def _verify_funding(self, *, backfill: bool) -> None:
-        start, _ = self._window(MARK_TIMEFRAME)
+        start, _ = self._window(MARK_TIMEFRAME, hourly=True)
         horizon = self.clock.now() + FUTURE_MARGIN_MS
         lasts_answer, rates_answer, marks_answer = await asyncio.to_thread(self.influx.select, [
             last_times_select(FUNDING_MEASUREMENT, start, horizon), counts_select(FUNDING_MEASUREMENT, start, horizon),
@@ -446,8 +612,10 @@ class Producer(StreamEvents):
         if not await self.writer.drain(timeout=30):
             return  # InfluxDB is not taking writes: check once it does
         try:
+            gaps = []
             for group in self._groups():
-                await self._verify_group(group, backfill=False)
+                gaps += await self._missing(group)
+            await self._fill(gaps, backfill=False)
             if self.funding:
                 await self._verify_funding(backfill=False)
         except InfluxDBError as exc:
@@ -634,6 +802,7 @@ class Producer(StreamEvents):
         return {
             "updated": int(time.time() * 1000), "exchange_now": now, "started": int(self.started * 1000),
             "pid": os.getpid(), "backfill": self.backfill_summary, "counters": dict(self.counters),
+            "backfill_progress": self.backfill_progress.as_json() if self.backfill_progress else None,
             "live_candles_written": self.live.written,
             "writer": {"written": self.writer.written, "pending": self.writer.pending,
                        "peak_pending": self.writer.peak_pending, "dropped": self.writer.dropped,

@@ -195,7 +195,17 @@ def last_times_select(measurement: str, since_ms: int, until_ms: int) -> Select:
                   group_by=("pair",), aggregate="last", density_ms=density_ms(measurement))
 
 
-def counts_select(measurement: str, since_ms: int, until_ms: int, field: str | None = None) -> Select:
-    """Number of points per pair between two times (one grouped query); `field` counts points that have it."""
+def first_times_select(measurement: str, since_ms: int, until_ms: int, pairs: Sequence[str] | None = None) -> Select:
+    """Oldest point per pair between two times (one grouped query)."""
+    return Select(measurement, (_value_field(measurement),), since_ms, until_ms, tags=_pair_tags(None),
+                  any_of=("pair", tuple(pairs)) if pairs is not None else None, group_by=("pair",),
+                  aggregate="first", density_ms=density_ms(measurement))
+
+
+def counts_select(measurement: str, since_ms: int, until_ms: int, field: str | None = None, *,
+                  pairs: Sequence[str] | None = None, every_ms: int | None = None) -> Select:
+    """Number of points per pair between two times (one grouped query); `field` counts points that have it;
+    `pairs` only those; `every_ms` per time bucket (e.g. a day) rather than in all."""
     return Select(measurement, (field or _value_field(measurement),), since_ms, until_ms, tags=_pair_tags(None),
-                  group_by=("pair",), aggregate="count", density_ms=density_ms(measurement))
+                  any_of=("pair", tuple(pairs)) if pairs is not None else None, group_by=("pair",),
+                  aggregate="count", density_ms=density_ms(measurement), every_ms=every_ms)

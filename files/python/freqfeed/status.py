@@ -48,6 +48,7 @@ class HostStatus:
     gaps: dict[str, int] = field(default_factory=dict)  # series -> missing candles
     disk_free: str = "n/a"
     influxdb: str = "n/a"  # the server, as /ping tells it
+    coverage: str | None = None  # the files against the bots' history (`history`), or the producer's backfill
     gateway: dict[str, Any] | None = None  # feeders running `freqfeed serve`: its counters
 
     def problem(self, text: str) -> None:
@@ -101,6 +102,7 @@ def check_feeder(config: Config, status: HostStatus, now_ms: int) -> None:
     if status.files < len(jobs):
         status.problem(f"{len(jobs) - status.files} of {len(jobs)} feather files missing")
     newest: dict[str, list[int | None]] = {}
+    short: list[str] = []  # files that do not reach back as far as the bots' history (config `history`)
     for job in jobs:
         try:
             table = feather.read_table(job.path, job.candle_type)
@@ -114,6 +116,15 @@ def check_feeder(config: Config, status: HostStatus, now_ms: int) -> None:
             missing = int((dates[-1] - dates[0]) // timeframe_ms(job.timeframe) + 1 - len(dates))
             if missing:
                 status.gaps[job.path.name] = missing
+        if config.history and job.on_grid and table is not None:
+            shortfall = _history_shortfall(config, job, table, now_ms)
+            if shortfall:
+                short.append(shortfall)
+    if short:
+        status.coverage = f"{len(short)} files short of the bots' history (e.g. {short[0]})"
+        status.problem(f"files do not cover what the bots need: {status.coverage}")
+    elif config.history:
+        status.coverage = "covered: " + ", ".join(f"{tf} {days:g}d" for tf, days in config.history.items())
     _lags(status, newest, now_ms, extra=SYNC_EVERY_S)
     if status.gaps:
         status.problem(f"holes in {len(status.gaps)} files ({sum(status.gaps.values())} candles)")
@@ -122,6 +133,20 @@ def check_feeder(config: Config, status: HostStatus, now_ms: int) -> None:
         status.problem(f"disk almost full: {status.disk_free} free")
     if config.gateway.configured:
         check_gateway(config, status)
+
+
+def _history_shortfall(config: Config, job: sync.SeriesJob, table: Any, now_ms: int) -> str | None:
+    """A file that starts later than the history its series must keep (with a period of slack), described."""
+    period = timeframe_ms(job.timeframe)
+    window = config.history_candles(job.timeframe, hourly=job.candle_type == "mark")
+    if not window:
+        return None
+    needed_from = last_closed_open(now_ms, job.timeframe) - (window - 1) * period
+    first = feather.first_time_ms(table) if table.num_rows else None
+    if first is not None and first <= needed_from + period:
+        return None
+    have_days = 0.0 if first is None else (now_ms - first) / 86_400_000
+    return f"{job.path.name}: {have_days:.1f} of {window * period / 86_400_000:.1f} days"
 
 
 def check_gateway(config: Config, status: HostStatus) -> None:
@@ -163,13 +188,19 @@ def check_producer(config: Config, status: HostStatus, now_ms: int, client: Infl
                 status.problem(f"silent streams (filled over REST): {', '.join(silent[:5])}")
             if health.get("writer", {}).get("failing_since_s") is not None:
                 status.problem(f"InfluxDB writes failing: {health['writer'].get('last_error')}")
+            progress = health.get("backfill_progress") or {}
+            if progress.get("pages_total") and progress.get("pages_done", 0) < progress["pages_total"]:
+                eta = progress.get("eta_seconds")
+                status.coverage = (f"backfill {progress['pages_done']}/{progress['pages_total']} pages, "
+                                   f"{progress.get('candles_done', 0):,}/{progress.get('candles_total', 0):,} "
+                                   f"candles, ETA {'?' if eta is None else f'{eta / 60:.0f} min'}")
         except (OSError, ValueError, KeyError):
             status.last_run = "no health file"
     newest: dict[str, list[int | None]] = {}
     for timeframe in config.timeframes:
         measurement = ohlcv_measurement(timeframe)
         end = last_closed_open(now_ms, timeframe)
-        start = end - (config.backfill.candles - 1) * timeframe_ms(timeframe)
+        start = end - (config.window(timeframe) - 1) * timeframe_ms(timeframe)
         horizon = now_ms + FUTURE_MARGIN_MS
         counts, lasts = client.select([counts_select(measurement, start, horizon),
                                        last_times_select(measurement, start, horizon)])
@@ -243,6 +274,8 @@ def render(host: str, status: HostStatus) -> str:
         ("disk free", status.disk_free),
         ("influxdb", status.influxdb),
     ]
+    if status.coverage is not None:
+        rows.append(("history", status.coverage))
     if status.gateway is not None:
         rows.append(("gateway", gateway_summary(status.gateway)))
     lines = [f"{name:18} {value}" for name, value in rows]

@@ -40,11 +40,13 @@ from freqfeed.schema import (
     pairs_select,
     retention_floor,
 )
-from freqfeed.timeframes import candle_open, timeframe_ms
+from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".freqfeed-sync.lock"
+FUNDING_SLACK_MS = 86_400_000  # a funding file starting this much later than its window is short
+ROWS_PER_STATEMENT = 200_000  # a first sync of long files asks for this many rows per statement, about
 _IO_THREADS = 4
 _FILE_COLUMN = {"rate": "funding_rate"}  # InfluxDB field -> freqtrade column, where they differ
 STATUS_NAME = ".freqfeed-sync-status.json"
@@ -61,6 +63,7 @@ class SeriesJob:
     measurement: str
     fields: tuple[str, ...]
     path: Path
+    keep: int = 0  # rows the file keeps (the newest); 0: everything InfluxDB has
 
     @property
     def on_grid(self) -> bool:
@@ -112,6 +115,14 @@ class SyncReport:
         )
 
 
+def keep_rows(config: Config, timeframe: str, *, hourly: bool = False) -> int:
+    """Rows a file keeps: `sync.candles`, but never fewer than the history the fleet keeps for its timeframe
+    (`history`, the window FreqAI downloads): a file is never trimmed below what the bots need. 0: all."""
+    if config.sync.candles == 0:
+        return 0
+    return max(config.sync.candles, config.history_candles(timeframe, hourly=hourly))
+
+
 def plan(config: Config) -> list[SeriesJob]:
     datadir = _datadir(config)
     jobs: list[SeriesJob] = []
@@ -119,15 +130,17 @@ def plan(config: Config) -> list[SeriesJob]:
     for timeframe in config.timeframes:
         for pair in config.pairs:
             jobs.append(SeriesJob(pair, timeframe, candle_type, ohlcv_measurement(timeframe), OHLCV_FIELDS,
-                                  feather.data_path(datadir, pair, timeframe, candle_type)))
+                                  feather.data_path(datadir, pair, timeframe, candle_type),
+                                  keep_rows(config, timeframe)))
     if config.futures:
         funding_tf = config.sync.funding_timeframe
+        hourly = keep_rows(config, MARK_TIMEFRAME, hourly=True)
         for pair in config.pairs:
             jobs.append(SeriesJob(pair, MARK_TIMEFRAME, "mark", MARK_MEASUREMENT, MARK_FIELDS,
-                                  feather.data_path(datadir, pair, MARK_TIMEFRAME, "mark")))
+                                  feather.data_path(datadir, pair, MARK_TIMEFRAME, "mark"), hourly))
         for pair in config.pairs:
             jobs.append(SeriesJob(pair, funding_tf, "funding_rate", FUNDING_MEASUREMENT, FUNDING_FIELDS,
-                                  feather.data_path(datadir, pair, funding_tf, "funding_rate")))
+                                  feather.data_path(datadir, pair, funding_tf, "funding_rate"), hourly))
     return jobs
 
 
@@ -180,6 +193,7 @@ class FileState:
     mtime_ns: int
     last_ms: int | None
     gap_ms: int | None
+    first_ms: int | None = None  # None in a state from before it was kept: known once the file is rewritten
 
     def matches(self, stat: os.stat_result) -> bool:
         return (self.inode, self.size, self.mtime_ns) == (stat.st_ino, stat.st_size, stat.st_mtime_ns)
@@ -213,9 +227,13 @@ class _Pending:
     existing: object  # pa.Table | None | _NOT_READ
     last_ms: int | None
     gap_ms: int | None
+    first_ms: int | None = None
     quarantined: bool = False
     replace_from_ms: int = 0
     added: int = 0
+    tail: Series | None = None  # InfluxDB's rows from replace_from_ms on
+    head: Series | None = None  # InfluxDB's rows older than the file's first (the window grew, or the
+    # file was written while the producer was still backfilling)
 
 
 def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = None) -> SyncReport:
@@ -275,7 +293,7 @@ def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report
                 state: dict[str, FileState], pool: ThreadPoolExecutor, uid: int | None, gid: int | None,
                 now_ms: int) -> None:
     datadir = _datadir(config)
-    keep = config.sync.candles
+    keep = group[0].keep
     until = now_ms + FUTURE_MARGIN_MS
     floor = retention_floor(now_ms, config.influxdb.retention_days)
     pending: list[_Pending] = []
@@ -294,30 +312,52 @@ def _sync_group(config: Config, client: InfluxDB, group: list[SeriesJob], report
     if not pending:
         return
     # One statement for all series that need rows from the same time on (after the first run: all of them):
-    # a handful of statements per run however many pairs, which matters most where each is a request.
-    by_since: dict[int, list[_Pending]] = {}
+    # a handful of statements per run however many pairs, which matters most where each is a request. A
+    # first sync of long files asks for a few pairs at a time (answers of about ROWS_PER_STATEMENT rows).
+    measurement, fields = group[0].measurement, group[0].fields
+    spacing = timeframe_ms(group[0].timeframe)
+    tails: dict[int, list[_Pending]] = {}
     for look in pending:
-        by_since.setdefault(max(look.replace_from_ms, floor), []).append(look)
-    fields = group[0].fields
-    selects = [pairs_select(group[0].measurement, fields, [member.job.pair for member in members], since,
-                            max(until, since), newest=keep or None) for since, members in by_since.items()]
+        tails.setdefault(max(look.replace_from_ms, floor), []).append(look)
+    # Files that start later than their window while InfluxDB may hold older rows get those prepended
+    # (one statement per first row shared): a window raised in `history`, or files first written while the
+    # producer was still backfilling, fill up as InfluxDB does.
+    needed_from = max(floor, last_closed_open(now_ms, group[0].timeframe) - (keep - 1) * spacing) if keep else floor
+    slack = spacing if group[0].on_grid else FUNDING_SLACK_MS
+    heads: dict[int, list[_Pending]] = {}
+    for look in pending:
+        if look.first_ms is not None and look.first_ms - needed_from >= slack:
+            heads.setdefault(look.first_ms, []).append(look)
+    batches: list[tuple[str, int, int, list[_Pending]]] = []
+    for kind, starts in (("tail", tails), ("head", heads)):
+        for start, members in starts.items():
+            stop = max(until, start) if kind == "tail" else start - 1
+            since = start if kind == "tail" else needed_from
+            rows = max(1, (min(stop, now_ms) - since) // spacing + 1)  # per series, at most (funding: fewer)
+            chunk = max(1, ROWS_PER_STATEMENT // (min(rows, keep) if keep else rows))
+            batches += [(kind, since, stop, members[i:i + chunk]) for i in range(0, len(members), chunk)]
+    selects = [pairs_select(measurement, fields, [member.job.pair for member in members], since, stop,
+                            newest=keep or None) for _, since, stop, members in batches]
     answers = client.select_each(selects)
-    work = []
-    for members, answer in zip(by_since.values(), answers, strict=True):
+    failed: set[str] = set()
+    for (kind, _, _, members), answer in zip(batches, answers, strict=True):
         if isinstance(answer, InfluxDBError):
             for item in members:
-                report.errors.append(f"{item.job.label}: {answer}")
+                if item.key not in failed:
+                    report.errors.append(f"{item.job.label}: {answer}")
+                failed.add(item.key)
             log.error("%s: InfluxDB refused the query of %d series, their files left as they were: %s",
-                      group[0].measurement, len(members), answer)
+                      measurement, len(members), answer)
             continue
         by_pair = {series.tags.get("pair"): series for series in answer}
         for item in members:
             series = by_pair.get(item.job.pair)
             if series is not None and series.values:
-                work.append((item, [series]))
-    log.debug("%s: %d series queried, %d with new rows", group[0].measurement, len(pending), len(work))
-    outcomes = pool.map(lambda w: _apply(config, w[0], w[1], uid, gid), work)
-    for (item, _), outcome in zip(work, outcomes, strict=True):
+                setattr(item, kind, series)
+    work = [item for item in pending if item.key not in failed and (item.tail is not None or item.head is not None)]
+    log.debug("%s: %d series queried, %d with new rows", measurement, len(pending), len(work))
+    outcomes = pool.map(lambda item: _apply(config, item, uid, gid), work)
+    for item, outcome in zip(work, outcomes, strict=True):
         if isinstance(outcome, str):
             report.errors.append(outcome)
             log.error("%s (file left as it was)", outcome)
@@ -342,7 +382,7 @@ def _look(datadir: Path, job: SeriesJob, state: dict[str, FileState]) -> _Pendin
         return _Pending(job, key, None, None, None)
     known = state.get(key)
     if known is not None and known.matches(stat):
-        return _Pending(job, key, _NOT_READ, known.last_ms, known.gap_ms)
+        return _Pending(job, key, _NOT_READ, known.last_ms, known.gap_ms, known.first_ms)
     try:
         table = feather.read_table(job.path, job.candle_type)
     except feather.ForeignFileError as exc:
@@ -355,8 +395,8 @@ def _look(datadir: Path, job: SeriesJob, state: dict[str, FileState]) -> _Pendin
         log.error("%s", message)
         return message
     last, gap = _describe(job, table)
-    state[key] = FileState(stat.st_ino, stat.st_size, stat.st_mtime_ns, last, gap)
-    return _Pending(job, key, table, last, gap)
+    state[key] = FileState(stat.st_ino, stat.st_size, stat.st_mtime_ns, last, gap, feather.first_time_ms(table))
+    return _Pending(job, key, table, last, gap, feather.first_time_ms(table))
 
 
 def _describe(job: SeriesJob, table: pa.Table | None) -> tuple[int | None, int | None]:
@@ -365,10 +405,23 @@ def _describe(job: SeriesJob, table: pa.Table | None) -> tuple[int | None, int |
     return feather.last_time_ms(table), gap
 
 
-def _apply(config: Config, item: _Pending, answer: list[Series],
-           uid: int | None, gid: int | None) -> FileState | str | None:
-    """Merge InfluxDB's rows into the file. Returns the new FileState when the file was rewritten,
-    None when nothing changed, "quarantined" when the file turned out foreign, or an error message."""
+def _table(job: SeriesJob, series: Series) -> pa.Table:
+    """InfluxDB's rows of one series as a table in the internal layout, oldest first."""
+    rows = sorted(series.values, key=lambda row: row[0])  # limited queries come newest first
+    data = np.array(rows, dtype="float64")
+    times = data[:, 0].astype("int64")
+    if not job.on_grid:
+        times = np.array([candle_open(int(t), job.timeframe) for t in times], dtype="int64")
+    values = {_FILE_COLUMN.get(name, name): data[:, index + 1] for index, name in enumerate(job.fields)}
+    if job.candle_type == "mark":
+        values["volume"] = np.zeros(len(times))  # mark candles have no volume; freqtrade writes 0
+    return feather.build_table(times, values, job.candle_type)
+
+
+def _apply(config: Config, item: _Pending, uid: int | None, gid: int | None) -> FileState | str | None:
+    """Merge InfluxDB's rows into the file: its tail replaced from `replace_from_ms` on, older rows put
+    before its first. Returns the new FileState when the file was rewritten, None when nothing changed,
+    "quarantined" when the file turned out foreign, or an error message."""
     job = item.job
     existing = item.existing
     if existing is _NOT_READ:
@@ -382,18 +435,15 @@ def _apply(config: Config, item: _Pending, answer: list[Series],
         except OSError as exc:
             return f"{job.label}: cannot read {job.path}: {exc.strerror or exc}"
     assert existing is None or isinstance(existing, pa.Table)
-    rows = answer[0].values
-    rows.sort(key=lambda row: row[0])  # limited queries come newest first
-    data = np.array(rows, dtype="float64")
-    times = data[:, 0].astype("int64")
-    if not job.on_grid:
-        times = np.array([candle_open(int(t), job.timeframe) for t in times], dtype="int64")
-    values = {_FILE_COLUMN.get(name, name): data[:, index + 1] for index, name in enumerate(job.fields)}
-    if job.candle_type == "mark":
-        values["volume"] = np.zeros(len(times))  # mark candles have no volume; freqtrade writes 0
-    new = feather.build_table(times, values, job.candle_type)
-    replace_from = min(item.replace_from_ms, int(times[0]))
-    merged = feather.merge(existing, new, replace_from, config.sync.candles)
+    merged = existing
+    if item.tail is not None:
+        new = _table(job, item.tail)
+        replace_from = min(item.replace_from_ms, int(feather.date_ns(new)[0]) // 1_000_000)
+        merged = feather.merge(existing, new, replace_from, job.keep)
+    if item.head is not None and merged is not None:
+        merged = feather.prepend(merged, _table(job, item.head), job.keep)
+    if merged is None:
+        return None
     item.added = feather.count_new_dates(merged, existing)
     if item.added == 0 and existing is not None and merged.equals(existing):
         return None
@@ -404,7 +454,9 @@ def _apply(config: Config, item: _Pending, answer: list[Series],
     except OSError as exc:
         return f"{job.label}: cannot write {job.path}: {exc.strerror or exc}"
     last, gap = _describe(job, merged)
-    return FileState(stat.st_ino, stat.st_size, stat.st_mtime_ns, last, gap)
+    return FileState(stat.st_ino, stat.st_size, stat.st_mtime_ns, last, gap, feather.first_time_ms(merged))
+
+
 def _write_status(config: Config, report: SyncReport, jobs: list[SeriesJob], now_ms: int, line: str) -> None:
     """A small JSON file the fleet status check reads (last run, result, lag)."""
     path = config.sync.status_file or (_datadir(config) / STATUS_NAME)

@@ -37,6 +37,8 @@ class BufferedWriter:
         self._idle.set()
         self.written = 0
         self.dropped = 0
+        self.added = 0  # lines ever added: every one ends up written or dropped, in order
+        self._processed = asyncio.Event()  # set after each batch is written or dropped
         self.overflowed = False  # set when points were dropped; the producer clears it after repairing
         self.failing_since: float | None = None
         self.last_error: str | None = None
@@ -52,6 +54,7 @@ class BufferedWriter:
         self._lines.extend(lines)
         if len(self._lines) == before:
             return
+        self.added += len(self._lines) - before
         if self._first_pending is None:
             self._first_pending = time.monotonic()
         self._idle.clear()
@@ -103,6 +106,7 @@ class BufferedWriter:
                                 time.monotonic() - self.failing_since, len(self._lines))
                     self.failing_since = None
                     self.last_error = None
+            self._processed.set()
             backoff = 0.5
             if not self._lines:  # points left over were waiting as long as the batch: still due
                 self._first_pending = None
@@ -137,6 +141,24 @@ class BufferedWriter:
         self.dropped += len(batch)
         log.error("InfluxDB rejected a batch of %d points, dropped: %s (first point: %s)", len(batch), message,
                   batch[0][:200])
+
+    async def written_through(self, mark: int, timeout: float) -> bool:
+        """Wait until the first `mark` lines ever added (`added` when they were) are written (or dropped),
+        sending them without waiting for the interval; False when the timeout passed first. Unlike drain(),
+        lines added meanwhile (the live streams) do not hold it up."""
+        self._flush_now = True
+        self._wakeup.set()
+        deadline = time.monotonic() + timeout
+        while self.written + self.dropped < mark:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._processed.clear()
+            try:
+                await asyncio.wait_for(self._processed.wait(), timeout=remaining)
+            except TimeoutError:
+                return self.written + self.dropped >= mark
+        return True
 
     async def drain(self, timeout: float) -> bool:
         """Wait until everything buffered is written; False when the timeout passed first."""

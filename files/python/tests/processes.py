@@ -17,7 +17,7 @@ import yaml
 from freqfeed.config import InfluxDBConfig, exchange_symbol
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import free_port
-from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement
+from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement, series_select
 from freqfeed.simulator.market import Market, format_ticks
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
@@ -80,6 +80,11 @@ class SimulatorProcess:
 
     def now(self) -> int:
         return int(self.stats()["now"])
+
+    def requests(self, agent: str | None = None) -> list[dict[str, Any]]:
+        """The simulator's last REST requests: exchange time `t`, `agent`, `path`, `query`."""
+        params = {"agent": agent} if agent else {}
+        return list(requests.get(f"{self.url}/_sim/requests", params=params, timeout=10).json())
 
     def stop(self) -> None:
         self.process.terminate()
@@ -159,7 +164,17 @@ def expected_candles(market: Market, pair: str, timeframe: str, first: int, last
     return [(int(t), *row) for t, *row in zip(truth.open_time, *columns, strict=True)]
 
 
-def stored(client: InfluxDB, measurement: str, pair: str, fields: str) -> list[tuple[Any, ...]]:
+def stored(client: InfluxDB, measurement: str, pair: str, fields: str,
+           since_ms: int | None = None) -> list[tuple[Any, ...]]:
+    """The stored rows of one series; with `since_ms`, from then to a day ahead, in the time windows
+    InfluxDB 3 Core's file limit allows (the client's own narrowing)."""
+    if since_ms is not None:
+        select = series_select(measurement, [f.strip() for f in fields.split(",")], pair, since_ms,
+                               int(time.time() * 1000) + 400 * 86_400_000)
+        [each] = client.select_each([select])
+        if isinstance(each, Exception):
+            raise each
+        return [tuple(row) for row in each[0].values] if each else []
     [answer] = client.query(f"SELECT {fields} FROM \"{measurement}\" WHERE pair = '{pair}'")
     return [tuple(row) for row in answer[0].values] if answer else []
 
@@ -179,7 +194,8 @@ def newest_closed_all_stored(client: InfluxDB, sim: SimulatorProcess, pairs: lis
 
 
 def assert_complete(client: InfluxDB, sim: SimulatorProcess, pairs: list[str], timeframes: list[str],
-                    until: int, *, futures: bool = True, first_at_most: int | None = None) -> dict[str, int]:
+                    until: int, *, futures: bool = True, first_at_most: int | None = None,
+                    since_ms: int | None = None) -> dict[str, int]:
     """Every series, from its first stored candle to the newest closed at `until`: no gap, no extra
     point, every value equal to the simulator's. Returns the number of candles checked per series."""
     checked: dict[str, int] = {}
@@ -189,7 +205,7 @@ def assert_complete(client: InfluxDB, sim: SimulatorProcess, pairs: list[str], t
     for pair in pairs:
         for timeframe, measurement, mark in kinds:
             fields = "open, high, low, close" if mark else "open, high, low, close, volume"
-            rows = stored(client, measurement, pair, fields)
+            rows = stored(client, measurement, pair, fields, since_ms)
             assert rows, f"no {measurement} candles for {pair}"
             last = last_closed_open(until, timeframe)
             rows = [r for r in rows if r[0] <= last]
@@ -205,7 +221,7 @@ def assert_complete(client: InfluxDB, sim: SimulatorProcess, pairs: list[str], t
             checked[f"{pair} {measurement}"] = len(rows)
     if futures:
         for pair in pairs:
-            rows = stored(client, FUNDING_MEASUREMENT, pair, "rate")
+            rows = stored(client, FUNDING_MEASUREMENT, pair, "rate", since_ms)
             if rows:
                 times = sim.market.funding_times(rows[0][0], until)
                 rates = sim.market.funding_rates(exchange_symbol(pair), times)

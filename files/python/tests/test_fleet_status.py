@@ -74,3 +74,21 @@ def test_columns_line_up(plugin: ModuleType) -> None:
     starts = {line.index("feeder") for line in lines[1:]}
     assert starts == {lines[0].index("role")}
     assert "3m=40s 1h=32m" in lines[1]
+
+
+def test_history_column_flags_a_feeder_short_of_the_bots_window(plugin: ModuleType) -> None:
+    covered = {"role": "feeder", "healthy": True, "coverage": "covered: 3m 35d, 1h 35d", "problems": []}
+    short = {"role": "feeder", "healthy": False,
+             "coverage": "2 files short of the bots' history (e.g. BTC_USDT_USDT-3m-futures.feather: 3.1 of 35.0 days)",
+             "problems": ["files do not cover what the bots need: 2 files short of the bots' history"]}
+    backfilling = {"role": "producer", "healthy": True, "coverage": "backfill 120/400 pages, 1,200/4,000 candles",
+                   "problems": []}
+    hostvars = {name: {"status_host": {"rc": 0, "stdout": json.dumps(reply)}}
+                for name, reply in (("host73", backfilling), ("host75", covered), ("host120", short))}
+    table = plugin.fleet_status(hostvars, list(hostvars))
+    header, producer, good, bad = table["lines"]
+    column = header.index("history")
+    assert producer[column:].startswith("backfill 120/400 pages")
+    assert good[column:].startswith("covered: 3m 35d")
+    assert "UNHEALTHY" in bad and bad[column:].startswith("2 files short of the bots' history")
+    assert table["problems"] == ["host120: files do not cover what the bots need: 2 files short of the bots' history"]

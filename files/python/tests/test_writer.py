@@ -71,6 +71,31 @@ def test_drain_writes_everything_and_writer_keeps_working(client: InfluxDB) -> N
     assert run_with_writer(client, body, flush_interval=0.2) == (True, 5, 7)
 
 
+def test_written_through_waits_for_its_lines_only(client: InfluxDB) -> None:
+    """What the backfill waits for after each page: the lines added so far are in InfluxDB, however much
+    the live streams add meanwhile (drain() would wait for those too)."""
+    async def body(writer: BufferedWriter) -> tuple[bool, int, int, bool]:
+        writer.add(lines(120))
+        mark = writer.added
+
+        async def streams() -> None:  # lines keep coming while the page is written
+            for i in range(40):
+                writer.add(lines(5, offset=1000 + 5 * i))
+                await asyncio.sleep(0.01)
+
+        feeding = asyncio.create_task(streams())
+        started = time.monotonic()
+        done = await writer.written_through(mark, timeout=5)
+        waited, count = time.monotonic() - started, stored_count(client)
+        await feeding
+        late = await writer.written_through(writer.added + 1, timeout=0.2)  # lines never added: times out
+        return done, count, int(waited < 2), late
+
+    done, count, quick, late = run_with_writer(client, body, batch_size=50, flush_interval=10)
+    assert done and count >= 120, "the page's lines were sent at once, not after the 10 s interval"
+    assert quick == 1 and late is False
+
+
 def test_outage_buffers_and_recovers(tmp_path: Path) -> None:
     with LocalInfluxDB(tmp_path / "influxd") as influxd:
         client = InfluxDB(InfluxDBConfig(url=influxd.url, database="m", timeout=2), retries=0)

@@ -28,7 +28,7 @@ _MAJORS = {
     "AVAX": 30.0, "LINK": 15.0, "DOT": 6.0, "LTC": 80.0, "TRX": 0.12, "ATOM": 8.0, "NEAR": 5.0,
     "APT": 9.0, "ARB": 0.9, "OP": 1.8, "FIL": 5.0, "INJ": 25.0, "SUI": 1.5,
 }
-UNIVERSE_SIZE = 250
+UNIVERSE_SIZE = 400  # USD-M perpetuals listed (Binance lists about 500): room for a 300-pair scale test
 
 
 @dataclass(frozen=True)

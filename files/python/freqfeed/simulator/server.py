@@ -34,7 +34,9 @@ Fault switches (CLI `--fault NAME[=VALUE]` at start-up, or POST /_sim/fault?name
   unlimited=SECONDS    benchmarks: no weight limit (no 429, no ban) for that long
   firehose=SECONDS     load test: replay historical closed klines as fast as each client reads them
 GET /_sim/stats reports the clock, requests, weight per minute, websocket counters and, per
-User-Agent, requests per path and weight (`by_client`).
+User-Agent, requests per path and weight (`by_client`). GET /_sim/requests lists the last REST requests
+(REQUEST_LOG of them: exchange time, User-Agent, path, query), what a test counts when it must know which
+candles a client asked for (`?agent=` selects one User-Agent).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ PUBLISHED_BOOK_LEVELS = max(wire.PARTIAL_DEPTH_LEVELS)
 FUNDING_LOOKBACK_MS = 1000 * 8 * 3_600_000  # no startTime: the newest of the last 1000 settlements
 DAY_MS = 86_400_000
 MINUTE_MS = 60_000
+REQUEST_LOG = 20_000
 
 
 class DataSource(Protocol):
@@ -154,6 +157,7 @@ class Simulator:
         self.connections: set[WsConnection] = set()
         self.stats: Counter[str] = Counter()
         self.by_client: defaultdict[str, ClientStats] = defaultdict(ClientStats)
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
         self.weight_by_minute: dict[str, dict[int, int]] = {"futures": defaultdict(int), "spot": defaultdict(int)}
         self.funding_requests: list[float] = []  # exchange ms of fundingRate requests (5-minute limit)
         self.limited_requests: dict[int, int] = defaultdict(int)
@@ -194,6 +198,7 @@ class Simulator:
         app.router.add_post("/_sim/fault", self.fault_endpoint)
         app.router.add_get("/_sim/fault", self.fault_endpoint)
         app.router.add_get("/_sim/stats", self.stats_endpoint)
+        app.router.add_get("/_sim/requests", self.requests_endpoint)
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
@@ -228,8 +233,11 @@ class Simulator:
 
     def _handler(self, market: str, endpoint: str, answer: Any) -> Any:
         async def handle(request: web.Request) -> web.Response:
-            client = self.by_client[request.headers.get("User-Agent") or "(none)"]
+            agent = request.headers.get("User-Agent") or "(none)"
+            client = self.by_client[agent]
             client.requests[request.path] += 1
+            self.request_log.append({"t": self.clock.now(), "agent": agent, "path": request.path,
+                                     "query": dict(request.query)})
             self.stats[f"rest {request.path}"] += 1
             self.stats["rest requests"] += 1
             now = self.clock.now()
@@ -787,6 +795,10 @@ class Simulator:
             return web.json_response({"error": str(exc)}, status=400)
         log.info("simulator fault: %s", result)
         return web.json_response({"ok": True, "result": result})
+
+    async def requests_endpoint(self, request: web.Request) -> web.Response:
+        agent = request.query.get("agent")
+        return web.json_response([r for r in self.request_log if agent is None or r["agent"] == agent])
 
     async def stats_endpoint(self, request: web.Request) -> web.Response:
         minutes = {market: {str(k): v for k, v in sorted(per.items())} for market, per in self.weight_by_minute.items()}
