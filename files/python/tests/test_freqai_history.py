@@ -161,8 +161,10 @@ def synced(influxd: LocalInfluxDB, tmp_path_factory: pytest.TempPathFactory) -> 
         userdir = root / "user_data"
         for sub in ("data", "strategies", "models"):
             (userdir / sub).mkdir(parents=True, exist_ok=True)
-        feeder = config_module.from_mapping({"influxdb": influx_section(influx), **settings,
-                                             "sync": {"datadir": str(userdir / "data" / "binance")}}, "test")
+        feeder_raw = {"influxdb": influx_section(influx), **settings,
+                      "sync": {"datadir": str(userdir / "data" / "binance")}}
+        (root / "feeder.yml").write_text(yaml.safe_dump(feeder_raw))
+        feeder = config_module.from_mapping(feeder_raw, "test")
         synced_at = sim.now()
         report = sync.run(feeder)
         assert report.ok, report.errors
@@ -177,6 +179,18 @@ def synced(influxd: LocalInfluxDB, tmp_path_factory: pytest.TempPathFactory) -> 
     finally:
         sim.stop()
         server.drop_database("freqai_history")
+
+
+def test_plan_with_the_feeder_config_reports_the_window_covered(synced: Synced) -> None:
+    shown = subprocess.run([sys.executable, "-m", "freqfeed", "plan", "--freqtrade-config", str(synced.bot),
+                            "--config", str(synced.root / "feeder.yml")], capture_output=True, text=True,
+                           timeout=120, check=False)
+    print(shown.stdout)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    rows = [line.split() for line in shown.stdout.splitlines() if line.endswith((" yes", " NO"))]
+    assert len(rows) == 3 * 3 + 3 * 2, shown.stdout  # 3 pairs x 3 timeframes, mark and funding
+    assert all(row[-1] == "yes" for row in rows), shown.stdout
+    assert "15 of 15 series cover the window" in shown.stdout
 
 
 def market_requests(sim: SimulatorProcess, agent: str) -> list[dict[str, Any]]:
