@@ -6,6 +6,9 @@ is enough to recompute the book the exchange had at that moment and compare it l
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,7 +31,7 @@ from .processes import (
     producer_config,
     wait_for,
 )
-from .test_gateway import GATEWAY_AGENT, ccxt_calls, readme_ccxt_config
+from .test_gateway import GATEWAY_AGENT, away_from_minute_boundary, ccxt_calls, minute_of, now_ms, readme_ccxt_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.dialects("1.x")]
 
@@ -223,5 +226,55 @@ def test_spot_klines_and_books(tmp_path: Path, influxd: LocalInfluxDB) -> None:
         assert set(ticker.json()) == {"symbol", "bidPrice", "bidQty", "askPrice", "askQty"}
         assert client_stats(sim, GATEWAY_AGENT)["requests"] == before, "none of it from the exchange's REST API"
         assert requests.get(f"{gateway.url}/fapi/v1/klines", timeout=10).status_code == 404
+
+        # freqtrade download-data (spot) into a synced directory: the same files as straight from the exchange,
+        # and no klines request from the gateway
+        timerange = f"{int(time.time() - 20 * 60)}-"  # inside InfluxDB's 30 minutes
+        for attempt in range(3):
+            direct, through = tmp_path / f"direct{attempt}", tmp_path / f"through{attempt}"
+            for userdir in (direct, through):
+                spot_sync_into(influx, userdir)
+            away_from_minute_boundary(5)
+            minute = minute_of(now_ms())
+            before = client_stats(sim, GATEWAY_AGENT)["requests"]
+            a = spot_download(direct, sim.url, timerange)
+            b = spot_download(through, gateway.url, timerange)
+            after = client_stats(sim, GATEWAY_AGENT)["requests"]
+            assert a.returncode == 0 and b.returncode == 0, (a.stderr[-2000:], b.stderr[-2000:])
+            if minute_of(now_ms()) == minute:
+                break  # both in the same minute: the same candles had closed
+        files = {p.name: p.read_bytes() for p in sorted((through / "data" / "binance").glob("*.feather"))}
+        assert list(files) == ["BTC_USDT-1m.feather"]
+        assert files == {p.name: p.read_bytes() for p in sorted((direct / "data" / "binance").glob("*.feather"))}
+        assert after.get("/api/v3/klines", 0) == before.get("/api/v3/klines", 0), "no klines request reached Binance"
     finally:
         sim.stop()
+
+
+def spot_sync_into(influx: InfluxDBConfig, userdir: Path) -> None:
+    from freqfeed import config as config_module
+    from freqfeed import sync
+
+    for sub in ("data", "strategies"):
+        (userdir / sub).mkdir(parents=True, exist_ok=True)
+    cfg = config_module.from_mapping({"influxdb": {"url": influx.url, "database": influx.database},
+                                      "pairs": ["BTC/USDT"], "timeframes": ["1m"], "trading_mode": "spot",
+                                      "sync": {"datadir": str(userdir / "data" / "binance")}}, "test")
+    assert sync.run(cfg).ok
+
+
+def spot_download(userdir: Path, base: str, timerange: str) -> subprocess.CompletedProcess[str]:
+    """`freqtrade download-data` for spot with the README's spot settings, public market data at `base`."""
+    python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
+    if not python:
+        pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")
+    config = {"trading_mode": "spot", "stake_currency": "USDT", "dry_run": True,
+              "exchange": {"name": "binance", "only_from_ccxt": True, "enable_ws": False,
+                           "ccxt_config": {"options": {"fetchMarkets": {"types": ["spot"]}},
+                                           "urls": {"api": {"public": f"{base}/api/v3"}}},
+                           "pair_whitelist": ["BTC/USDT"]}}
+    path = userdir / "config.json"
+    path.write_text(json.dumps(config))
+    freqtrade = str(Path(python).with_name("freqtrade"))
+    return subprocess.run([freqtrade, "download-data", "--userdir", str(userdir), "-c", str(path), "--timerange",
+                           timerange, "-t", "1m"], capture_output=True, text=True, timeout=300, check=False)
