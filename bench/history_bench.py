@@ -40,7 +40,13 @@ from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
 from freqfeed.schema import MARK_MEASUREMENT, counts_select, ohlcv_measurement
 from freqfeed.timeframes import last_closed_open, timeframe_ms
-from tests.processes import ProducerProcess, SimulatorProcess, producer_config, wait_for
+from tests.processes import (
+    ProducerProcess,
+    SimulatorProcess,
+    kline_pages,
+    producer_config,
+    wait_for,
+)
 
 TIMEFRAMES = ["3m", "15m", "1h"]
 SCALE_TIMEFRAMES = ["1m", "3m", "5m", "15m", "1h"]
@@ -63,19 +69,6 @@ def health(path: Path) -> dict[str, Any]:
 def peak_rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM"))) / 1024
-
-
-def pages_of(requests: list[dict[str, Any]]) -> list[tuple[str, str, str, int, int]]:
-    """(path, symbol, interval, first open, last open) of every klines / mark klines request."""
-    pages = []
-    for r in requests:
-        if r["path"] in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):
-            q = r["query"]
-            period = timeframe_ms(q["interval"])
-            first = int(q["startTime"])
-            pages.append((r["path"], q["symbol"], q["interval"], first,
-                          min(int(q["endTime"]) // period * period, first + (int(q["limit"]) - 1) * period)))
-    return pages
 
 
 # -- backfill ---------------------------------------------------------------------------------------
@@ -117,7 +110,7 @@ def one_backfill(influxd: LocalInfluxDB, workdir: Path, args: argparse.Namespace
             assert producer.process is not None
             os.kill(producer.process.pid, signal.SIGKILL)
             producer.process.wait()
-            first_run = pages_of(sim.requests())
+            first_run = kline_pages(sim.requests())
             progress = health(health_file)["backfill_progress"]
             result["killed_at"] = {"pages_done": progress["pages_done"], "pages_total": progress["pages_total"],
                                    "seconds": round(time.monotonic() - started, 1)}
@@ -128,7 +121,7 @@ def one_backfill(influxd: LocalInfluxDB, workdir: Path, args: argparse.Namespace
         result["producer_peak_rss_mb"] = round(peak_rss_mb(producer.process.pid), 1)
         summary = wait_for(lambda: health(health_file).get("backfill"), 60, "the backfill summary")
         requests = sim.requests()
-        pages = pages_of(requests)
+        pages = kline_pages(requests)
         stats = sim.stats()
         result.update({
             "requests": len(requests), "klines_requests": len(pages),

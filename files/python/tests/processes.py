@@ -135,6 +135,20 @@ class ProducerProcess:
         self.process.wait()
 
 
+def kline_pages(requests_log: list[dict[str, Any]]) -> list[tuple[str, str, str, int, int]]:
+    """(path, symbol, interval, first open, last open) of every klines / mark klines request in a
+    simulator's request log (`SimulatorProcess.requests`)."""
+    pages = []
+    for r in requests_log:
+        if r["path"] in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):
+            q = r["query"]
+            period = timeframe_ms(q["interval"])
+            first = int(q["startTime"])
+            last = min(int(q["endTime"]) // period * period, first + (int(q["limit"]) - 1) * period)
+            pages.append((r["path"], q["symbol"], q["interval"], first, last))
+    return pages
+
+
 def producer_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[str], *,
                     candles: int = 60, ws_path: str = "/market", **extra: Any) -> dict[str, Any]:
     config: dict[str, Any] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,26 +22,21 @@ from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 
 from .conftest import make_config
 from .helpers import influx_section, truth, write_candles
-from .processes import ProducerProcess, SimulatorProcess, assert_complete, producer_config, stored, wait_for
+from .processes import (
+    ProducerProcess,
+    SimulatorProcess,
+    assert_complete,
+    kline_pages,
+    producer_config,
+    stored,
+    wait_for,
+)
 
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 TIMEFRAMES = ["3m", "1h"]
 START = 1_795_564_800_000 + 5_000  # an hour's first second + 5 s: nothing closes while the test runs
 HISTORY_DAYS = 20  # 3m: 9,600 candles per series, 20 pages of 499
 SINCE = START - 90 * 86_400_000  # what the checks read (InfluxDB 3 wants a bounded query)
-
-
-def pages_of(requests: list[dict[str, Any]]) -> list[tuple[str, str, str, int, int]]:
-    """(path, symbol, interval, first open, last open) of every klines request."""
-    pages = []
-    for r in requests:
-        if r["path"] in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines"):
-            q = r["query"]
-            period = timeframe_ms(q["interval"])
-            first = int(q["startTime"])
-            last = min(int(q["endTime"]) // period * period, first + (int(q["limit"]) - 1) * period)
-            pages.append((r["path"], q["symbol"], q["interval"], first, last))
-    return pages
 
 
 @pytest.mark.integration
@@ -59,9 +53,9 @@ def test_deep_backfill_newest_first_reports_progress_and_resumes_after_sigkill(
         producer = ProducerProcess(tmp_path, config).start()
         window_3m = HISTORY_DAYS * 480
         # SIGKILL once a third of the pages are in
-        wait_for(lambda: len(pages_of(sim.requests())) >= 20, 120, "a third of the backfill's pages")
+        wait_for(lambda: len(kline_pages(sim.requests())) >= 20, 120, "a third of the backfill's pages")
         producer.kill()
-        first_run = pages_of(sim.requests())
+        first_run = kline_pages(sim.requests())
 
         # Newest first: every series has its newest page in InfluxDB, and what it holds is one block that
         # ends at the newest closed candle (nothing older was fetched before something newer).
@@ -89,7 +83,7 @@ def test_deep_backfill_newest_first_reports_progress_and_resumes_after_sigkill(
         # mark candle in progress, which every start makes to seed the live mark candle, aside)
         producer.start()
         producer.wait_for_log("backfill done", timeout=180)
-        second_run = [page for page in pages_of(sim.requests())[len(first_run):]
+        second_run = [page for page in kline_pages(sim.requests())[len(first_run):]
                       if page[4] < candle_open(sim.now(), page[2])]
         repeated = [page for page in second_run
                     if any(page[:3] == old[:3] and page[3] <= old[4] and old[3] <= page[4] for old in first_run)]
