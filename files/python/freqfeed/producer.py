@@ -482,10 +482,11 @@ class Producer(StreamEvents):
             present = candle_open(self.clock.now(), gap.series.timeframe) - period if gap.series.kind == "mark" \
                 else None
             for first, last in gap.ranges:
-                size = self.rest.page_candles((last - first) // period + 1)
+                current = 1 if present is not None and last >= present else 0
+                size = self.rest.page_candles((last - first) // period + 1 + current)
                 top = last
                 while top >= first:
-                    room = size - 1 if present is not None and top >= present and size > 1 else size
+                    room = size - 1 if current and top == last and size > 1 else size
                     bottom = max(first, top - (room - 1) * period)
                     pages.append((gap, bottom, top))
                     top = bottom - period

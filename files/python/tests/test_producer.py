@@ -91,6 +91,9 @@ def test_empty_database_gets_exactly_1500_candles_per_series(storage: InfluxDB, 
         log = producer.text()
         # pages of 499 candles (weight 2 each on futures, 7 for the four) rather than one of 1500 (weight 10)
         assert "backfill BTC/USDT:USDT 3m: 1500 candles written in 4 requests (InfluxDB had 0 of 1500)" in log
+        # the newest mark page also brings Binance's candle in progress (the live mark candle's start)
+        # without costing a request more
+        assert "backfill BTC/USDT:USDT 1h mark: 1500 candles written in 4 requests (InfluxDB had 0 of 1500)" in log
         assert "backfill done: 15 series" in log
         # a restart finds everything in place: no candle requests at all
         code, _ = producer.terminate()
@@ -115,6 +118,8 @@ def test_live_candles_keep_arriving_without_gaps(client: InfluxDB, influx_config
     checked = stop_and_check(producer, client, sim)
     assert checked["BTC/USDT:USDT ohlcv_3m"] >= first + 3
     log = producer.text()
+    # 60 mark candles and Binance's candle in progress after them: one request
+    assert "backfill BTC/USDT:USDT 1h mark: 60 candles written in 1 requests" in log
     assert "over REST: " not in log, "with a healthy stream nothing needs repairing"
     assert "stream silent" not in log
 
