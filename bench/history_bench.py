@@ -9,10 +9,10 @@
   scale     300 pairs x 1m/3m/5m/15m/1h (1,500 kline streams and 300 mark-price streams over several
             connections, each within Binance's 200 streams and 10 incoming messages a second, which the
             simulator enforces) streaming for an hour of simulator time (60x clock): every series checked
-            for gaps in InfluxDB, connections and reconnects, the producer's RSS; then the sync of the
-            resulting 2,100 files: the first cycle, a worst-case cycle (an hour's close: every file gains a
-            candle), a typical cycle (3 minutes later: the 1m and 3m files) and an idle one (nothing new),
-            each with the sync's peak RSS.
+            for gaps in InfluxDB, connections and reconnects, the producer's RSS; then, the producer still
+            streaming, the sync of the resulting 2,100 files: the first cycle, one 3 minutes before an hour's
+            close, the worst case right after it (every file gained a candle), a typical cycle 3 minutes later
+            (the 1m and 3m files) and an idle one (nothing new), each with the sync's peak RSS.
 
 Usage: .venv/bin/python bench/history_bench.py [--parts backfill,scale] [--pairs 100] [--days 30]
        [--scale-pairs 300] [--json bench/results/history.json]
@@ -262,22 +262,33 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                   f"({scale['missing_candles']} candles), {scale['stream_disconnects']} disconnects, producer peak "
                   f"RSS {scale['producer_peak_rss_mb']:.0f} MB", flush=True)
 
-            # the sync of every file: first, worst case (an hour's close), typical (3 minutes on), idle
-            producer.terminate()
+            # the sync of every file while the producer keeps streaming (3 minutes are 3 s at 60x): first, a
+            # steady cycle 3 minutes before an hour's close, the worst case right after it (every file gained a
+            # candle), a typical one 3 minutes later (the 1m and 3m files) and an idle one (nothing new)
             datadir = workdir / "scale-user_data" / "data" / "binance"
             sync_path = workdir / "scale-sync.yml"
             sync_path.write_text(yaml.safe_dump({"influxdb": {"url": influxd.url, "database": "scale"}, "pairs": pairs,
                                                  "timeframes": SCALE_TIMEFRAMES, "sync": {"datadir": str(datadir)}}))
-            hour_close = (ended - 5 * 60_000) // hour * hour + 30_000  # an hour's close streamed, 30 s on
-            cycles = {"first": sync_cycle(sync_path, hour_close - 180_000)}
-            cycles["worst_case_hour_close"] = sync_cycle(sync_path, hour_close)
-            cycles["typical_3_minutes_later"] = sync_cycle(sync_path, hour_close + 180_000)
-            cycles["idle"] = sync_cycle(sync_path, hour_close + 180_000)
+            cycles = {"first": sync_cycle(sync_path, sim.now())}
+            hour_close = (sim.now() // hour + 1) * hour
+            if hour_close - sim.now() < 6 * 60_000:
+                hour_close += hour
+            plan = [("before_the_hour", hour_close - 180_000), ("worst_case_hour_close", hour_close),
+                    ("typical_3_minutes_later", hour_close + 180_000)]
+            for name, close in plan:
+                # the producer writes a close within a second of it: sync 1.5 real seconds after the close
+                at = close + int(1500 * speed)
+                while sim.now() < at:
+                    time.sleep(0.05)
+                cycles[name] = sync_cycle(sync_path, sim.now())
+            cycles["idle"] = sync_cycle(sync_path, sim.now())
             files = len(list((datadir / "futures").glob("*.feather")))
-            results["scale_sync"] = {"files": files, **cycles}
+            results["scale_sync"] = {"files": files, "producer_running": True, **cycles}
             print(f"scale sync of {files} files: " + ", ".join(
                 f"{name} {c['seconds']:.2f} s ({c['files_updated']} files, {c['candles_added']} candles, "
                 f"RSS {c['peak_rss_mb']:.0f} MB)" for name, c in cycles.items()), flush=True)
+            results["scale_streaming"]["producer_peak_rss_mb_end"] = round(peak_rss_mb(producer.process.pid), 1)
+            producer.terminate()
         finally:
             if producer.process is not None and producer.process.poll() is None:
                 producer.process.kill()
