@@ -27,6 +27,7 @@ from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
 
 DAY_MS = 86_400_000
 FUNDING_TIMEFRAME = "1h"  # freqtrade's funding_fee_timeframe for Binance since 2025.12
+LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000  # Binance settles every 8 h at most (4 h or 1 h for some symbols)
 STATIC_PAIRLISTS = {"StaticPairList"}
 
 
@@ -258,7 +259,7 @@ class Coverage:
     """One series: what the bots need and what InfluxDB and the local files hold of it."""
 
     series: str
-    need: int  # candles (funding: the window, as hours)
+    need: int | None  # candles (funding: None, settlements come every 1, 4 or 8 hours per symbol)
     start_ms: int
     influx_count: int | None = None
     influx_oldest: int | None = None
@@ -317,8 +318,10 @@ def coverage(config: Config, plan: Plan, client: Any, now_ms: int) -> list[Cover
         period = timeframe_ms(timeframe)
         first_needed = -(-start // period) * period
         last = last_closed_open(now_ms, timeframe)
-        need = (last - first_needed) // period + 1
-        row = Coverage(label, need, first_needed if measurement != FUNDING_MEASUREMENT else start)
+        need: int | None = (last - first_needed) // period + 1 if measurement != FUNDING_MEASUREMENT else None
+        # funding: the window is covered from its first settlement, at most one interval after its start
+        row = Coverage(label, need, first_needed if measurement != FUNDING_MEASUREMENT
+                       else start + LONGEST_FUNDING_INTERVAL_MS - 1)
         row.influx_count = counts.get((measurement, pair), 0)
         row.influx_oldest = oldest.get((measurement, pair))
         if measurement != FUNDING_MEASUREMENT and row.influx_oldest is not None:
@@ -349,7 +352,8 @@ def render_coverage(rows: list[Coverage]) -> list[str]:
     lines = [f"{'series':28} {'need':>7}  {'influxdb':>8} {'oldest':16} {'holes':>5}  {'files':>7} {'oldest':16} "
              f"{'holes':>5}  covered"]
     for r in rows:
-        lines.append(f"{r.series:28} {r.need:>7}  {r.influx_count if r.influx_count is not None else '-':>8} "
+        need = "-" if r.need is None else r.need
+        lines.append(f"{r.series:28} {need:>7}  {r.influx_count if r.influx_count is not None else '-':>8} "
                      f"{day(r.influx_oldest):16} {r.influx_holes if r.influx_holes is not None else '-':>5}  "
                      f"{r.file_count if r.file_count is not None else '-':>7} {day(r.file_oldest):16} "
                      f"{r.file_holes if r.file_holes is not None else '-':>5}  {'yes' if r.covered else 'NO'}")
