@@ -8,15 +8,16 @@
             halfway (by its health file's progress) and restarted: how many pages the resume fetched again.
   scale     300 pairs x 1m/3m/5m/15m/1h (1,500 kline streams and 300 mark-price streams over several
             connections, each within Binance's 200 streams and 10 incoming messages a second, which the
-            simulator enforces) streaming for an hour of simulator time (60x clock): every series checked
-            for gaps in InfluxDB, connections and reconnects, the producer's RSS; then, the producer still
-            streaming, the sync of the resulting 2,100 files: the first cycle, one 3 minutes before an hour's
-            close, the worst case right after it (every file gained a candle), a typical cycle 3 minutes later
-            (the 1m and 3m files) and an idle one (nothing new), each with the sync's peak RSS.
+            simulator enforces) streaming for 70+ minutes of simulator time (60x clock): every series checked
+            for gaps in InfluxDB, connections and reconnects, the producer's RSS; then the sync of the
+            resulting 2,100 files: the first cycle, then on the real clock with the producer streaming, one
+            3 minutes before an hour's close, the worst case right after it (every file gained a candle), a
+            typical cycle 3 minutes later (the 1m and 3m files) and an idle one (nothing new), each with the
+            sync's peak RSS.
 
 Usage: .venv/bin/python bench/history_bench.py [--parts backfill,scale] [--pairs 100] [--days 30]
        [--scale-pairs 300] [--json bench/results/history.json]
-The backfill part runs at real speed: about 35 minutes for both runs; the scale part about 6 minutes.
+The backfill part runs at real speed: about 35 minutes for both runs; the scale part about 10 minutes.
 """
 
 from __future__ import annotations
@@ -220,24 +221,28 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
     import yaml
 
     speed = 60
+    hour = 3_600_000
     with LocalInfluxDB(workdir / "influxd-scale") as influxd:
         influx = InfluxDBConfig(url=influxd.url, database="scale")
         with InfluxDB(influx) as client:
             client.query('CREATE DATABASE "scale" WITH DURATION 360d')
-        hour = 3_600_000
-        start = (int(time.time() * 1000) // hour) * hour - 2 * hour + 20 * 60_000  # xx:20, two hours ago
+        start = (int(time.time() * 1000) // hour) * hour - 3 * hour + 20 * 60_000  # xx:20, three hours ago
         sim = SimulatorProcess(workdir, speed=speed, start=start)
         pairs = pairs_of(sim, args.scale_pairs)
-        config = producer_config(influx, sim, pairs, candles=60, timeframes=SCALE_TIMEFRAMES,
-                                 producer={"health_file": str(workdir / "scale-health.json")})
-        producer = ProducerProcess(workdir, config, name="scale").start()
+
+        def config_for(exchange: SimulatorProcess) -> dict[str, Any]:
+            return producer_config(influx, exchange, pairs, candles=240, timeframes=SCALE_TIMEFRAMES,
+                                   producer={"health_file": str(workdir / "scale-health.json")})
+
+        producer = ProducerProcess(workdir, config_for(sim), name="scale").start()
         try:
             producer.wait_for_log("backfill done", timeout=900)
             assert producer.process is not None
             began = sim.now()
-            deadline = time.monotonic() + 70 * 60 / speed  # 70 minutes: an hour's close well inside
-            while time.monotonic() < deadline:
-                time.sleep(1)
+            # at least 70 minutes, ending 5 minutes before an hour's close (where the real-time part goes on)
+            stop_at = ((began + 70 * 60_000) // hour + 1) * hour - 5 * 60_000
+            while sim.now() < stop_at:
+                time.sleep(0.05)
             ended = sim.now()
             time.sleep(3)  # the last closes through the writer
             stats = sim.stats()
@@ -261,38 +266,41 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                   f"{scale['simulated_minutes']} simulated minutes: {scale['series_with_gaps']} series with gaps "
                   f"({scale['missing_candles']} candles), {scale['stream_disconnects']} disconnects, producer peak "
                   f"RSS {scale['producer_peak_rss_mb']:.0f} MB", flush=True)
-
-            # the sync of every file while the producer keeps streaming (3 minutes are 3 s at 60x): first, a
-            # steady cycle 3 minutes before an hour's close, the worst case right after it (every file gained a
-            # candle), a typical one 3 minutes later (the 1m and 3m files) and an idle one (nothing new)
-            datadir = workdir / "scale-user_data" / "data" / "binance"
-            sync_path = workdir / "scale-sync.yml"
-            sync_path.write_text(yaml.safe_dump({"influxdb": {"url": influxd.url, "database": "scale"}, "pairs": pairs,
-                                                 "timeframes": SCALE_TIMEFRAMES, "sync": {"datadir": str(datadir)}}))
-            cycles = {"first": sync_cycle(sync_path, sim.now())}
-            hour_close = (sim.now() // hour + 1) * hour
-            if hour_close - sim.now() < 6 * 60_000:
-                hour_close += hour
-            plan = [("before_the_hour", hour_close - 180_000), ("worst_case_hour_close", hour_close),
-                    ("typical_3_minutes_later", hour_close + 180_000)]
-            for name, close in plan:
-                # the producer writes a close within a second of it: sync 1.5 real seconds after the close
-                at = close + int(1500 * speed)
-                while sim.now() < at:
-                    time.sleep(0.05)
-                cycles[name] = sync_cycle(sync_path, sim.now())
-            cycles["idle"] = sync_cycle(sync_path, sim.now())
-            files = len(list((datadir / "futures").glob("*.feather")))
-            results["scale_sync"] = {"files": files, "producer_running": True, **cycles}
-            print(f"scale sync of {files} files: " + ", ".join(
-                f"{name} {c['seconds']:.2f} s ({c['files_updated']} files, {c['candles_added']} candles, "
-                f"RSS {c['peak_rss_mb']:.0f} MB)" for name, c in cycles.items()), flush=True)
-            results["scale_streaming"]["producer_peak_rss_mb_end"] = round(peak_rss_mb(producer.process.pid), 1)
-            producer.terminate()
         finally:
-            if producer.process is not None and producer.process.poll() is None:
-                producer.process.kill()
+            producer.terminate()
             sim.stop()
+
+        # The sync of every file, on the real clock from here (the exchange's time goes on where the 60x
+        # run stopped, the same market): the first sync (files from nothing), then the producer streams at
+        # 1x and the sync runs as its timer would, 5 s after a close: 3 minutes before the hour's close, right
+        # after it (every file gains a candle: the worst case), 3 minutes later (the 1m and 3m files: the
+        # typical cycle), and at once again (nothing new: idle).
+        datadir = workdir / "scale-user_data" / "data" / "binance"
+        sync_path = workdir / "scale-sync.yml"
+        sync_path.write_text(yaml.safe_dump({"influxdb": {"url": influxd.url, "database": "scale"}, "pairs": pairs,
+                                             "timeframes": SCALE_TIMEFRAMES, "sync": {"datadir": str(datadir)}}))
+        cycles = {"first": sync_cycle(sync_path, ended)}
+        clock = SimulatorProcess(workdir, speed=1, start=ended + 2_000, seed=sim.seed)
+        producer = ProducerProcess(workdir, config_for(clock), name="scale-1x").start()
+        try:
+            producer.wait_for_log("backfill done", timeout=300)
+            hour_close = stop_at + 5 * 60_000
+            for name, close in [("before_the_hour", hour_close - 180_000), ("worst_case_hour_close", hour_close),
+                                ("typical_3_minutes_later", hour_close + 180_000)]:
+                while clock.now() < close + 5_000:
+                    time.sleep(0.05)
+                cycles[name] = sync_cycle(sync_path, clock.now())
+            cycles["idle"] = sync_cycle(sync_path, clock.now())
+            assert producer.process is not None
+            results["scale_streaming"]["producer_1x_peak_rss_mb"] = round(peak_rss_mb(producer.process.pid), 1)
+        finally:
+            producer.terminate()
+            clock.stop()
+        files = len(list((datadir / "futures").glob("*.feather")))
+        results["scale_sync"] = {"files": files, **cycles}
+        print(f"scale sync of {files} files: " + ", ".join(
+            f"{name} {c['seconds']:.2f} s ({c['files_updated']} files, {c['candles_added']} candles, "
+            f"RSS {c['peak_rss_mb']:.0f} MB)" for name, c in cycles.items()), flush=True)
 
 
 def main() -> int:

@@ -27,6 +27,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,9 +342,9 @@ class Producer(StreamEvents):
             if self.stopping.is_set():
                 return
             gaps += await self._missing(group)
-        if self.funding:
-            await self._verify_funding(backfill=True)  # one request per pair: before the older candles
-        await self._fill(gaps, backfill=True)
+        # funding rates (one request per pair) once every series has its newest page, before the older ones
+        await self._fill(gaps, backfill=True,
+                         after_newest=(lambda: self._verify_funding(backfill=True)) if self.funding else None)
         if self.stopping.is_set():
             return
         if self.funding:
@@ -493,17 +494,23 @@ class Producer(StreamEvents):
         pages.sort(key=lambda page: page[2], reverse=True)
         return pages
 
-    async def _fill(self, gaps: list[_Gap], *, backfill: bool) -> None:
+    async def _fill(self, gaps: list[_Gap], *, backfill: bool,
+                    after_newest: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Fetch the gaps' pages (newest first); `after_newest` runs once each series has had its newest page."""
         pages = self._pages(gaps)
+        newest = sum(1 for gap in gaps if gap.ranges)  # the first pages: one per series with something missing
         progress = _Progress(len(pages), sum((last - first) // gap.series.period + 1 for gap, first, last in pages))
         if backfill:
             self.backfill_progress = progress
         if backfill and len(pages) > len(gaps):
             log.info("backfill: %d pages (%s candles) to fetch, the newest page of every series first", len(pages),
                      f"{progress.candles_total:,}")
-        for gap, first, last in pages:
+        for index, (gap, first, last) in enumerate(pages):
             if self.stopping.is_set():
                 return
+            if index == newest and after_newest is not None:
+                await after_newest()
+                after_newest = None
             requests = self.rest.stats.requests
             fetched = await self._fetch(gap.series, first, last)
             gap.fetched += fetched
@@ -515,6 +522,8 @@ class Producer(StreamEvents):
                 log.info("backfill: %s", progress.line(self.rest.stats.weight, self.rest.stats.peak_used_weight,
                                                        self.rest.weight_limit))
                 self._write_health()
+        if after_newest is not None and not self.stopping.is_set():
+            await after_newest()
         for gap in gaps:
             if backfill:
                 log.info("backfill %s: %s", gap.series.label,
