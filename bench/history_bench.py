@@ -243,22 +243,23 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
             stop_at = ((began + 70 * 60_000) // hour + 1) * hour - 5 * 60_000
             while sim.now() < stop_at:
                 time.sleep(0.05)
-            ended = sim.now()
-            time.sleep(3)  # the last closes through the writer
+            peak_rss = round(peak_rss_mb(producer.process.pid), 1)
+            producer.terminate()  # flushes what it holds
+            ended = sim.now()  # InfluxDB holds the market up to here
             stats = sim.stats()
             with InfluxDB(influx) as client:
-                missing = gaps_in(client, pairs, began, ended - int(1500 * speed))
+                missing = gaps_in(client, pairs, began, stop_at - int(1500 * speed))
             text = producer.text()
             scale = {
                 "pairs": len(pairs), "timeframes": SCALE_TIMEFRAMES,
                 "streams": len(pairs) * (len(SCALE_TIMEFRAMES) + 1),
-                "simulated_minutes": round((ended - began) / 60_000, 1),
+                "simulated_minutes": round((stop_at - began) / 60_000, 1),
                 "ws_connections": stats["ws_connections"],
                 "series_with_gaps": len(missing), "missing_candles": sum(missing.values()),
                 "gap_examples": dict(list(missing.items())[:5]),
                 "stream_disconnects": text.count("stream disconnected"),
                 "repairs_over_rest": text.count("over REST"),
-                "producer_peak_rss_mb": round(peak_rss_mb(producer.process.pid), 1),
+                "producer_peak_rss_mb": peak_rss,
                 "ws_events_sent": {k: v for k, v in stats["counters"].items() if k.startswith("ws ")},
             }
             results["scale_streaming"] = scale
@@ -267,7 +268,8 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                   f"({scale['missing_candles']} candles), {scale['stream_disconnects']} disconnects, producer peak "
                   f"RSS {scale['producer_peak_rss_mb']:.0f} MB", flush=True)
         finally:
-            producer.terminate()
+            if producer.process is not None and producer.process.poll() is None:
+                producer.terminate()
             sim.stop()
 
         # The sync of every file, on the real clock from here (the exchange's time goes on where the 60x
@@ -280,7 +282,7 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
         sync_path.write_text(yaml.safe_dump({"influxdb": {"url": influxd.url, "database": "scale"}, "pairs": pairs,
                                              "timeframes": SCALE_TIMEFRAMES, "sync": {"datadir": str(datadir)}}))
         cycles = {"first": sync_cycle(sync_path, ended)}
-        clock = SimulatorProcess(workdir, speed=1, start=ended + 2_000, seed=sim.seed)
+        clock = SimulatorProcess(workdir, speed=1, start=ended + 1_000, seed=sim.seed)
         producer = ProducerProcess(workdir, config_for(clock), name="scale-1x").start()
         try:
             producer.wait_for_log("backfill done", timeout=300)
