@@ -244,9 +244,9 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
             while sim.now() < stop_at:
                 time.sleep(0.05)
             peak_rss = round(peak_rss_mb(producer.process.pid), 1)
+            stats = sim.stats()  # while the producer is connected
             producer.terminate()  # flushes what it holds
             ended = sim.now()  # InfluxDB holds the market up to here
-            stats = sim.stats()
             with InfluxDB(influx) as client:
                 missing = gaps_in(client, pairs, began, stop_at - int(1500 * speed))
             text = producer.text()
