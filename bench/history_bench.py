@@ -258,7 +258,10 @@ def part_scale(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 "series_with_gaps": len(missing), "missing_candles": sum(missing.values()),
                 "gap_examples": dict(list(missing.items())[:5]),
                 "stream_disconnects": text.count("stream disconnected"),
-                "repairs_over_rest": text.count("over REST"),
+                "repairs_over_rest": text.count("fetched them over REST") + text.count("repaired "),
+                "repair_examples": [line[24:220] for line in text.splitlines()
+                                    if "fetched them over REST" in line or "repaired " in line][:5],
+                "rest_errors": [line[24:220] for line in text.splitlines() if "cannot fetch" in line][:5],
                 "producer_peak_rss_mb": peak_rss,
                 "ws_events_sent": {k: v for k, v in stats["counters"].items() if k.startswith("ws ")},
             }
