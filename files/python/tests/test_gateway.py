@@ -277,8 +277,9 @@ def test_forwarded_requests_are_cached_and_coalesced(fleet: Fleet) -> None:
     assert all(a == answers[0] for a in answers)
     sent = client_stats(fleet.sim, GATEWAY_AGENT)["requests"].get("/fapi/v1/ticker/24hr", 0) - before
     assert sent == 1, f"20 bots asking at once cost {sent} upstream requests"
-    time.sleep(2.5)  # past the ticker's TTL (2 s): asked again, once
-    ticker(0)
+    # from the cache until the ticker's TTL (2 s) has passed, then asked again, once
+    wait_for(lambda: ticker(0) and client_stats(fleet.sim, GATEWAY_AGENT)["requests"].get("/fapi/v1/ticker/24hr", 0)
+             > before + 1, 20, "the ticker asked again after its TTL")
     assert client_stats(fleet.sim, GATEWAY_AGENT)["requests"].get("/fapi/v1/ticker/24hr", 0) - before == 2
     status = fleet.gateway.status()
     assert status["cache_hits"] + status["coalesced"] >= 19
@@ -317,9 +318,17 @@ def test_influxdb_down_sends_bots_to_the_exchange(own: tuple[LocalInfluxDB, Simu
     local_before = gateway.status()["local"]
     influxd.stop()
     wait_for(lambda: not gateway.status()["influxdb_ok"], 20, "the gateway to notice InfluxDB is down")
-    time.sleep(4)  # past live_max_age: nothing it holds is current any more
-    answer = klines(gateway)
+
+    def forwarded() -> requests.Response | None:
+        before = gateway.status()["forwarded"]
+        answer = klines(gateway)
+        return answer if gateway.status()["forwarded"] > before else None
+
+    # answered from what it holds while current (live_max_age, 3 s), then from the exchange
+    answer = wait_for(forwarded, 20, "a request forwarded")
+    local_before = gateway.status()["local"]
     assert answer.status_code == 200
+    assert klines(gateway).status_code == 200
     rows = answer.json()
     truth = requests.get(f"{sim.url}/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "15m", "limit": 5},
                          timeout=10).json()
@@ -337,9 +346,14 @@ def test_producer_stopped_no_stale_candle_is_served_as_current(
     _, sim, producer, gateway = own
     assert klines(gateway).status_code == 200
     producer.terminate()
-    time.sleep(5)  # the candle in progress is no longer updated: older than live_max_age (3 s)
-    before = gateway.status()
-    answer = klines(gateway)
+
+    def forwarded() -> tuple[dict[str, Any], requests.Response] | None:
+        before = gateway.status()
+        answer = klines(gateway)
+        return (before, answer) if gateway.status()["forwarded"] > before["forwarded"] else None
+
+    # the candle in progress is no longer updated: once older than live_max_age (3 s), it is not served
+    before, answer = wait_for(forwarded, 30, "a request forwarded")
     assert answer.status_code == 200
     truth = requests.get(f"{sim.url}/fapi/v1/klines", params={"symbol": "BTCUSDT", "interval": "15m", "limit": 5},
                          timeout=10).json()
@@ -376,8 +390,13 @@ def test_429_and_418_on_forwarded_calls_are_never_amplified(
         again = premium()
         assert again.status_code == 429 and int(again.headers["Retry-After"]) <= retry_after
     assert sent() == before + 1, "while paused, nothing more went to the exchange"
-    time.sleep(retry_after + 0.5)
-    assert premium().status_code == 200
+
+    def asked(symbol: str, count: int) -> requests.Response | None:
+        """The first answer that reached the exchange again (the pause answered locally until then)."""
+        answer = premium(symbol)
+        return answer if sent() > count else None
+
+    assert wait_for(lambda: asked("BTCUSDT", before + 1), retry_after + 30, "the pause over").status_code == 200
     sim.fault("ban", 3)
     before = sent()
     banned = premium()
@@ -385,8 +404,8 @@ def test_429_and_418_on_forwarded_calls_are_never_amplified(
     for _ in range(10):
         assert premium().status_code == 418
     assert sent() == before + 1, "while banned, nothing more went to the exchange"
-    time.sleep(int(banned.headers["Retry-After"]) + 0.5)
-    assert premium().status_code == 200
+    ban = int(banned.headers["Retry-After"])
+    assert wait_for(lambda: asked("ETHUSDT", before + 1), ban + 30, "the ban over").status_code == 200
 
 
 # -- freqtrade download-data --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,20 @@ def upstream(books: Books, path: str) -> int:
     return int(client_stats(books.sim, GATEWAY_AGENT)["requests"].get(path, 0))
 
 
+def from_streams(books: Books, ask: Callable[[], requests.Response], path: str) -> requests.Response | None:
+    """`ask()`'s answer when the gateway gave it from its streams (nothing reached the exchange), else None."""
+    before = upstream(books, path)
+    answer = ask()
+    return answer if answer.status_code == 200 and upstream(books, path) == before else None
+
+
+def forwarded(books: Books, ask: Callable[[], requests.Response], path: str) -> requests.Response | None:
+    """`ask()`'s answer when the gateway forwarded it to the exchange, else None."""
+    before = upstream(books, path)
+    answer = ask()
+    return answer if upstream(books, path) == before + 1 else None
+
+
 def test_depth_is_the_exchanges_book_of_the_same_moment(books: Books) -> None:
     before = upstream(books, "/fapi/v1/depth")
     for _ in range(5):
@@ -129,7 +143,9 @@ def test_every_book_ticker_once_streamed(books: Books) -> None:
     assert "ok" in first and len(first["ok"]) == len(books.sim.market.instruments)
     wait_for(lambda: books.gateway.status()["books"]["ticker_streams"] >= len(books.sim.market.instruments), 60,
              "a book ticker stream for every symbol")
-    time.sleep(1.0)
+    every = f"{books.gateway.url}/fapi/v1/ticker/bookTicker"
+    wait_for(lambda: from_streams(books, lambda: requests.get(every, timeout=10), "/fapi/v1/ticker/bookTicker"), 30,
+             "every book ticker answered from the streams", interval=0.1)
     before = upstream(books, "/fapi/v1/ticker/bookTicker")
     [second] = ccxt_calls(config, [{"call": "fetch_bids_asks", "args": []}])
     assert upstream(books, "/fapi/v1/ticker/bookTicker") == before, "all of them from the streams"
@@ -146,40 +162,44 @@ def test_books_follow_demand(books: Books) -> None:
     assert first.status_code == 200
     assert upstream(books, "/fapi/v1/depth") == before + 1, "the first answer came from the exchange"
     wait_for(lambda: books.gateway.status()["books"]["streamed"] == len(PAIRS) + 1, 20, "SOLUSDT's book")
-    time.sleep(0.5)
-    answer = depth(books, "SOLUSDT")
+    answer = wait_for(lambda: from_streams(books, lambda: depth(books, "SOLUSDT"), "/fapi/v1/depth"), 20,
+                      "SOLUSDT's depth answered from its stream", interval=0.1)
     assert (answer.json()["bids"], answer.json()["asks"]) == book_at(books.sim, "SOLUSDT", answer.json()["E"], 5)
-    assert upstream(books, "/fapi/v1/depth") == before + 1, "then from the stream"
     wait_for(lambda: books.gateway.status()["books"]["streamed"] == len(PAIRS), 40, "SOLUSDT dropped when idle")
 
 
 def test_a_silent_or_dropped_stream_is_never_served(books: Books) -> None:
-    assert depth(books).status_code == 200
-    before = upstream(books, "/fapi/v1/depth")
+    wait_for(lambda: from_streams(books, lambda: depth(books), "/fapi/v1/depth"), 20, "BTCUSDT's book streamed",
+             interval=0.1)
+    stale_before = books.gateway.status()["books"]["forward_reasons"].get("stale or dropped", 0)
     books.sim.fault("silent", 4)
-    time.sleep(1.5)  # past book_max_age (1 s): the book it holds is stale
-    silent = depth(books)
+    # Served while younger than book_max_age (1 s), then forwarded: a stale book is never served.
+    silent = wait_for(lambda: forwarded(books, lambda: depth(books), "/fapi/v1/depth"), 10,
+                      "a depth request forwarded while the stream is silent", interval=0.05)
     assert silent.status_code == 200
     assert (silent.json()["bids"], silent.json()["asks"]) == book_at(books.sim, "BTCUSDT", silent.json()["E"], 5)
-    assert upstream(books, "/fapi/v1/depth") == before + 1, "a stale book is forwarded, not served"
-    time.sleep(3.5)
-    wait_for(lambda: depth(books).status_code == 200 and upstream(books, "/fapi/v1/depth") == before + 1
-             and books.gateway.status()["books"]["forward_reasons"].get("stale or dropped", 0) >= 1, 10,
-             "streamed again once the stream speaks")
-    books.sim.fault("drop")
-    time.sleep(0.2)
-    dropped = depth(books, limit=10)
-    assert dropped.status_code == 200
-    assert upstream(books, "/fapi/v1/depth") == before + 2, "a dropped connection's book is not served"
+    assert books.gateway.status()["books"]["forward_reasons"].get("stale or dropped", 0) > stale_before
+    wait_for(lambda: from_streams(books, lambda: depth(books), "/fapi/v1/depth"), 20,
+             "streamed again once the stream speaks", interval=0.2)
+
+    def dropped() -> bool:
+        status = books.gateway.status()["books"]
+        return bool(status["connections_up"] < status["connections"])
+
     def reconnected() -> bool:
         status = books.gateway.status()["books"]
         return bool(status["connections_up"] == status["connections"])
 
+    books.sim.fault("drop")
+    wait_for(dropped, 10, "the gateway to see its book streams dropped", interval=0.02)
+    before = upstream(books, "/fapi/v1/depth")
+    answer = depth(books, limit=10)  # the reconnect waits at least a second
+    assert answer.status_code == 200
+    assert upstream(books, "/fapi/v1/depth") == before + 1, "a dropped connection's book is not served"
     wait_for(reconnected, 30, "the book streams reconnected")
-    time.sleep(0.5)
-    again = depth(books, limit=20)
+    again = wait_for(lambda: from_streams(books, lambda: depth(books, limit=20), "/fapi/v1/depth"), 20,
+                     "streamed again after the reconnect", interval=0.1)
     assert (again.json()["bids"], again.json()["asks"]) == book_at(books.sim, "BTCUSDT", again.json()["E"], 20)
-    assert upstream(books, "/fapi/v1/depth") == before + 2, "streamed again after the reconnect"
 
 
 def test_bad_book_requests_get_binances_errors(books: Books) -> None:
@@ -211,7 +231,16 @@ def test_spot_klines_and_books(tmp_path: Path, influxd: LocalInfluxDB) -> None:
                                 gateway={"ws_url": f"ws://127.0.0.1:{sim.port}/spot"})
         gateway = GatewayProcess(tmp_path, config).start()
         wait_for(lambda: gateway.status()["books"]["streamed"] == 1, 30, "the spot book stream")
-        time.sleep(1.5)  # spot partial books push every 100 ms, book tickers on change
+
+        def streamed(path: str, **params: Any) -> requests.Response | None:
+            before = client_stats(sim, GATEWAY_AGENT)["requests"].get(path, 0)
+            answer = requests.get(f"{gateway.url}{path}", params=params, timeout=10)
+            ok = answer.status_code == 200 and client_stats(sim, GATEWAY_AGENT)["requests"].get(path, 0) == before
+            return answer if ok else None
+
+        # spot partial books push every 100 ms, book tickers on change: wait until both are held
+        wait_for(lambda: streamed("/api/v3/depth", symbol="BTCUSDT", limit=10)
+                 and streamed("/api/v3/ticker/bookTicker", symbol="BTCUSDT"), 30, "the spot book and book ticker")
         params = {"symbol": "BTCUSDT", "interval": "1m", "limit": 5, "endTime": int(time.time() * 1000) - 120_000}
         mine = requests.get(f"{gateway.url}/api/v3/klines", params=params, timeout=10)
         theirs = requests.get(f"{sim.url}/api/v3/klines", params=params, timeout=10)
