@@ -16,8 +16,9 @@ run: lab
 lab: setup
 	$(BIN)/python scripts/lab.py up
 
+# make lab-status WIDE=1: every column in full
 lab-status: setup
-	$(BIN)/python scripts/lab.py status
+	$(BIN)/python scripts/lab.py status $(if $(WIDE),--wide)
 
 # Redeploy part of the lab, e.g. make lab-deploy HOSTS=host120
 lab-deploy: setup

@@ -2,7 +2,7 @@
 """The whole fleet on this machine: five podman containers with systemd, influxd and the simulator.
 
   lab.py up   [--hosts host73,host120]   build what is missing, start everything, run site.yml, print status
-  lab.py status [--hosts host120]        ansible-playbook -i inventory/lab playbooks/status.yml
+  lab.py status [--hosts host120] [--wide]  ansible-playbook -i inventory/lab playbooks/status.yml
   lab.py deploy [--hosts host120]        ansible-playbook -i inventory/lab site.yml [--limit HOSTS] again
   lab.py down                            remove the containers, stop the services, delete .lab/
   lab.py test                            reduced lab (host73 + host120) end to end: freqtrade bots through the
@@ -102,8 +102,9 @@ def up(hosts: list[str]) -> int:
     return 0 if healthy else 1
 
 
-def status(hosts: list[str] | None = None) -> int:
+def status(hosts: list[str] | None = None, wide: bool = False) -> int:
     args = ["playbooks/status.yml"] + (["--limit", ",".join(hosts)] if hosts else [])
+    args += ["-e", "fleet_wide=true"] if wide else []
     return playbook(*args, check=False).returncode
 
 
@@ -193,6 +194,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["up", "status", "deploy", "down", "test"])
     parser.add_argument("--hosts", default=",".join(HOSTS), help="comma-separated subset of the lab's hosts")
+    parser.add_argument("--wide", action="store_true", help="status: every column in full (wider than 120)")
     args = parser.parse_args()
     hosts = [host for host in args.hosts.split(",") if host]
     unknown = sorted(set(hosts) - set(HOSTS))
@@ -201,7 +203,7 @@ def main() -> int:
     if args.action == "up":
         return up(hosts)
     if args.action == "status":
-        return status(hosts)
+        return status(hosts, wide=args.wide)
     if args.action == "deploy":
         return playbook("site.yml", "--limit", ",".join(hosts), check=False).returncode
     if args.action == "down":

@@ -85,10 +85,14 @@ def test_history_column_flags_a_feeder_short_of_the_bots_window(plugin: ModuleTy
                    "problems": []}
     hostvars = {name: {"status_host": {"rc": 0, "stdout": json.dumps(reply)}}
                 for name, reply in (("host73", backfilling), ("host75", covered), ("host120", short))}
-    table = plugin.fleet_status(hostvars, list(hostvars))
-    header, producer, good, bad = table["lines"]
+    table = plugin.fleet_status(hostvars, list(hostvars), wide=True)
+    header, producer, good, bad = table["table"]
     column = header.index("history")
     assert producer[column:].startswith("backfill 120/400 pages")
     assert good[column:].startswith("covered: 3m 35d")
     assert "UNHEALTHY" in bad and bad[column:].startswith("2 files short of the bots' history")
     assert table["problems"] == ["host120: files do not cover what the bots need: 2 files short of the bots' history"]
+    header, producer, good, bad = plugin.fleet_status(hostvars, list(hostvars))["table"]
+    column = header.index("history")
+    assert [producer[column:].split("  ")[0], good[column:].split("  ")[0], bad[column:].split("  ")[0]] == \
+        ["backfill 30%", "covered", "2 files short"]
