@@ -144,8 +144,8 @@ def one_backfill(influxd: LocalInfluxDB, workdir: Path, args: argparse.Namespace
                                 "series_with_a_page_again": len({p[:3] for p in repeated})}
         with InfluxDB(influxd_config) as client:
             end = last_closed_open(sim.now(), "3m")
-            [answer] = client.select([counts_select(ohlcv_measurement("3m"), end - int(args.days * 86_400_000) + 180_000,
-                                                    end)])
+            start = end - int(args.days * 86_400_000) + 180_000
+            [answer] = client.select([counts_select(ohlcv_measurement("3m"), start, end)])
             counts = [int(s.values[0][1]) for s in answer if s.values]
         result["3m_candles_per_series"] = {"min": min(counts), "max": max(counts),
                                            "expected": int(args.days * 480)}
@@ -201,8 +201,9 @@ from freqfeed import config as config_module, sync
 cfg = config_module.load(sys.argv[1])
 started = time.monotonic()
 report = sync.run(cfg, now_ms=int(sys.argv[2]))
-print(json.dumps({"seconds": round(time.monotonic() - started, 2), "ok": report.ok, "files_updated": report.files_updated,
-                  "candles_added": report.candles_added, "errors": report.errors[:3],
+print(json.dumps({"seconds": round(time.monotonic() - started, 2), "ok": report.ok,
+                  "files_updated": report.files_updated, "candles_added": report.candles_added,
+                  "errors": report.errors[:3],
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}))
 """
 

@@ -173,8 +173,8 @@ def part_d(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> 
     with LocalInfluxDB(workdir / "influxd-d") as influxd:
         sim = SimulatorProcess(workdir, speed=speed)
         pairs = pairs_of(sim, args.pairs)
-        producer = ProducerProcess(workdir, producer_config(InfluxDBConfig(url=influxd.url, database="bench"), sim, pairs, candles=20),
-                                   name="latency").start()
+        config = producer_config(InfluxDBConfig(url=influxd.url, database="bench"), sim, pairs, candles=20)
+        producer = ProducerProcess(workdir, config, name="latency").start()
         producer.wait_for_log("backfill done", timeout=300)
         client = InfluxDB(InfluxDBConfig(url=influxd.url, database="bench"))
         # exchange ms -> local monotonic seconds

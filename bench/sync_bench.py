@@ -26,6 +26,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from pyarrow import feather as pa_feather
+
 from freqfeed import config as config_module
 from freqfeed import feather, sync
 from freqfeed.influx import InfluxDB
@@ -39,7 +41,6 @@ from freqfeed.schema import (
 )
 from freqfeed.simulator.market import Market, format_ticks
 from freqfeed.timeframes import last_closed_open, timeframe_ms
-from pyarrow import feather as pa_feather
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
 from tests.influx_dialects import DIALECTS, DialectServer

@@ -140,7 +140,7 @@ def down() -> int:
     return 0
 
 
-def test() -> int:
+def test() -> int:  # noqa: PLR0911 - one return per stage that failed
     """Reduced lab, end to end: deploy, healthy status, a producer outage, the gap repaired."""
     hosts = [PRODUCER, "host120"]
     down()
@@ -163,7 +163,8 @@ def test() -> int:
             return 1
         bots = os.environ.get("FREQFEED_LAB_BOTS", "3")
         seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
-        step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the exchange")
+        step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the "
+             "exchange")
         trading = run(str(BIN / "python"), "scripts/lab_bots.py", "run", "--gateway", gateway_url("host120"),
                       "--exchange", f"http://127.0.0.1:{SIM_PORT}", "--feeder", "host120", "--bots", bots,
                       "--seconds", seconds, "--dir", str(LAB / "bots"), "--json", str(LAB / "bots.json"), check=False)

@@ -37,8 +37,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
 
-from freqfeed import binance_wire as wire
-from freqfeed.simulator.market import Market
+from freqfeed import binance_wire as wire  # noqa: E402 - from the checkout, after sys.path
+from freqfeed.simulator.market import Market  # noqa: E402
 
 FREQTRADE = REPO / ".cache" / "freqtrade-venv" / "bin" / "freqtrade"
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
@@ -165,7 +165,8 @@ def check_rates(root: Path, name: str, market: Market) -> tuple[int, list[str]]:
     database = root / name / "trades.sqlite"
     problems, checked = [], 0
     with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT ft_pair, ft_order_side, price, order_date FROM orders WHERE price IS NOT NULL").fetchall()
+        rows = db.execute("SELECT ft_pair, ft_order_side, price, order_date FROM orders "
+                          "WHERE price IS NOT NULL").fetchall()
     for pair, side, price, order_date in rows:
         symbol = pair.split("/")[0] + "USDT"
         inst = market.instrument(symbol)

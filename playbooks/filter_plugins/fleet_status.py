@@ -194,7 +194,7 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host",
                         tuple(minimum for _, minimum in SHORT_COLUMNS))
         notes = [line for problem in problems
                  for line in textwrap.wrap(problem, width, subsequent_indent="    ", break_on_hyphens=False)]
-    lines = table + ([""] + notes if notes else [])
+    lines = [*table, "", *notes] if notes else table
     unhealthy = [row[0] for row in short_rows if row[2] != "OK"]
     return {"lines": lines, "table": table, "problems": problems, "unhealthy": unhealthy}
 
