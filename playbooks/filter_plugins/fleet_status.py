@@ -65,7 +65,7 @@ def _gateway(gateway: dict[str, Any] | None) -> str:
     if isinstance(books, dict):
         text += (f", books {books.get('streamed', 0)}: {books.get('served', 0)} streamed / "
                  f"{books.get('forwarded', 0)} fwd, oldest {books.get('oldest_served_ms', '-')} ms")
-    return text
+    return ("loading caches: " if gateway.get("ready") is False else "") + text
 
 
 def _row(host: str, reply: dict[str, Any]) -> list[str]:

@@ -440,10 +440,13 @@ def test_faults_reach_book_streams(sim: SimulatorProcess) -> None:
     url = f"ws://127.0.0.1:{sim.port}/public/stream?streams=btcusdt@depth5@100ms/btcusdt@bookTicker"
 
     async def silenced() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        sim.fault("silent", 2)
+        sim.fault("silent", 3)
         during = await listen(url, 1.5)
-        await asyncio.sleep(0.6)
-        return during, await listen(url, 1)
+        deadline = time.monotonic() + 20
+        after: list[dict[str, Any]] = []
+        while not after and time.monotonic() < deadline:  # back once the 3 s are over
+            after = await listen(url, 1)
+        return during, after
 
     during, after = asyncio.run(silenced())
     assert during == [] and after, "silent silences depth and book tickers too, then they come back"
@@ -451,7 +454,7 @@ def test_faults_reach_book_streams(sim: SimulatorProcess) -> None:
     async def malformed() -> list[str]:
         frames = []
         async with websockets.connect(url) as ws:
-            await asyncio.sleep(0.3)
+            await asyncio.wait_for(ws.recv(), timeout=10)  # subscribed: the fault reaches this connection
             await asyncio.to_thread(sim.fault, "malformed", 4)
             deadline = time.monotonic() + 1.5
             while (left := deadline - time.monotonic()) > 0:

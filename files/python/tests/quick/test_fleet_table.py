@@ -138,6 +138,7 @@ def test_wide_shows_every_column_in_full(plugin: ModuleType) -> None:
                for line in result["table"])
     assert any("2 files short of the bots' history (e.g. BTC_USDT_USDT-3m-futures.feather: 3.1 of 35.0 days)" in line
                for line in result["table"])
+    assert any("loading caches: 0 here (-) / 0 fwd" in line for line in result["table"])
     assert "…" not in "".join(result["lines"])
     assert result["lines"][len(result["table"]) + 1:] == result["problems"]
 
