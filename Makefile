@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint quick unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
+.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
 
 setup:
 	@scripts/setup.sh
@@ -42,13 +42,14 @@ lint: setup
 	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
 	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
 
-# The pure tests (tests/quick: no servers, no subprocesses, no sleeps): seconds, the loop while editing.
-quick: setup
-	cd $(PKG) && $(abspath $(BIN))/pytest -p no:cacheprovider -q tests/quick
-
-# Every test, tests/quick included.
 unit: setup
 	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider
+
+# The pure tests (tests/quick: no servers, no subprocesses, no sleeps) in seconds, the loop while editing;
+# `make unit` runs them too, with everything else.
+.PHONY: quick
+quick: setup
+	cd $(PKG) && $(abspath $(BIN))/pytest -p no:cacheprovider -q tests/quick
 
 molecule: setup
 	scripts/molecule-test.sh
