@@ -20,7 +20,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
 
-from freqfeed.localinflux import LocalInfluxDB, free_port  # noqa: E402 - from the checkout, after sys.path
+from freqfeed.localinflux import LocalInfluxDB, free_port
 
 WORK = REPO / ".cache" / "demo"
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]

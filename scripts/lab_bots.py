@@ -37,8 +37,8 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
 
-from freqfeed import binance_wire as wire  # noqa: E402 - from the checkout, after sys.path
-from freqfeed.simulator.market import Market  # noqa: E402
+from freqfeed import binance_wire as wire
+from freqfeed.simulator.market import Market
 
 FREQTRADE = REPO / ".cache" / "freqtrade-venv" / "bin" / "freqtrade"
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]

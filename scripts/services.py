@@ -28,7 +28,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
 
-from freqfeed.localinflux import LocalInfluxDB  # noqa: E402 - from the checkout, after sys.path
+from freqfeed.localinflux import LocalInfluxDB
 
 INFLUX_USER = "freqfeed"
 
