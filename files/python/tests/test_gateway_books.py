@@ -11,14 +11,17 @@ import os
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import requests
 
 from freqfeed import binance_wire as wire
+from freqfeed import feather
 from freqfeed.config import InfluxDBConfig
 from freqfeed.localinflux import LocalInfluxDB
 
@@ -266,16 +269,27 @@ def test_spot_klines_and_books(tmp_path: Path, influxd: LocalInfluxDB) -> None:
             away_from_minute_boundary(5)
             minute = minute_of(now_ms())
             before = client_stats(sim, GATEWAY_AGENT)["requests"]
-            a = spot_download(direct, sim.url, timerange)
-            b = spot_download(through, gateway.url, timerange)
+            with ThreadPoolExecutor(max_workers=2) as pool:  # side by side: the same candles have closed for both
+                a, b = pool.map(lambda args: spot_download(*args), [(direct, sim.url, timerange),
+                                                                    (through, gateway.url, timerange)])
             after = client_stats(sim, GATEWAY_AGENT)["requests"]
             assert a.returncode == 0 and b.returncode == 0, (a.stderr[-2000:], b.stderr[-2000:])
-            if minute_of(now_ms()) == minute:
+            same_minute = minute_of(now_ms()) == minute
+            if same_minute:
                 break  # both in the same minute: the same candles had closed
-        files = {p.name: p.read_bytes() for p in sorted((through / "data" / "binance").glob("*.feather"))}
-        assert list(files) == ["BTC_USDT-1m.feather"]
-        assert files == {p.name: p.read_bytes() for p in sorted((direct / "data" / "binance").glob("*.feather"))}
         assert after.get("/api/v3/klines", 0) == before.get("/api/v3/klines", 0), "no klines request reached Binance"
+        assert [p.name for p in (through / "data" / "binance").glob("*.feather")] == ["BTC_USDT-1m.feather"]
+        mine, theirs = (userdir / "data" / "binance" / "BTC_USDT-1m.feather" for userdir in (through, direct))
+        if same_minute:
+            assert mine.read_bytes() == theirs.read_bytes(), "the same file as straight from the exchange"
+        else:
+            # Every attempt straddled a minute (a loaded machine: freqtrade takes long to start): one of them
+            # saw a candle more close. The candles both hold are the same, value for value.
+            tables = [feather.read_table(path, "spot") for path in (mine, theirs)]
+            assert all(t is not None and t.num_rows for t in tables)
+            common = min(feather.date_ns(t)[-1] for t in tables)
+            cut = [t.slice(0, int(np.searchsorted(feather.date_ns(t), common, side="right"))) for t in tables]
+            assert cut[0].equals(cut[1]) and abs(tables[0].num_rows - tables[1].num_rows) <= 2
     finally:
         sim.stop()
 
