@@ -149,9 +149,16 @@ def test_every_book_ticker_once_streamed(books: Books) -> None:
     every = f"{books.gateway.url}/fapi/v1/ticker/bookTicker"
     wait_for(lambda: from_streams(books, lambda: requests.get(every, timeout=10), "/fapi/v1/ticker/bookTicker"), 30,
              "every book ticker answered from the streams", interval=0.1)
-    before = upstream(books, "/fapi/v1/ticker/bookTicker")
-    [second] = ccxt_calls(config, [{"call": "fetch_bids_asks", "args": []}])
-    assert upstream(books, "/fapi/v1/ticker/bookTicker") == before, "all of them from the streams"
+
+    def from_the_streams() -> dict[str, Any] | None:
+        """ccxt's fetch_bids_asks() when the gateway answered it from the streams alone. A book ticker comes
+        on change: on a loaded machine the simulator may not push a quiet symbol's within book_max_age (1 s),
+        and the gateway then forwards the request, as it must."""
+        before = upstream(books, "/fapi/v1/ticker/bookTicker")
+        [answer] = ccxt_calls(config, [{"call": "fetch_bids_asks", "args": []}])
+        return answer if upstream(books, "/fapi/v1/ticker/bookTicker") == before else None
+
+    second = wait_for(from_the_streams, 120, "every book ticker through ccxt from the streams", interval=0)
     assert len(second["ok"]) == len(books.sim.market.instruments)
     for name, ticker in list(second["ok"].items())[:25]:
         bids, asks = book_at(books.sim, name.replace("/USDT:USDT", "USDT"), ticker["timestamp"], 1)
