@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
+.PHONY: setup run demo test lint docs-gen unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
 
 setup:
 	@scripts/setup.sh
@@ -36,10 +36,14 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
-	$(BIN)/python scripts/check-role-specs.py
+	$(BIN)/python scripts/gen_docs.py --check
 	$(BIN)/ansible-lint
 	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
 	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
+
+# Rewrite the generated tables (docs/configuration.md, roles/*/README.md) from config.py and argument_specs.
+docs-gen: setup
+	$(BIN)/python scripts/gen_docs.py
 
 unit: setup
 	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider

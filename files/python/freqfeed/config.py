@@ -72,8 +72,14 @@ def _between(low: float, high: float) -> Callable[[float], str | None]:
     return lambda value: None if low < value <= high else f"expected a value in ({low}, {high}]"
 
 
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    return lambda value: None if value in choices else f"expected one of {', '.join(choices)}"
+class _one_of:  # lower case: used like the other check factories
+    """A check that the value is one of `choices` (which the docs show as the key's type)."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+    def __call__(self, value: str) -> str | None:
+        return None if value in self.choices else f"expected one of {', '.join(self.choices)}"
 
 
 def _name(value: str) -> str | None:
@@ -144,10 +150,10 @@ class InfluxDBConfig:
         None, "retention policy (1.x), DBRP mapping's rp (2.x); an error on 3.x/Cloud", kind="str", check=_name,
         shows="name", default_shows="server default")
     token: str | None = setting(
-        None, f"sent as `Authorization: Token ...` (2.x/3.x, or 1.8+ `user:password`); better: env `{TOKEN_ENV}`",
+        None, "sent as `Authorization: Token ...` (2.x/3.x, or 1.8+ `user:password`)",
         kind="str", env=TOKEN_ENV, repr=False)
     username: str | None = setting(None, "basic auth (1.x)", kind="str")
-    password: str | None = setting(None, f"basic auth (1.x); better: env `{PASSWORD_ENV}`", kind="str",
+    password: str | None = setting(None, "basic auth (1.x)", kind="str",
                                    env=PASSWORD_ENV, repr=False)
     verify_tls: bool = setting(True, "verify the server certificate", kind="bool")
     timeout: float = setting(10.0, "per request", kind="number", check=_at_least(0.1), shows="seconds")
@@ -279,7 +285,7 @@ class Config:
         "longest; the sync's files keep at least as much. `freqfeed plan` prints it", kind="custom",
         factory=dict, shows="mapping", default_shows="none")
     log_level: str = setting("INFO", "log level of the command", kind="str",
-                             check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"), shows="level")
+                             check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"))
     source: str = "<dict>"  # the file it was read from (not a key)
 
     @property
@@ -335,7 +341,7 @@ def _keys_of(cls: type) -> Iterator[Field[Any]]:
     return (f for f in fields(cls) if "kind" in f.metadata)
 
 
-def keys() -> list[Key]:
+def config_keys() -> list[Key]:
     """Every configuration key in file order: the top-level ones, then each section's."""
     found: list[Key] = []
     for top in fields(Config):
@@ -347,9 +353,9 @@ def keys() -> list[Key]:
     return found
 
 
-def key(name: str) -> Key:
+def config_key(name: str) -> Key:
     """The key of a dotted name (KeyError when there is none)."""
-    for candidate in keys():
+    for candidate in config_keys():
         if candidate.name == name:
             return candidate
     raise KeyError(name)
