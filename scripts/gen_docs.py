@@ -13,7 +13,7 @@ Checked:
 - every configuration key has a meaning (its `doc`);
 - each role's defaults/main.yml agrees with meta/argument_specs.yml (scripts/check-role-specs.py);
 - every role variable the role's config templates (templates/*.yml.j2) render into a configuration key has
-  the code's default for that key. The mapping is read from the templates themselves, so a new key rendered
+  the code's default for that key, and an argument_specs type (and choices) the key accepts. The mapping is read from the templates themselves, so a new key rendered
   there is checked without a list to keep. A key rendered under `{% if variable %}` is not written when the
   variable is empty, so an empty default there means "the code's default".
 """
@@ -268,11 +268,31 @@ def _same(role: Any, code: Any) -> bool:
     return bool(role == code)
 
 
+# The argument_specs types a configuration key's kind may be set from.
+_SPEC_TYPES = {"str": {"str"}, "url": {"str"}, "path": {"str", "path"}, "bool": {"bool"}, "int": {"int"},
+               "number": {"float", "int"}, "str_list": {"list"}, "custom": {"dict"}}
+
+
+def _spec_problems(where: str, variable: str, option: dict[str, Any], key: config.Key) -> list[str]:
+    """The argument_specs entry of a role variable against the configuration key it sets."""
+    problems = []
+    kind = option.get("type", "str")
+    if kind not in _SPEC_TYPES[key.kind]:
+        problems.append(f"{where}: `{variable}` is type {kind} in meta/argument_specs.yml, but `{key.name}` "
+                        f"takes {' or '.join(sorted(_SPEC_TYPES[key.kind]))}")
+    check = key.field.metadata["check"]
+    if option.get("choices") and hasattr(check, "choices") and set(option["choices"]) != set(check.choices):
+        problems.append(f"{where}: `{variable}` has choices {option['choices']} in meta/argument_specs.yml, but "
+                        f"`{key.name}` takes {list(check.choices)}")
+    return problems
+
+
 def default_problems(root: Path) -> list[str]:
-    """Role variables rendered into a configuration key whose default is not the code's."""
+    """Role variables rendered into a configuration key whose default (or type, or choices) is not the code's."""
     problems = []
     for role in roles(root):
         defaults = _yaml(role / "defaults" / "main.yml") or {}
+        options = _yaml(role / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
         for template in sorted((role / "templates").glob("*.yml.j2")):
             for item in rendered_keys(template):
                 where = f"roles/{role.name}/templates/{item.template}:{item.line}"
@@ -284,6 +304,8 @@ def default_problems(root: Path) -> list[str]:
                 if item.variable not in defaults:
                     problems.append(f"{where}: `{item.variable}` has no default in defaults/main.yml")
                     continue
+                if item.variable in options:
+                    problems += _spec_problems(where, item.variable, options[item.variable], key)
                 known, value = role_default(defaults[item.variable])
                 if not known:
                     problems.append(f"{where}: cannot read the default of `{item.variable}` "

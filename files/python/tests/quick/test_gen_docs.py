@@ -142,3 +142,16 @@ def test_the_config_table_has_a_row_per_key() -> None:
     rows = gen_docs.config_table().splitlines()[2:]
     assert [row.split("`")[1] for row in rows] == [key.name for key in config.config_keys()]
     assert "| `trading_mode` | `futures` \\| `spot` | `futures` |" in gen_docs.config_table()
+
+
+def test_a_role_variable_of_another_type_or_choices_than_its_key_fails(
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    specs = repo / "roles/influx_producer/meta/argument_specs.yml"
+    candles = "influx_producer_backfill_candles:\n        type:"
+    edit(specs, f"{candles} int", f"{candles} str")
+    edit(specs, "choices: [DEBUG, INFO, WARNING, ERROR]", "choices: [DEBUG, INFO, WARNING, ERROR, TRACE]")
+    assert gen_docs.main(["--check"], root=repo) == 1
+    err = capsys.readouterr().err
+    assert "`influx_producer_backfill_candles` is type str in meta/argument_specs.yml, but `backfill.candles` " \
+           "takes int" in err
+    assert "`influx_producer_log_level` has choices ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'TRACE']" in err
