@@ -506,6 +506,9 @@ def exchange_symbol(pair: str) -> str:
     return pair.split(":", 1)[0].replace("/", "")
 
 
+_SECTIONS: dict[str, type] = {f.name: f.metadata["section"] for f in fields(Config) if "section" in f.metadata}
+
+
 def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     if not isinstance(raw, Mapping):
@@ -553,8 +556,6 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     built = {name: cls(**sections[name]) for name, cls in _SECTIONS.items()}
     return Config(**built, **top, trading_mode=mode, history=history, source=source)
 
-
-_SECTIONS: dict[str, type] = {f.name: f.metadata["section"] for f in fields(Config) if "section" in f.metadata}
 
 
 def _history(r: _Reader, raw: Any, timeframes: tuple[str, ...], retention_days: int) -> dict[str, float]:
