@@ -322,9 +322,12 @@ def default_problems(root: Path) -> list[str]:
 
 
 def key_problems() -> list[str]:
-    """Configuration keys without a meaning."""
+    """Configuration keys without a meaning, and dataclass fields that are not declared as keys."""
     return [f"freqfeed/config.py: `{key.name}` has no doc (setting(..., doc=...))"
-            for key in config.config_keys() if not key.doc.strip()]
+            for key in config.config_keys() if not key.doc.strip()] + [
+        f"freqfeed/config.py: `{name}` is a plain dataclass field: declare it with setting(default, doc, kind=...) "
+        "so it is read, checked and documented (or derived(...) when it is no key)"
+        for name in config.undeclared_fields()]
 
 
 def spec_problems(root: Path) -> list[str]:

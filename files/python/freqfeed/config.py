@@ -132,6 +132,13 @@ def setting(
     return field(default=default, metadata=metadata, repr=repr)
 
 
+def derived(default: Any, doc: str) -> Any:
+    """A field that is no configuration key: the reader sets it from something else. Every other field of the
+    configuration's dataclasses is a `setting()` (`scripts/gen_docs.py --check` fails on a plain one, which the
+    reader would neither read nor document)."""
+    return field(default=default, metadata={"derived": doc})
+
+
 def _section(cls: type, doc: str, *, required: bool = False) -> Any:
     metadata = {"doc": doc, "section": cls}
     return field(metadata=metadata) if required else field(default_factory=cls, metadata=metadata)
@@ -250,7 +257,7 @@ class GatewayConfig:
                                   check=_at_least(0.1), shows="seconds")
     book_idle: float = setting(600.0, "a symbol's book streams stop when no bot asked for it that long "
                                "(configured pairs stay)", kind="number", check=_at_least(10.0), shows="seconds")
-    configured: bool = False  # the file has a gateway section: this host runs `freqfeed serve` (not a key)
+    configured: bool = derived(False, "the file has a gateway section: this host runs `freqfeed serve`")
 
     @property
     def host(self) -> str:
@@ -286,7 +293,7 @@ class Config:
         factory=dict, shows="mapping", default_shows="none")
     log_level: str = setting("INFO", "log level of the command", kind="str",
                              check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"))
-    source: str = "<dict>"  # the file it was read from (not a key)
+    source: str = derived("<dict>", "the file it was read from")
 
     @property
     def futures(self) -> bool:
@@ -339,6 +346,16 @@ class Key:
 
 def _keys_of(cls: type) -> Iterator[Field[Any]]:
     return (f for f in fields(cls) if "kind" in f.metadata)
+
+
+def undeclared_fields() -> list[str]:
+    """Fields of the configuration's dataclasses made neither with setting() nor derived()."""
+    found = []
+    for top in fields(Config):
+        section = top.metadata.get("section")
+        found += [f"{top.name}.{f.name}" for f in fields(section) if not {"kind", "derived"} & set(f.metadata)] \
+            if section else ([] if {"kind", "derived", "section"} & set(top.metadata) else [top.name])
+    return found
 
 
 def config_keys() -> list[Key]:

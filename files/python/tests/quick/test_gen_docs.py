@@ -155,3 +155,12 @@ def test_a_role_variable_of_another_type_or_choices_than_its_key_fails(
     assert "`influx_producer_backfill_candles` is type str in meta/argument_specs.yml, but `backfill.candles` " \
            "takes int" in err
     assert "`influx_producer_log_level` has choices ['DEBUG', 'INFO', 'WARNING', 'ERROR', 'TRACE']" in err
+
+
+def test_a_plain_dataclass_field_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key added the old way (a field with a default, no setting()) would be neither read nor documented."""
+    book_idle = {f.name: f for f in dataclasses.fields(config.GatewayConfig)}["book_idle"]
+    monkeypatch.setattr(book_idle, "metadata", {})
+    assert gen_docs.key_problems() == [
+        "freqfeed/config.py: `gateway.book_idle` is a plain dataclass field: declare it with setting(default, doc, "
+        "kind=...) so it is read, checked and documented (or derived(...) when it is no key)"]
