@@ -116,7 +116,7 @@ def role_variables(role: Path) -> str:
         if option.get("choices"):
             kind = f"{kind}: {', '.join(str(c) for c in option['choices'])}"
         if option.get("no_log"):
-            default = "secret: none documented"
+            default = "not shown (secret)"
         elif option.get("required"):
             default = "required"
         else:
