@@ -33,6 +33,8 @@ lab-test: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The last step builds the documentation site (mkdocs.yml, docs/) into site/: --strict fails on a broken
+# link or anchor. Never add --quiet: it hides the warnings strict mode counts, and the build passes.
 lint: setup
 	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
@@ -40,6 +42,7 @@ lint: setup
 	$(BIN)/ansible-lint
 	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
 	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 # Rewrite the generated tables (docs/configuration.md, roles/*/README.md) from config.py and argument_specs.
 docs-gen: setup
@@ -63,4 +66,4 @@ bench-producer: setup
 	$(BIN)/python bench/producer_bench.py --parts c,d --json bench/results/producer-live.json
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache site
