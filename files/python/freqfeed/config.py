@@ -51,6 +51,7 @@ class InfluxDBConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     verify_tls: bool = True
+    ca_file: str | None = None  # a PEM bundle of the CA(s) to verify InfluxDB's certificate with (https)
     timeout: float = 10.0
     retention_days: int = 360
     concurrency: int = 8
@@ -110,6 +111,10 @@ class GatewayConfig:
     ws_url: str = "wss://fstream.binance.com/public"
     book_max_age: float = 1.0
     book_idle: float = 600.0
+    book_silence: float = 10.0  # a streaming connection with no message for this long is replaced
+    book_heartbeat: float = 30.0  # websocket ping every this many seconds; no pong within half of it: replaced
+    forward_cache_entries: int = 2000  # forwarded answers kept (least recently used dropped first)
+    forward_cache_mb: float = 64.0  # and at most this many MB of their bodies
     configured: bool = False  # the file has a gateway section: this host runs `freqfeed serve`
 
     @property
@@ -335,20 +340,25 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
 
     ix = r.section(raw, "influxdb")
     r.unknown(ix, "influxdb.", {"url", "database", "retention_policy", "token", "username", "password",
-                               "verify_tls", "timeout", "retention_days", "concurrency"})
+                               "verify_tls", "ca_file", "timeout", "retention_days", "concurrency"})
+    url = _influx_url(r, ix)
+    ca_file = r.get(ix, "influxdb.", "ca_file", "str", check=_readable_file)
+    if ca_file and not url.startswith("https://"):
+        r.errors.append("influxdb.ca_file: set, but influxdb.url is not https:// (the CA verifies a TLS server)")
     token = env.get(TOKEN_ENV) or r.get(ix, "influxdb.", "token", "str")
     password = env.get(PASSWORD_ENV) or r.get(ix, "influxdb.", "password", "str")
     username = r.get(ix, "influxdb.", "username", "str")
     if password and not username:
         r.errors.append("influxdb.username: missing (a password is set, so a username is expected too)")
     influxdb = InfluxDBConfig(
-        url=r.get(ix, "influxdb.", "url", "str", "", required=True, check=_url(("http", "https"))).rstrip("/"),
+        url=url,
         database=r.get(ix, "influxdb.", "database", "str", "", required=True, check=_name),
         retention_policy=r.get(ix, "influxdb.", "retention_policy", "str", check=_name),
         token=token,
         username=username,
         password=password,
         verify_tls=r.get(ix, "influxdb.", "verify_tls", "bool", True),
+        ca_file=ca_file,
         timeout=r.get(ix, "influxdb.", "timeout", "number", 10.0, check=_at_least(0.1)),
         retention_days=r.get(ix, "influxdb.", "retention_days", "int", 360, check=_at_least(1)),
         concurrency=r.get(ix, "influxdb.", "concurrency", "int", 8, check=_between(0, 64)),
@@ -450,9 +460,36 @@ def _listen(value: str) -> str | None:
     return None
 
 
+def _influx_url(r: _Reader, ix: Mapping[str, Any]) -> str:
+    """influxdb.url, refused (and never echoed) when it carries credentials: those live in the env file."""
+    raw = ix.get("url")
+    if isinstance(raw, str) and "@" in urlparse(raw).netloc:
+        r.errors.append(f"influxdb.url: must not carry credentials (user:password@ before the host); set "
+                        f"influxdb.username in this file and the password ({PASSWORD_ENV}) or token ({TOKEN_ENV}) "
+                        "in the service's environment file (sync.env / producer.env, mode 0600)")
+        return "https://invalid"
+    url: str = r.get(ix, "influxdb.", "url", "str", "", required=True, check=_url(("http", "https")))
+    return url.rstrip("/")
+
+
+def _readable_file(value: str) -> str | None:
+    path = Path(value)
+    if not path.is_absolute():
+        return "expected an absolute path to a PEM file"
+    if not path.is_file():
+        return "no such file"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(65536)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    return None if b"-----BEGIN CERTIFICATE-----" in head else "not a PEM certificate bundle"
+
+
 def _gateway(r: _Reader, gw: Mapping[str, Any], endpoints: Mapping[str, str]) -> GatewayConfig:
     r.unknown(gw, "gateway.", {"listen", "close_wait", "live_max_age", "poll_interval", "cache_candles", "cache_ttl",
-                               "exchange_info_refresh", "max_wait", "ws_url", "book_max_age", "book_idle"})
+                               "exchange_info_refresh", "max_wait", "ws_url", "book_max_age", "book_idle",
+                               "book_silence", "book_heartbeat", "forward_cache_entries", "forward_cache_mb"})
     listen = r.get(gw, "gateway.", "listen", "str", "127.0.0.1:8091", check=_listen)
     host, _, port = listen.rpartition(":")
     ttl = dict(DEFAULT_CACHE_TTL)
@@ -481,6 +518,10 @@ def _gateway(r: _Reader, gw: Mapping[str, Any], endpoints: Mapping[str, str]) ->
                      check=_url(("ws", "wss"))).rstrip("/"),
         book_max_age=r.get(gw, "gateway.", "book_max_age", "number", 1.0, check=_at_least(0.1)),
         book_idle=r.get(gw, "gateway.", "book_idle", "number", 600.0, check=_at_least(10.0)),
+        book_silence=r.get(gw, "gateway.", "book_silence", "number", 10.0, check=_between(1.0, 300.0)),
+        book_heartbeat=r.get(gw, "gateway.", "book_heartbeat", "number", 30.0, check=_between(2.0, 170.0)),
+        forward_cache_entries=r.get(gw, "gateway.", "forward_cache_entries", "int", 2000, check=_between(0, 1_000_000)),
+        forward_cache_mb=r.get(gw, "gateway.", "forward_cache_mb", "number", 64.0, check=_between(0.0, 65536.0)),
         configured="gateway" in r.present,
     )
 

@@ -288,7 +288,7 @@ class BookStreams:
                 raise Forward(f"book ticker of {symbol}: {reason}")
             oldest = max(oldest, age)
             entries.append(wire.book_ticker(self.market, symbol, ticker.bid, ticker.bid_qty, ticker.ask,
-                                            ticker.ask_qty, time_ms=ticker.transaction_ms))
+                                            ticker.ask_qty, time_ms=ticker.transaction_ms, update_id=ticker.update_id))
         self._served(oldest)
         answer: Any = entries[0] if selection.single else entries
         return json.dumps(answer, separators=(",", ":")).encode()
