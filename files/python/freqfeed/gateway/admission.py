@@ -122,8 +122,9 @@ def _query(query: str) -> list[tuple[str, str]]:
 
 def _unknown_path(market: str, path: str) -> Refused:
     if not _WELL_FORMED_PATH.match(path):
-        return Refused(_bad_target(f"{_show(path)} is not a plain path: encoded characters (%), dot segments, "
-                                   "'//', ';' and '\\' are never needed by Binance's public endpoints"),
+        return Refused(_bad_target("the path is not a plain one (letters, digits and single '/'): encoded "
+                                   "characters (%), dot segments, '//', ';' and '\\' are never needed by "
+                                   "Binance's public endpoints"),
                        OTHER, "path")
     versioned = _VERSIONED.match(path)
     if path.startswith("/sapi/") or (versioned is not None and versioned.group(1) in PRIVATE_ENDPOINTS):

@@ -248,9 +248,9 @@ class Simulator:
             if self.fail_429 > 0:
                 self.fail_429 -= 1
                 self._reject_429(market, now)
-            endpoint = wire.public_endpoint(request.path)
-            if endpoint is not None:  # unknown (-1104) and repeated (-1101) parameters, as Binance
-                wire.read_params(endpoint, list(request.query.items()))
+            public = wire.public_endpoint(request.path)
+            if public is not None:  # unknown (-1104) and repeated (-1101) parameters, as Binance
+                wire.read_params(public, list(request.query.items()))
             payload = answer(request.query, market, now)
             weight = wire.request_weight(market, endpoint, request.query)
             used = self._charge(market, weight, now)
