@@ -91,5 +91,6 @@ def test_a_short_retention_on_1x(influx_server: InfluxServer, tmp_path: Path) ->
 
 def test_nothing_listening(tmp_path: Path) -> None:
     code, lines = check(tmp_path, {"url": "http://127.0.0.1:9", "database": "x", "timeout": 1})
-    assert code == 1 and list(lines) == ["server"]
+    assert code == 1 and list(lines) == ["tls", "server"]
+    assert "plain http" in lines["tls"]
     assert "FAIL" in lines["server"] and "not reachable" in lines["server"]
