@@ -4,8 +4,9 @@ Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantic
 `/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
 exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
 cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
-(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Signed and private endpoints
-are refused: only the public URL keys of ccxt may point here.
+(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
+binance_wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
+requests are refused whatever the path: only the public URL keys of ccxt may point here.
 """
 
 from __future__ import annotations
