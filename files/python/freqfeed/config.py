@@ -97,6 +97,31 @@ def _listen(value: str) -> str | None:
     return None
 
 
+def _readable_file(value: str) -> str | None:
+    path = Path(value)
+    if not path.is_absolute():
+        return "expected an absolute path to a PEM file"
+    if not path.is_file():
+        return "no such file"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(65536)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    return None if b"-----BEGIN CERTIFICATE-----" in head else "not a PEM certificate bundle"
+
+
+def _without_credentials(r: _Reader, section: Mapping[str, Any]) -> Mapping[str, Any]:
+    """influxdb.url refused (and never echoed) when it carries credentials: those live in the env file."""
+    raw = section.get("url")
+    if isinstance(raw, str) and "@" in urlparse(raw).netloc:
+        r.errors.append(f"influxdb.url: must not carry credentials (user:password@ before the host); set "
+                        f"influxdb.username in this file and the password ({PASSWORD_ENV}) or token ({TOKEN_ENV}) "
+                        "in the service's environment file (sync.env / producer.env, mode 0600)")
+        return {**section, "url": "https://invalid"}
+    return section
+
+
 # ---------------------------------------------------------------------------------------------
 # the schema
 
@@ -162,7 +187,11 @@ class InfluxDBConfig:
     username: str | None = setting(None, "basic auth (1.x)", kind="str")
     password: str | None = setting(None, "basic auth (1.x)", kind="str",
                                    env=PASSWORD_ENV, repr=False)
-    verify_tls: bool = setting(True, "verify the server certificate", kind="bool")
+    verify_tls: bool = setting(True, "verify the server certificate (false: encrypted but unverified, warned once)",
+                               kind="bool")
+    ca_file: str | None = setting(
+        None, "PEM bundle of the CA(s) that verify InfluxDB's certificate (https only; absolute path)", kind="str",
+        check=_readable_file, shows="path", default_shows="system CAs")
     timeout: float = setting(10.0, "per request", kind="number", check=_at_least(0.1), shows="seconds")
     retention_days: int = setting(
         360, "duration used when the producer creates the database or policy (1.x), and in the commands "
@@ -257,6 +286,15 @@ class GatewayConfig:
                                   check=_at_least(0.1), shows="seconds")
     book_idle: float = setting(600.0, "a symbol's book streams stop when no bot asked for it that long "
                                "(configured pairs stay)", kind="number", check=_at_least(10.0), shows="seconds")
+    book_silence: float = setting(10.0, "a streaming book connection with no message for this long is replaced",
+                                  kind="number", check=_between(1.0, 300.0), shows="seconds")
+    book_heartbeat: float = setting(30.0, "websocket ping on every book connection this often; no pong within "
+                                    "half of it: replaced", kind="number", check=_between(2.0, 170.0),
+                                    shows="seconds")
+    forward_cache_entries: int = setting(2000, "forwarded answers kept (least recently used dropped first)",
+                                         kind="int", check=_between(0, 1_000_000))
+    forward_cache_mb: float = setting(64.0, "and at most this many MB of their bodies", kind="number",
+                                      check=_between(0.0, 65536.0), shows="MB")
     configured: bool = derived(False, "the file has a gateway section: this host runs `freqfeed serve`")
 
     @property
@@ -557,6 +595,8 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     for name, cls in _SECTIONS.items():
         section = r.section(raw, name)
         r.unknown(section, f"{name}.", {f.name for f in _keys_of(cls)})
+        if name == "influxdb":
+            section = _without_credentials(r, section)
         values = r.fields(section, f"{name}.", cls, env, mode)
         if name == "gateway":
             values["cache_ttl"] = _cache_ttl(r, section.get("cache_ttl"))
@@ -565,6 +605,8 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     ix = sections["influxdb"]
     if ix["password"] and not ix["username"]:
         r.errors.append("influxdb.username: missing (a password is set, so a username is expected too)")
+    if ix["ca_file"] and not str(ix["url"] or "").startswith("https://"):
+        r.errors.append("influxdb.ca_file: set, but influxdb.url is not https:// (the CA verifies a TLS server)")
     history = _history(r, raw.get("history"), timeframes, ix["retention_days"])
 
     if r.errors:
