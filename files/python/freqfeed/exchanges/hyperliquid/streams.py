@@ -143,6 +143,7 @@ class HyperliquidStreams:
         self.closer = CandleCloser(grace_ms)
         self.connects = 0
         self.messages = 0
+        self.pongs = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._sockets: dict[int, aiohttp.ClientWebSocketResponse] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -227,7 +228,7 @@ class HyperliquidStreams:
                 last_data = time.monotonic()
                 carried = True
 
-    def _dispatch(self, label: str, text: str) -> bool:
+    def _dispatch(self, label: str, text: str) -> bool:  # noqa: PLR0911 - one return per kind of frame
         """Handle one frame; whether it was data (not the welcome text, an ack, a pong or an error)."""
         if text == wire.WS_WELCOME:
             return False
@@ -237,7 +238,10 @@ class HyperliquidStreams:
         except (ValueError, KeyError, TypeError):
             log.warning("%s: skipped a malformed frame: %.200s", label, text)
             return False
-        if channel in ("pong", "subscriptionResponse"):
+        if channel == "pong":
+            self.pongs += 1
+            return False
+        if channel == "subscriptionResponse":
             return False
         if channel == "error":
             log.error("%s: Hyperliquid refused: %s", label, data)
