@@ -90,8 +90,10 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HyperliquidSim]:
 
 @pytest.fixture(scope="module")
 def fast_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HyperliquidSim]:
-    """60x: a 1m candle closes every real second, an exchange minute's weight refills every second."""
-    simulator = HyperliquidSim(tmp_path_factory.mktemp("hl-fast"), speed=60, idle_close=1.5)
+    """120x: a 3m candle closes every 1.5 real seconds (its last minute lasts half a second: the last update
+    seen is its final state only if the simulator sends it as Hyperliquid would), an exchange minute's weight
+    refills every half second."""
+    simulator = HyperliquidSim(tmp_path_factory.mktemp("hl-fast"), speed=120, idle_close=1.5)
     yield simulator
     simulator.stop()
 
@@ -225,10 +227,10 @@ def test_bad_bodies_answer_as_hyperliquid(sim: HyperliquidSim) -> None:
 async def _synced(url: str, **kwargs: Any) -> HyperliquidRest:
     rest = HyperliquidRest(url, **kwargs)
     deadline = time.monotonic() + 20
-    while rest.clock.rate == 1.0 and time.monotonic() < deadline:  # learn the simulator's 60x
+    while rest.clock.rate == 1.0 and time.monotonic() < deadline:  # learn the simulator's speed
         await rest.sync_time()
         await asyncio.sleep(0.3)
-    assert rest.clock.rate > 30
+    assert rest.clock.rate > 30  # 60x, 120x
     return rest
 
 
@@ -313,7 +315,7 @@ async def _until(condition: Any, timeout: float, what: str) -> None:
 
 def test_streams_closes_reconnects_and_silence(fast_sim: HyperliquidSim) -> None:
     market = fast_sim.market
-    subs = [wire.candle_subscription("BTC", "1m"), wire.candle_subscription("kPEPE", "1m"),
+    subs = [wire.candle_subscription("BTC", "3m"), wire.candle_subscription("kPEPE", "1m"),
             wire.Subscription("l2Book", "ETH"), wire.Subscription("bbo", "ETH"), wire.Subscription("allMids"),
             wire.Subscription("activeAssetCtx", "BTC")]
 
@@ -344,7 +346,7 @@ def test_streams_closes_reconnects_and_silence(fast_sim: HyperliquidSim) -> None
             await streams.stop()
             await rest.close()
         for close in events.closes:  # whatever the faults: every close equals the exchange's final candle
-            assert close.row == market.final_candle(close.row["s"], "1m", close.row["t"]), close
+            assert close.row == market.final_candle(close.row["s"], close.row["i"], close.row["t"]), close
         assert len({(c.row["s"], c.row["t"]) for c in events.closes}) == len(events.closes)  # each once
         assert any(c.by == "next" for c in events.closes)
 
