@@ -387,3 +387,17 @@ def test_websocket_idle_close_pings_and_limits(fast_sim: HyperliquidSim) -> None
         assert events.connects == [False] and not events.disconnects
 
     asyncio.run(scenario())
+
+
+def test_a_coin_delisted_mid_run(fast_sim: HyperliquidSim) -> None:
+    assert not fast_sim.info({"type": "meta"}).json()["universe"][5].get("isDelisted")
+    fast_sim.fault("delist", "SOL")
+    universe = fast_sim.info({"type": "meta"}).json()["universe"]
+    assert universe[5] == {**universe[5], "name": "SOL", "isDelisted": True}  # keeps its index
+    assert [a["name"] for a in universe] == list(MAJORS)
+    body = wire.candle_snapshot_body("SOL", "1m", 0, fast_sim.now() + HOUR)
+    last = fast_sim.info(body).json()[-1]
+    wait_for(lambda: fast_sim.now() > last["T"] + 2 * MINUTE, 10, "two exchange minutes")
+    assert fast_sim.info(body).json()[-1] == last  # no candle after the delisting
+    assert "SOL" not in fast_sim.info({"type": "allMids"}).json()
+    assert fast_sim.info({"type": "l2Book", "coin": "SOL"}).json()["levels"] == [[], []]
