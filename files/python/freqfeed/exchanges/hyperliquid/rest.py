@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
 CLOSED_MARGIN_MS = 200  # exchange ms past a candle's T before it counts as closed (clock estimate error)
+HORIZON_MARGIN_MS = 2_000  # exchange ms the clock may run ahead when judging that a page reached the horizon
 
 
 def candle_from_row(row: Mapping[str, Any]) -> Candle:
@@ -175,8 +176,12 @@ class HyperliquidRest:
             for row in page:
                 if first_wanted <= int(row["t"]) <= end_ms:
                     rows[int(row["t"])] = row
-            if wire.horizon_reached(page_start, int(page[0]["t"]) if page else None, interval):
-                truncated = not page or int(page[0]["t"]) > first_wanted
+            first_row = int(page[0]["t"]) if page else None
+            # nothing older exists when the answer started late, or when the page reached back to the horizon
+            # (as of our clock less HORIZON_MARGIN_MS: a clock running ahead must not skip the horizon's first one)
+            horizon = wire.horizon_first_open(self.clock.now() - HORIZON_MARGIN_MS, interval)
+            if wire.horizon_reached(page_start, first_row, interval) or page_start <= horizon:
+                truncated = first_row is None or first_row > first_wanted
                 break
             page_end = page_start - 1
         now = self.clock.now() - int(CLOSED_MARGIN_MS * self.clock.rate)
