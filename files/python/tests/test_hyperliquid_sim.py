@@ -403,3 +403,26 @@ def test_a_coin_delisted_mid_run(fast_sim: HyperliquidSim) -> None:
     assert fast_sim.info(body).json()[-1] == last  # no candle after the delisting
     assert "SOL" not in fast_sim.info({"type": "allMids"}).json()
     assert fast_sim.info({"type": "l2Book", "coin": "SOL"}).json()["levels"] == [[], []]
+
+
+def test_ccxt_pro_watches_the_simulators_websocket(fast_sim: HyperliquidSim) -> None:
+    """freqtrade's websocket path (ccxt.pro watch_ohlcv, watch_order_book) reads the simulator's /ws: what a
+    gateway serving these subscriptions must equal."""
+    python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
+    if not python:
+        pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")
+    config = {"urls": {"api": {"public": fast_sim.url, "private": fast_sim.url, "ws": {"public": fast_sim.ws_url}}}}
+    result = subprocess.run([python, str(Path(__file__).with_name("hyperliquid_ccxtpro_runner.py")), json.dumps(config),
+                             "BTC/USDC:USDC", "3m", "4"], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer = json.loads(result.stdout)
+    assert "error" not in answer, answer
+    updates = answer["ohlcv"]
+    opens = sorted({row[0] for row in updates})
+    assert len(opens) >= 4 and opens == list(range(opens[0], opens[-1] + 1, 3 * MINUTE))
+    for t in opens[1:-1]:  # whole candles seen: the last update of each is the exchange's final candle
+        last = [row for row in updates if row[0] == t][-1]
+        assert last == ohlcv(fast_sim.market.final_candle("BTC", "3m", t) or {})
+    book = answer["book"]
+    truth = fast_sim.market.book("BTC", book["timestamp"])
+    assert truth is not None and book["bids"] == [[float(x["px"]), float(x["sz"])] for x in truth["levels"][0]]
