@@ -152,7 +152,11 @@ def test_websocket_messages() -> None:
     sub = wire.candle_subscription("BTC", "1m")
     assert wire.subscribe(sub) == {"method": "subscribe",
                                    "subscription": {"type": "candle", "coin": "BTC", "interval": "1m"}}
-    assert wire.subscription_ack("unsubscribe", sub)["channel"] == "subscriptionResponse"
+    assert wire.subscription_ack("unsubscribe", sub) == {
+        "channel": "subscriptionResponse",
+        "data": {"method": "unsubscribe", "subscription": {"type": "candle", "coin": "BTC", "interval": "1m"}}}
+    assert wire.subscription_ack("subscribe", wire.Subscription("l2Book", "BTC"))["data"]["subscription"] == \
+        {"type": "l2Book", "coin": "BTC", "nSigFigs": None, "mantissa": None}
     assert wire.parse_subscription({"type": "allMids"}) == wire.Subscription("allMids")
     assert wire.parse_subscription({"type": "l2Book", "coin": "ETH"}).coin == "ETH"
     for bad in ({"type": "candle", "coin": "BTC"}, {"type": "candle", "coin": "BTC", "interval": "6h"},

@@ -580,8 +580,13 @@ def unsubscribe(sub: Subscription) -> dict[str, Any]:
 
 
 def subscription_ack(method: str, sub: Subscription) -> dict[str, Any]:
-    """{"channel":"subscriptionResponse","data":{"method", "subscription"}}: subscribe and unsubscribe."""
-    return {"channel": "subscriptionResponse", "data": {"method": method, "subscription": sub.as_json()}}
+    """{"channel":"subscriptionResponse","data":{"method", "subscription"}}: subscribe and unsubscribe. The
+    subscription is echoed as Hyperliquid deserialized it: l2Book with nSigFigs and mantissa, null when not
+    sent (ccxt.pro's recorded example)."""
+    echo = sub.as_json()
+    if sub.type == "l2Book":
+        echo = {"type": "l2Book", "coin": sub.coin, "nSigFigs": sub.n_sig_figs, "mantissa": sub.mantissa}
+    return {"channel": "subscriptionResponse", "data": {"method": method, "subscription": echo}}
 
 
 def ws_error(text: str) -> dict[str, Any]:
