@@ -293,6 +293,7 @@ class HyperliquidSimulator:
         self.silent_until = 0.0
         self._sent: dict[tuple[Any, ...], Any] = {}  # (subscription key) -> what was last published
         self._due: dict[tuple[Any, ...], float] = {}
+        self._minute: dict[tuple[Any, ...], int] = {}  # candle subscription -> exchange minute last computed
         self._ctx_cache: tuple[int, dict[str, AssetCtx]] = (-1, {})
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -536,6 +537,7 @@ class HyperliquidSimulator:
                     await self._send_text(conn, payload)
         for key in [k for k in self._sent if k not in by_sub]:
             del self._sent[key]
+            self._minute.pop(key, None)
 
     def _every(self, key: tuple[Any, ...], seconds: float, real: float) -> bool:
         if real < self._due.get(key, 0.0):
@@ -574,10 +576,14 @@ class HyperliquidSimulator:
                          real: float) -> list[dict[str, Any]]:
         """The candle in progress; when a new one has started, first the final state of each earlier one the
         subscriber has not seen final (Hyperliquid's last update of a candle is its last trade)."""
+        last = self._sent.get(key)
+        minute = now // MINUTE_MS
+        if last is not None and self._minute.get(key) == minute:
+            return []  # the candle in progress is a function of the minute: nothing new to send
         row = self.market.current_candle(coin, interval, now)
         if row is None:
             return []
-        last = self._sent.get(key)
+        self._minute[key] = minute
         messages: list[dict[str, Any]] = []
         if last is not None and last["t"] < row["t"]:
             period = wire.interval_ms(interval)
@@ -629,12 +635,16 @@ class HyperliquidSimulator:
         return web.json_response([r for r in self.request_log if kind is None or r.get("type") == kind])
 
     async def stats_endpoint(self, request: web.Request) -> web.Response:
-        return web.json_response({
+        return web.json_response(self.stats_snapshot())
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """The clock, counters, weight per IP and minute, websocket connections and subscriptions."""
+        return {
             "now": self.clock.now(), "speed": self.clock.speed, "counters": dict(self.stats),
             "weight_by_minute": {ip: {str(m): w for m, w in sorted(per.items())} for ip, per in self.weight.items()},
             "peak_weight_per_minute": {ip: max(per.values(), default=0) for ip, per in self.weight.items()},
             "ws_connections": len(self.connections),
-            "ws_subscriptions": sum(len(c.subscriptions) for c in self.connections)})
+            "ws_subscriptions": sum(len(c.subscriptions) for c in self.connections)}
 
 
 _SPOT_META = {"tokens": [{"name": "USDC", "szDecimals": 8, "weiDecimals": 8, "index": 0,
