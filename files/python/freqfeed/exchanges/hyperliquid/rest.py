@@ -107,7 +107,12 @@ class HyperliquidRest:
                             backoff)
                 status, text = 0, ""
             if status == 200:
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except ValueError:  # a truncated or proxy-made answer: retried like a 5xx
+                    log.warning("Hyperliquid %s: an answer that is not JSON (%.100s); retrying in %.0fs",
+                                request.type, text, backoff)
+                    status = 0
             if status == 429:
                 wait = self.clock.real_seconds(60_000 - self.clock.now() % 60_000) + 0.05
                 await asyncio.sleep(self.limiter.rejected(429, {"Retry-After": f"{wait:.3f}"}, text[:200]))

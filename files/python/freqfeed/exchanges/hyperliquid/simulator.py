@@ -44,7 +44,7 @@ import time
 from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from aiohttp import WSMsgType, web
@@ -269,6 +269,32 @@ def _plain(value: Decimal) -> str:
 # -- the server -------------------------------------------------------------------------------------
 
 
+class HyperliquidSource(Protocol):
+    """What the /info and /ws server needs from whatever produces the data: HyperliquidMarket here; the
+    gateway can serve the same wire from InfluxDB and live subscriptions behind this interface."""
+
+    assets: list[Asset]
+
+    def instrument(self, coin: str) -> Instrument | None: ...
+
+    def candle_rows(self, coin: str, interval: str, start_ms: int, end_ms: int,
+                    now_ms: int) -> list[dict[str, Any]]: ...
+
+    def current_candle(self, coin: str, interval: str, now_ms: int) -> dict[str, Any] | None: ...
+
+    def final_candle(self, coin: str, interval: str, open_ms: int) -> dict[str, Any] | None: ...
+
+    def funding_rows(self, coin: str, start_ms: int, end_ms: int | None, now_ms: int) -> list[dict[str, Any]]: ...
+
+    def book(self, coin: str, now_ms: int) -> dict[str, Any] | None: ...
+
+    def mids(self, now_ms: int) -> dict[str, str]: ...
+
+    def ctx(self, coin: str, now_ms: int) -> AssetCtx: ...
+
+    def delist(self, coin: str, at_ms: int) -> None: ...
+
+
 @dataclass(eq=False)
 class WsConnection:
     ws: web.WebSocketResponse
@@ -279,10 +305,10 @@ class WsConnection:
 
 
 class HyperliquidSimulator:
-    def __init__(self, market: HyperliquidMarket | None = None, clock: SimClock | None = None, *, seed: int = 1,
+    def __init__(self, market: HyperliquidSource | None = None, clock: SimClock | None = None, *, seed: int = 1,
                  idle_close_s: float = wire.WS_IDLE_CLOSE_S, weight_limit: int = wire.WEIGHT_LIMIT) -> None:
         self.clock = clock or SimClock()
-        self.market = market or HyperliquidMarket(seed, start_ms=self.clock.start_ms)
+        self.market: HyperliquidSource = market or HyperliquidMarket(seed, start_ms=self.clock.start_ms)
         self.idle_close_s = idle_close_s
         self.weight_limit = weight_limit
         self.connections: set[WsConnection] = set()
@@ -535,8 +561,9 @@ class HyperliquidSimulator:
                 payload = json.dumps(message, separators=(",", ":"))
                 for conn in conns:
                     await self._send_text(conn, payload)
-        for key in [k for k in self._sent if k not in by_sub]:
-            del self._sent[key]
+        for key in [k for k in {*self._sent, *self._due} if k not in by_sub]:  # bounded by live subscriptions
+            self._sent.pop(key, None)
+            self._due.pop(key, None)
             self._minute.pop(key, None)
 
     def _every(self, key: tuple[Any, ...], seconds: float, real: float) -> bool:
