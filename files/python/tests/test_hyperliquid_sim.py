@@ -370,6 +370,15 @@ def test_websocket_idle_close_pings_and_limits(fast_sim: HyperliquidSim) -> None
                 closing = await ws.receive(timeout=20)
                 assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
+            async with session.ws_connect(fast_sim.ws_url) as ws:  # 1000 subscriptions per IP, the 1001st refused
+                await ws.receive(timeout=5)
+                for i in range(wire.MAX_WS_SUBSCRIPTIONS + 1):
+                    await ws.send_str(json.dumps({"method": "subscribe",
+                                                  "subscription": {"type": "trades", "coin": f"C{i}"}}))
+                answers = [json.loads((await ws.receive(timeout=10)).data) for _ in range(1001)]
+                assert [a["channel"] for a in answers].count("subscriptionResponse") == 1000
+                assert answers[-1]["channel"] == "error" and "1000" in answers[-1]["data"]
+
             sockets = [await session.ws_connect(fast_sim.ws_url) for _ in range(wire.MAX_WS_CONNECTIONS)]
             with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
                 await session.ws_connect(fast_sim.ws_url)
