@@ -57,7 +57,7 @@ async def run(coins: int, intervals: list[str], seconds: float, speed: float) ->
     # the grace before a quiet candle counts as closed by its end: 2 real seconds, in exchange time
     streams = HyperliquidStreams(f"ws://127.0.0.1:{simulator.port}/ws", subs, events, now=clock.now,
                                  grace_ms=int(2000 * speed))
-    await streams.start()
+    streams.start()
     try:
         deadline = time.monotonic() + 10
         while simulator.stats_snapshot()["ws_subscriptions"] < len(subs) and time.monotonic() < deadline:

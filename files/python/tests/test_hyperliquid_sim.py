@@ -19,11 +19,15 @@ import pytest
 import requests
 
 from freqfeed.exchanges.hyperliquid import wire
-from freqfeed.exchanges.hyperliquid.rest import HyperliquidRest
+from freqfeed.exchanges.hyperliquid.feed import HyperliquidLiveStreams
+from freqfeed.exchanges.hyperliquid.rest import HyperliquidRest, candle_from_row
 from freqfeed.exchanges.hyperliquid.simulator import MAJORS, HyperliquidMarket
 from freqfeed.exchanges.hyperliquid.streams import Close, Gap, HyperliquidStreams, StreamEvents
-from freqfeed.exchanges.hyperliquid.wire import HyperliquidError
+from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, Universe
 from freqfeed.localinflux import free_port
+from freqfeed.schema import Candle
+from freqfeed.streams import MarkPrice
+from freqfeed.streams import StreamEvents as ProducerEvents
 from freqfeed.timeframes import candle_open
 
 from .processes import RUNNING, wait_for
@@ -303,7 +307,7 @@ class Recorder(StreamEvents):
     def on_connect(self, label: str, reconnect: bool) -> None:
         self.connects.append(reconnect)
 
-    def on_disconnect(self, label: str, reason: str) -> None:
+    def on_disconnect(self, label: str, reason: str, retry_in: float) -> None:
         self.disconnects.append(reason)
 
 
@@ -325,7 +329,7 @@ def test_streams_closes_reconnects_and_silence(fast_sim: HyperliquidSim) -> None
         rest = await _synced(fast_sim.url)
         events = Recorder()
         streams = HyperliquidStreams(fast_sim.ws_url, subs, events, now=rest.clock.now, silence_timeout=1.0)
-        await streams.start()
+        streams.start()
         try:
             def closed(coin: str, count: int, after: int = 0) -> bool:
                 return sum(1 for c in events.closes if c.row["s"] == coin and c.row["t"] > after) >= count
@@ -390,7 +394,7 @@ def test_websocket_idle_close_pings_and_limits(fast_sim: HyperliquidSim) -> None
         events = Recorder()
         streams = HyperliquidStreams(fast_sim.ws_url, [wire.candle_subscription("NOSUCH", "1m")], events,
                                      ping_every=0.4, silence_timeout=3600)
-        await streams.start()
+        streams.start()
         try:
             await _until(lambda: streams.pongs >= 10, 30, "ten pongs")
         finally:
@@ -435,3 +439,58 @@ def test_ccxt_pro_watches_the_simulators_websocket(fast_sim: HyperliquidSim) -> 
     book = answer["book"]
     truth = fast_sim.market.book("BTC", book["timestamp"])
     assert truth is not None and book["bids"] == [[float(x["px"]), float(x["sz"])] for x in truth["levels"][0]]
+
+
+class ProducerRecorder(ProducerEvents):
+    """What the producer would hear (freqfeed.streams.StreamEvents, the interface Binance's LiveStreams uses)."""
+
+    def __init__(self) -> None:
+        self.closed: list[tuple[str, str, Candle]] = []
+        self.live: list[tuple[str, str, Candle, int]] = []
+        self.marks: list[MarkPrice] = []
+        self.labels: list[tuple[str, bool]] = []
+
+    async def on_candle(self, pair: str, timeframe: str, candle: Candle) -> None:
+        self.closed.append((pair, timeframe, candle))
+
+    def on_live_candle(self, pair: str, timeframe: str, candle: Candle, event_ms: int) -> None:
+        self.live.append((pair, timeframe, candle, event_ms))
+
+    async def on_mark_price(self, update: MarkPrice) -> None:
+        self.marks.append(update)
+
+    def on_connect(self, label: str, reconnect: bool) -> None:
+        self.labels.append((label, reconnect))
+
+
+def test_live_streams_for_the_producer(fast_sim: HyperliquidSim) -> None:
+    market = fast_sim.market
+    universe = Universe.from_answer(fast_sim.info({"type": "meta"}).json())
+    coins = universe.coins(["BTC/USDC:USDC", "KPEPE/USDC:USDC"])
+
+    async def scenario() -> ProducerRecorder:
+        rest = await _synced(fast_sim.url)
+        events = ProducerRecorder()
+        feed = HyperliquidLiveStreams(fast_sim.ws_url, coins, ["1m", "3m"], events, now=rest.clock.now)
+        feed.start()
+        try:
+            def closes(pair: str, timeframe: str) -> int:
+                return sum(1 for p, tf, _ in events.closed if (p, tf) == (pair, timeframe))
+
+            await _until(lambda: all(closes(p, tf) >= 2 for p in coins for tf in ("1m", "3m")), 40,
+                         "two closes of every series")
+            await _until(lambda: {m.pair for m in events.marks} == set(coins), 20, "mark prices of both pairs")
+        finally:
+            await feed.stop()
+            await rest.close()
+        return events
+
+    events = asyncio.run(scenario())
+    assert sorted(events.labels) == [("klines 1m", False), ("klines 3m", False), ("markPrice", False)]
+    for pair, timeframe, candle in events.closed:  # pairs as freqtrade names them, candles as the exchange's
+        assert candle == candle_from_row(market.final_candle(coins[pair], timeframe, candle.open_time) or {})
+    assert {(p, tf) for p, tf, _, _ in events.live} == {(p, tf) for p in coins for tf in ("1m", "3m")}
+    mark = next(m for m in events.marks if m.pair == "KPEPE/USDC:USDC")
+    assert mark.mark_price > 0 and mark.next_funding_ms is not None and mark.next_funding_ms % HOUR == 0
+    with pytest.raises(ValueError, match="fixed grid"):
+        HyperliquidLiveStreams(fast_sim.ws_url, coins, ["6h"], ProducerRecorder(), now=lambda: 0)

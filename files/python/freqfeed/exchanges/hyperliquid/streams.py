@@ -125,15 +125,17 @@ class StreamEvents:
 
     def on_connect(self, label: str, reconnect: bool) -> None: ...
 
-    def on_disconnect(self, label: str, reason: str) -> None: ...
+    def on_disconnect(self, label: str, reason: str, retry_in: float) -> None: ...
 
 
 class HyperliquidStreams:
     def __init__(self, ws_url: str, subscriptions: Sequence[Subscription], events: StreamEvents, *,
                  now: Callable[[], int] | None = None, per_connection: int = wire.MAX_WS_SUBSCRIPTIONS,
                  ping_every: float = wire.WS_PING_EVERY_S, silence_timeout: float = SILENCE_TIMEOUT,
-                 grace_ms: int = CLOSE_GRACE_MS, max_reconnect_delay: float = MAX_RECONNECT_DELAY) -> None:
+                 grace_ms: int = CLOSE_GRACE_MS, max_reconnect_delay: float = MAX_RECONNECT_DELAY,
+                 label: str = "hyperliquid") -> None:
         self.ws_url = ws_url
+        self.label = label
         self.batches = wire.plan_connections(subscriptions, per_connection=per_connection)
         self.events = events
         self.now = now or (lambda: int(time.time() * 1000))
@@ -148,7 +150,8 @@ class HyperliquidStreams:
         self._sockets: dict[int, aiohttp.ClientWebSocketResponse] = {}
         self._session: aiohttp.ClientSession | None = None
 
-    async def start(self) -> None:
+    def start(self) -> None:
+        """Connect in the background (call from a running event loop), as freqfeed.streams.LiveStreams."""
         self._session = aiohttp.ClientSession()
         self._tasks = [asyncio.create_task(self._connection(i, batch)) for i, batch in enumerate(self.batches)]
         self._tasks.append(asyncio.create_task(self._expirer()))
@@ -171,7 +174,7 @@ class HyperliquidStreams:
                 self.events.on_close(close)
 
     async def _connection(self, index: int, subs: list[Subscription]) -> None:
-        label = f"hyperliquid-{index}"
+        label = self.label  # the same for every connection of this client (the producer reads the timeframe off it)
         delay = 1.0
         connected_before = False
         while True:
@@ -192,9 +195,9 @@ class HyperliquidStreams:
             finally:
                 self._sockets.pop(index, None)
             self.closer.forget([(s.coin or "", s.interval or "") for s in subs if s.type == "candle"])
-            self.events.on_disconnect(label, reason)
             if carried_data:
                 delay = 1.0
+            self.events.on_disconnect(label, reason, delay)
             log.warning("%s: %s; reconnecting in %.0fs", label, reason, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.max_reconnect_delay)
