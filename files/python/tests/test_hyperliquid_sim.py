@@ -18,9 +18,10 @@ import aiohttp
 import pytest
 import requests
 
+from freqfeed.exchange import UnknownPairsError
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.feed import HyperliquidLiveStreams
-from freqfeed.exchanges.hyperliquid.rest import HyperliquidRest, candle_from_row
+from freqfeed.exchanges.hyperliquid.rest import HyperliquidProducerRest, HyperliquidRest, candle_from_row
 from freqfeed.exchanges.hyperliquid.simulator import MAJORS, HyperliquidMarket
 from freqfeed.exchanges.hyperliquid.streams import Close, Gap, HyperliquidStreams, StreamEvents
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, Universe
@@ -494,3 +495,29 @@ def test_live_streams_for_the_producer(fast_sim: HyperliquidSim) -> None:
     assert mark.mark_price > 0 and mark.next_funding_ms is not None and mark.next_funding_ms % HOUR == 0
     with pytest.raises(ValueError, match="fixed grid"):
         HyperliquidLiveStreams(fast_sim.ws_url, coins, ["6h"], ProducerRecorder(), now=lambda: 0)
+
+
+def test_rest_for_the_producer(fast_sim: HyperliquidSim) -> None:
+    market = fast_sim.market
+
+    async def scenario() -> None:
+        async with HyperliquidProducerRest(await _synced(fast_sim.url)) as rest:
+            info = await rest.exchange_info()
+            with pytest.raises(UnknownPairsError, match=r"MATIC/USDC:USDC \(delisted\), BTC/USDT:USDT"):
+                rest.check_pairs(info, ["BTC/USDC:USDC", "MATIC/USDC:USDC", "BTC/USDT:USDT"])
+            rest.check_pairs(info, ["BTC/USDC:USDC", "KPEPE/USDC:USDC"])
+            now = await rest.sync_time()
+            start = candle_open(now, "3m") - 100 * 3 * MINUTE
+            candles, current = await rest.klines_and_current("KPEPE/USDC:USDC", "3m", start, now)
+            assert [c.open_time for c in candles] == list(range(start, candles[-1].open_time + 1, 3 * MINUTE))
+            assert candles == [candle_from_row(market.final_candle("kPEPE", "3m", c.open_time) or {}) for c in candles]
+            assert current is None or current.open_time == candles[-1].open_time + 3 * MINUTE
+            with pytest.raises(ValueError, match="no mark-price candles"):
+                await rest.klines("BTC/USDC:USDC", "1h", start, now, mark=True)
+            hour = candle_open(now, "1h")
+            rates = await rest.funding_rates("BTC/USDC:USDC", hour - 10 * HOUR, hour)
+            assert [r.time for r in rates] == list(range(hour - 10 * HOUR, hour + 1, HOUR))
+            assert await rest.next_funding_times() == {"BTCUSDC": hour + HOUR, "KPEPEUSDC": hour + HOUR}
+            assert rest.page_candles(20_000) == 5000 and rest.stats.requests > 0
+
+    asyncio.run(scenario())

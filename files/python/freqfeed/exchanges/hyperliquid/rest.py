@@ -21,13 +21,14 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from freqfeed.exchange import ExchangeClock
+from freqfeed.config import exchange_symbol
+from freqfeed.exchange import ExchangeClock, UnknownPairsError
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.wire import AssetCtx, HyperliquidError, Universe
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
@@ -209,3 +210,92 @@ class HyperliquidRest:
                 break
             cursor = int(page[-1]["time"]) + 1
         return rows
+
+
+class HyperliquidProducerRest:
+    """HyperliquidRest with the methods the producer calls on Binance's REST client (freqfeed.exchange.
+    BinanceRest), pairs in and freqfeed's types out, so the producer can take either:
+    sync_time, exchange_info, check_pairs, klines, klines_and_current, page_candles, funding_rates,
+    next_funding_times, stats, weight_limit, close.
+
+    Hyperliquid has no mark-price candles (freqtrade uses 1h futures candles as mark candles there): asking for
+    them is an error, so a producer configured for Hyperliquid must not schedule mark series."""
+
+    def __init__(self, rest: HyperliquidRest) -> None:
+        self.rest = rest
+        self.coins: dict[str, str] = {}  # pair -> coin, filled by check_pairs
+
+    async def __aenter__(self) -> HyperliquidProducerRest:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def clock(self) -> ExchangeClock:
+        return self.rest.clock
+
+    @property
+    def stats(self) -> LimiterStats:
+        return self.rest.stats
+
+    @property
+    def weight_limit(self) -> int:
+        return self.rest.limiter.weight_limit
+
+    async def close(self) -> None:
+        await self.rest.close()
+
+    async def sync_time(self) -> int:
+        return await self.rest.sync_time()
+
+    async def exchange_info(self) -> dict[str, Any]:
+        """The perpetuals (metaAndAssetCtxs): {"universe": wire.Universe, "ctxs": [...]}."""
+        universe, ctxs = await self.rest.universe()
+        return {"universe": universe, "ctxs": ctxs}
+
+    def check_pairs(self, info: Mapping[str, Any], pairs: Sequence[str]) -> None:
+        """Remember each pair's coin; freqfeed.exchange.UnknownPairsError naming every pair Hyperliquid does not
+        list or lists as delisted."""
+        universe: Universe = info["universe"]
+        try:
+            self.coins = universe.coins(pairs)
+        except wire.UnknownPairs as exc:
+            raise UnknownPairsError(f"{exc} ({self.rest.url})") from None
+
+    def coin(self, pair: str) -> str:
+        coin = self.coins.get(pair)
+        if coin is None:
+            raise UnknownPairsError(f"{pair}: not checked against Hyperliquid's perpetuals (check_pairs first)")
+        return coin
+
+    async def klines(self, pair: str, timeframe: str, start: int, end: int, *, mark: bool = False) -> list[Candle]:
+        candles, _ = await self.klines_and_current(pair, timeframe, start, end, mark=mark, current=False)
+        return candles
+
+    async def klines_and_current(self, pair: str, timeframe: str, start: int, end: int, *, mark: bool = False,
+                                 current: bool = True) -> tuple[list[Candle], Candle | None]:
+        """Closed candles with open time in [start, end] that Hyperliquid still has (its last 5000), and with
+        `current` the candle in progress from the same request."""
+        if mark:
+            raise ValueError("Hyperliquid has no mark-price candles (freqtrade uses 1h futures candles as mark)")
+        last = max(end, self.clock.now()) if current else end
+        history = await self.rest.candles(self.coin(pair), timeframe, start, last)
+        candles = [candle_from_row(row) for row in history.closed if start <= int(row["t"]) <= end]
+        in_progress = candle_from_row(history.in_progress) if current and history.in_progress else None
+        return candles, in_progress
+
+    def page_candles(self, candles: int) -> int:
+        """One candleSnapshot holds the whole horizon: the fewest requests are the cheapest (+1 per 60 rows)."""
+        return max(1, min(candles, wire.CANDLE_HORIZON))
+
+    async def funding_rates(self, pair: str, start: int, end: int) -> list[FundingRate]:
+        """Settled rates at the hours in [start, end] (published a few ms after the hour: asked up to a minute
+        later, kept by their hour)."""
+        rows = await self.rest.funding(self.coin(pair), start, end + 59_999)
+        return [rate for rate in map(funding_from_row, rows) if start <= rate.time <= end]
+
+    async def next_funding_times(self) -> dict[str, int]:
+        """Every hour, for every pair (keyed as the producer keys Binance's: BTC/USDC:USDC -> BTCUSDC)."""
+        next_hour = candle_open(self.clock.now(), "1h") + wire.FUNDING_INTERVAL_MS
+        return {exchange_symbol(pair): next_hour for pair in self.coins}
