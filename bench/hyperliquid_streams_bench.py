@@ -54,9 +54,7 @@ async def run(coins: int, intervals: list[str], seconds: float, speed: float) ->
     names = [a.name for a in market.assets if not a.delisted][:coins]
     subs = [wire.candle_subscription(coin, interval) for coin in names for interval in intervals]
     events = Collector(clock)
-    # the grace before a quiet candle counts as closed by its end: 2 real seconds, in exchange time
-    streams = HyperliquidStreams(f"ws://127.0.0.1:{simulator.port}/ws", subs, events, now=clock.now,
-                                 grace_ms=int(2000 * speed))
+    streams = HyperliquidStreams(f"ws://127.0.0.1:{simulator.port}/ws", subs, events, now=clock.now)
     streams.start()
     try:
         deadline = time.monotonic() + 10

@@ -35,11 +35,13 @@ def test_series_are_independent() -> None:
 
 
 def test_the_end_passing_closes_a_quiet_candle_once() -> None:
-    closer = CandleCloser(grace_ms=2000)
+    closer = CandleCloser(grace_s=2.0)
     closer.update(row(T0))
-    assert closer.expire(T0 + M - 1 + 2000) == []
-    assert closer.expire(T0 + M + 2000) == [Close(row(T0), "end")]
-    assert closer.expire(T0 + 5 * M) == []
+    assert closer.expire(T0 + M - 1, real_s=100.0) == []  # T = T0 + M - 1 has not passed
+    assert closer.expire(T0 + M + 30_000, real_s=100.0) == []  # passed: the grace starts, in real seconds
+    assert closer.expire(T0 + 5 * M, real_s=101.9) == []  # a fast exchange clock does not shorten it
+    assert closer.expire(T0 + 5 * M, real_s=102.0) == [Close(row(T0), "end")]
+    assert closer.expire(T0 + 6 * M, real_s=200.0) == []
     closes, _ = closer.update(row(T0 + M))  # its successor does not close it twice
     assert closes == []
 
@@ -57,4 +59,5 @@ def test_forget_after_a_disconnect() -> None:
     closer.update(row(T0))
     closer.forget()
     assert closer.update(row(T0 + M)) == ([], [])  # the last update seen before the drop is not trusted
-    assert closer.expire(T0 + 10 * M) == [Close(row(T0 + M), "end")]
+    assert closer.expire(T0 + 10 * M, real_s=0.0) == []
+    assert closer.expire(T0 + 10 * M, real_s=5.0) == [Close(row(T0 + M), "end")]

@@ -37,7 +37,7 @@ class HyperliquidLiveStreams:
     def __init__(self, ws_url: str, coins: Mapping[str, str], timeframes: Sequence[str], events: StreamEvents, *,
                  now: Callable[[], int], mark: bool = True, **options: Any) -> None:
         """`coins`: pair -> coin as meta spells it (wire.Universe.coins); `options` go to every
-        HyperliquidStreams (ping_every, silence_timeout, grace_ms, max_reconnect_delay)."""
+        HyperliquidStreams (ping_every, silence_timeout, grace_s, max_reconnect_delay)."""
         for timeframe in timeframes:
             wire.interval_ms(timeframe)  # ValueError for 6h, 1M, ...
         self.events = events

@@ -15,8 +15,8 @@ than adding a feed to a library we would then patch.
   reported, so the producer repairs over REST (candleSnapshot) what was missed;
 - closes: the `candle` channel has no closed flag. CandleCloser (pure) infers them: a candle is final when
   a later candle of the same coin and interval arrives ("next"), or when its end time T has passed
-  (`expire`, "end": the producer confirms those with candleSnapshot, quiet intervals may have no later
-  trade). A gap between the two (missed candles) is reported as such.
+  (`expire`, "end", after 2 real seconds: quiet intervals may have no later trade; the producer may confirm
+  those with candleSnapshot). A gap between the two (missed candles) is reported as such.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 CloseReason = Literal["next", "end"]
 MAX_RECONNECT_DELAY = 30.0
 SILENCE_TIMEOUT = 60.0  # real seconds without a data message before the connection is replaced
-CLOSE_GRACE_MS = 2_000  # exchange ms after T before a candle without a successor counts as closed
+CLOSE_GRACE_S = 2.0  # real seconds after T passed before a candle without a successor counts as closed
 
 
 # -- close inference (pure) ---------------------------------------------------------------------
@@ -68,9 +68,10 @@ class Gap:
 class CandleCloser:
     """The newest candle seen per (coin, interval); which ones are final. Bounded: one row per series."""
 
-    def __init__(self, grace_ms: int = CLOSE_GRACE_MS) -> None:
-        self.grace_ms = grace_ms
+    def __init__(self, grace_s: float = CLOSE_GRACE_S) -> None:
+        self.grace_s = grace_s
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
+        self._ended: dict[tuple[str, str], tuple[int, float]] = {}  # series -> (open, real time its end was seen)
         self._closed: dict[tuple[str, str], int] = {}  # series -> open time of the newest candle reported final
 
     def update(self, row: dict[str, Any]) -> tuple[list[Close], list[Gap]]:
@@ -94,12 +95,21 @@ class CandleCloser:
             gaps.append(Gap(key[0], key[1], int(last["t"]) + period, t - period))
         return closes, gaps
 
-    def expire(self, now_ms: int) -> list[Close]:
-        """Candles whose end (T) passed more than `grace_ms` ago without a successor."""
+    def expire(self, now_ms: int, real_s: float) -> list[Close]:
+        """Candles whose end (T) passed, by the exchange clock `now_ms`, at least `grace_s` real seconds ago
+        (`real_s`: a monotonic clock) without a successor. The grace is real time, so that a successor on its
+        way is waited for whatever the speed of the exchange's clock (a simulator's may run 120x)."""
         closes = []
         for key, row in self._open.items():
-            if int(row["T"]) + self.grace_ms < now_ms and self._closed.get(key, -1) < int(row["t"]):
-                self._closed[key] = int(row["t"])
+            t = int(row["t"])
+            if int(row["T"]) >= now_ms or self._closed.get(key, -1) >= t:
+                continue
+            seen = self._ended.get(key)
+            if seen is None or seen[0] != t:
+                self._ended[key] = (t, real_s)
+                seen = self._ended[key]
+            if real_s - seen[1] >= self.grace_s:
+                self._closed[key] = t
                 closes.append(Close(row, "end"))
         return closes
 
@@ -107,6 +117,7 @@ class CandleCloser:
         """After a disconnect: the last update seen may not be a candle's final state any more."""
         for key in list(self._open) if keys is None else keys:
             self._open.pop(key, None)
+            self._ended.pop(key, None)
 
 
 # -- the client ---------------------------------------------------------------------------------
@@ -132,7 +143,7 @@ class HyperliquidStreams:
     def __init__(self, ws_url: str, subscriptions: Sequence[Subscription], events: StreamEvents, *,
                  now: Callable[[], int] | None = None, per_connection: int = wire.MAX_WS_SUBSCRIPTIONS,
                  ping_every: float = wire.WS_PING_EVERY_S, silence_timeout: float = SILENCE_TIMEOUT,
-                 grace_ms: int = CLOSE_GRACE_MS, max_reconnect_delay: float = MAX_RECONNECT_DELAY,
+                 grace_s: float = CLOSE_GRACE_S, max_reconnect_delay: float = MAX_RECONNECT_DELAY,
                  label: str = "hyperliquid") -> None:
         self.ws_url = ws_url
         self.label = label
@@ -142,7 +153,7 @@ class HyperliquidStreams:
         self.ping_every = ping_every
         self.silence_timeout = silence_timeout
         self.max_reconnect_delay = max_reconnect_delay
-        self.closer = CandleCloser(grace_ms)
+        self.closer = CandleCloser(grace_s)
         self.connects = 0
         self.messages = 0
         self.pongs = 0
@@ -170,7 +181,7 @@ class HyperliquidStreams:
     async def _expirer(self) -> None:
         while True:
             await asyncio.sleep(0.2)
-            for close in self.closer.expire(self.now()):
+            for close in self.closer.expire(self.now(), time.monotonic()):
                 self.events.on_close(close)
 
     async def _connection(self, index: int, subs: list[Subscription]) -> None:
