@@ -27,6 +27,9 @@ import yaml
 
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
 
+EXCHANGES = ("binance", "hyperliquid")
+HYPERLIQUID_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w")
+
 TOKEN_ENV = "FREQFEED_INFLUXDB_TOKEN"
 PASSWORD_ENV = "FREQFEED_INFLUXDB_PASSWORD"
 
@@ -43,6 +46,9 @@ DEFAULT_ENDPOINTS: dict[str, dict[str, str]] = {
                 "public_ws_url": "wss://fstream.binance.com/public"},
     "spot": {"rest_url": "https://api.binance.com", "ws_url": "wss://stream.binance.com:9443",
              "public_ws_url": "wss://stream.binance.com:9443"},
+    # exchange.name: hyperliquid (perpetuals only; one /info and one /ws: exchanges/hyperliquid/wire.py)
+    "hyperliquid": {"rest_url": "https://api.hyperliquid.xyz", "ws_url": "wss://api.hyperliquid.xyz/ws",
+                    "public_ws_url": "wss://api.hyperliquid.xyz/ws"},
 }
 
 
@@ -84,10 +90,6 @@ class _one_of:  # lower case: used like the other check factories
 
 def _name(value: str) -> str | None:
     return None if _NAME.match(value) else "expected a name of letters, digits, '_', '.', '-'"
-
-
-def _timeframe(value: str) -> str | None:
-    return None if value in BINANCE_TIMEFRAMES else f"expected one of {', '.join(BINANCE_TIMEFRAMES)}"
 
 
 def _listen(value: str) -> str | None:
@@ -203,6 +205,9 @@ class InfluxDBConfig:
 
 @dataclass(frozen=True)
 class ExchangeConfig:
+    name: str = setting("binance", "the exchange: `hyperliquid` (USDC perpetuals, futures only) changes the endpoints' "
+                        "defaults, the pairs (`BTC/USDC:USDC`) and timeframes accepted", kind="str",
+                        check=_one_of(*EXCHANGES))
     rest_url: str = setting(doc="REST base (testnet, simulator)", kind="url", check=_HTTP, endpoint="rest_url")
     ws_url: str = setting(doc="websocket base of the kline and mark price streams; `ws://` allowed", kind="url",
                           check=_WS, endpoint="ws_url")
@@ -542,8 +547,12 @@ def _show(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def validate_pair(pair: str, trading_mode: str) -> str | None:
+def validate_pair(pair: str, trading_mode: str, exchange: str = "binance") -> str | None:
     """Problem with a pair in freqtrade notation, or None when it is well-formed."""
+    if exchange == "hyperliquid":
+        match = _FUTURES_PAIR.match(pair)
+        ok = match is not None and match.group(2) == match.group(3) == "USDC"
+        return None if ok else "expected a Hyperliquid perpetual BASE/USDC:USDC, e.g. BTC/USDC:USDC"
     if trading_mode == "futures":
         match = _FUTURES_PAIR.match(pair)
         if not match:
@@ -576,16 +585,21 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     del top["trading_mode"]
     pairs: tuple[str, ...] = top["pairs"] or ()
     timeframes: tuple[str, ...] = top["timeframes"]
+    raw_exchange = raw.get("exchange")
+    exchange = raw_exchange.get("name", "binance") if isinstance(raw_exchange, Mapping) else "binance"
+    if exchange == "hyperliquid" and mode != "futures":
+        r.errors.append(f"trading_mode: exchange.name hyperliquid has perpetuals only (futures), got {_show(mode)}")
+    allowed = HYPERLIQUID_TIMEFRAMES if exchange == "hyperliquid" else BINANCE_TIMEFRAMES
 
     for index, pair in enumerate(pairs):
-        problem = validate_pair(pair, mode)
+        problem = validate_pair(pair, mode, exchange)
         if problem:
             r.errors.append(f"pairs[{index}]: {problem}, got {_show(pair)}")
     duplicates = sorted({p for p in pairs if pairs.count(p) > 1})
     if duplicates:
         r.errors.append(f"pairs: each pair once, got duplicates {', '.join(duplicates)}")
     for index, timeframe in enumerate(timeframes):
-        problem = _timeframe(timeframe)
+        problem = None if timeframe in allowed else f"expected one of {', '.join(allowed)} ({exchange})"
         if problem:
             r.errors.append(f"timeframes[{index}]: {problem}, got {_show(timeframe)}")
     if len(set(timeframes)) != len(timeframes):
@@ -597,7 +611,7 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         r.unknown(section, f"{name}.", {f.name for f in _keys_of(cls)})
         if name == "influxdb":
             section = _without_credentials(r, section)
-        values = r.fields(section, f"{name}.", cls, env, mode)
+        values = r.fields(section, f"{name}.", cls, env, "hyperliquid" if exchange == "hyperliquid" else mode)
         if name == "gateway":
             values["cache_ttl"] = _cache_ttl(r, section.get("cache_ttl"))
             values["configured"] = "gateway" in r.present

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.exchange import BinanceRest, ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.exchange import ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.exchanges.clients import ProducerStreams, producer_rest, producer_streams
 from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
 from freqfeed.live import LiveCandles
 from freqfeed.schema import (
@@ -48,11 +49,13 @@ from freqfeed.schema import (
     candle_line,
     counts_select,
     funding_line,
+    has_mark_series,
     last_times_select,
     ohlcv_measurement,
     series_select,
+    use_exchange,
 )
-from freqfeed.streams import LiveStreams, MarkPrice, StreamEvents
+from freqfeed.streams import MarkPrice, StreamEvents
 from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 from freqfeed.writer import BufferedWriter
 
@@ -184,7 +187,8 @@ class Producer(StreamEvents):
         self.config = config
         self.influx = influx or InfluxDB(config.influxdb, retries=1)
         self.clock = ExchangeClock()
-        self.rest = BinanceRest(config, self.clock)
+        use_exchange(config.exchange.name)
+        self.rest = producer_rest(config, self.clock)
         self.writer = BufferedWriter(self.influx, batch_size=config.producer.batch_size,
                                      flush_interval=config.producer.flush_interval,
                                      buffer_limit=config.producer.buffer_limit)
@@ -196,11 +200,13 @@ class Producer(StreamEvents):
         self.funding: dict[str, Funding] = {}
         if config.futures:
             for pair in config.pairs:
-                self.series[("mark", pair, MARK_TIMEFRAME)] = Series("mark", pair, MARK_TIMEFRAME, MARK_MEASUREMENT)
+                if has_mark_series(config.exchange.name):
+                    self.series[("mark", pair, MARK_TIMEFRAME)] = Series("mark", pair, MARK_TIMEFRAME,
+                                                                         MARK_MEASUREMENT)
                 self.funding[pair] = Funding(pair)
         self.counters: Counter[str] = Counter()
         self.stopping = asyncio.Event()
-        self.streams: LiveStreams | None = None
+        self.streams: ProducerStreams | None = None
         self.stream_started_ms: int | None = None
         self.mark_stream_last = time.monotonic()
         self.mark_stream_silent = False
@@ -229,7 +235,7 @@ class Producer(StreamEvents):
             self.rest.check_pairs(info, self.config.pairs)
             self._start_task(self.writer.run(), "writer")
             self._start_task(self.live.run(), "live candles")
-            self.streams = LiveStreams(self.config, info, self)
+            self.streams = producer_streams(self.config, info, self.rest, self)
             self.streams.start()
             self._start_task(self._health_loop(), "health")
             await asyncio.sleep(1.0)

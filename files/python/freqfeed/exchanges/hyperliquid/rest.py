@@ -279,6 +279,8 @@ class HyperliquidProducerRest:
         `current` the candle in progress from the same request."""
         if mark:
             raise ValueError("Hyperliquid has no mark-price candles (freqtrade uses 1h futures candles as mark)")
+        if not current and end < wire.horizon_first_open(self.clock.now() - HORIZON_MARGIN_MS, timeframe):
+            return [], None  # all before the horizon: gone from every Hyperliquid server, not worth 20 weight
         last = max(end, self.clock.now()) if current else end
         history = await self.rest.candles(self.coin(pair), timeframe, start, last)
         candles = [candle_from_row(row) for row in history.closed if start <= int(row["t"]) <= end]
