@@ -48,6 +48,7 @@ from freqfeed.schema import (
     Candle,
     candle_line,
     counts_select,
+    funding_has_mark_price,
     funding_line,
     has_mark_series,
     last_times_select,
@@ -589,11 +590,12 @@ class Producer(StreamEvents):
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
         rates = {s.tags.get("pair"): int(s.values[0][1]) for s in rates_answer if s.values}
         marks = {s.tags.get("pair"): int(s.values[0][1]) for s in marks_answer if s.values}
+        with_marks = funding_has_mark_price(self.config.exchange.name)
         for state in self.funding.values():
             if self.stopping.is_set():
                 return
             stored_last = lasts.get(state.pair)
-            if marks.get(state.pair, 0) < rates.get(state.pair, 0):
+            if with_marks and marks.get(state.pair, 0) < rates.get(state.pair, 0):
                 stored_last = None  # rates written before they carried the mark price: fetch them again
             elif stored_last is not None:
                 state.last_time = max(state.last_time or 0, stored_last)

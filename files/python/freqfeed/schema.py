@@ -87,6 +87,12 @@ def has_mark_series(exchange: str) -> bool:
     return exchange != "hyperliquid"
 
 
+def funding_has_mark_price(exchange: str) -> bool:
+    """Whether the exchange's settled funding rates carry the mark price (Binance's do; Hyperliquid's
+    fundingHistory has none, so `mark_price` stays empty there and is no sign of rates to fetch again)."""
+    return exchange != "hyperliquid"
+
+
 def use_exchange(name: str) -> None:
     """Tag what this process writes and reads with `name` (config's exchange.name): Binance's and Hyperliquid's
     series of one pair (BTC/USDC:USDC is listed on both) stay apart in one database. Called once at start-up by

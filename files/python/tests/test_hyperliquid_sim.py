@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,73 +15,24 @@ from typing import Any
 
 import aiohttp
 import pytest
-import requests
 
 from freqfeed.exchange import UnknownPairsError
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.feed import HyperliquidLiveStreams
 from freqfeed.exchanges.hyperliquid.rest import HyperliquidProducerRest, HyperliquidRest, candle_from_row
-from freqfeed.exchanges.hyperliquid.simulator import MAJORS, HyperliquidMarket
+from freqfeed.exchanges.hyperliquid.simulator import MAJORS
 from freqfeed.exchanges.hyperliquid.streams import Close, Gap, HyperliquidStreams, StreamEvents
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, Universe
-from freqfeed.localinflux import free_port
 from freqfeed.schema import Candle
 from freqfeed.streams import MarkPrice
 from freqfeed.streams import StreamEvents as ProducerEvents
 from freqfeed.timeframes import candle_open
 
-from .processes import RUNNING, wait_for
+from .processes import HyperliquidSim, wait_for
 
 SEED = 7
 MINUTE = 60_000
 HOUR = 3_600_000
-
-
-class HyperliquidSim:
-    def __init__(self, workdir: Path, *, speed: float, idle_close: float = 60.0) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
-        self.start_ms = int(time.time() * 1000)
-        self.market = HyperliquidMarket(SEED, start_ms=self.start_ms)
-        command = [sys.executable, "-m", "freqfeed.exchanges.hyperliquid.simulator", "--port", str(self.port),
-                   "--speed", str(speed), "--seed", str(SEED), "--start", str(self.start_ms),
-                   "--idle-close", str(idle_close)]
-        self.log = workdir / f"hyperliquid-{self.port}.log"
-        with open(self.log, "wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=log)
-        RUNNING.append(self.process)
-        wait_for(self._up, 30, "the Hyperliquid simulator")
-
-    def _up(self) -> bool:
-        try:
-            return self.info({"type": "exchangeStatus"}).status_code == 200
-        except requests.RequestException:
-            return False
-
-    def info(self, body: Any) -> requests.Response:
-        return requests.post(f"{self.url}/info", json=body, timeout=30)
-
-    def stats(self) -> dict[str, Any]:
-        return dict(requests.get(f"{self.url}/_sim/stats", timeout=10).json())
-
-    def now(self) -> int:
-        return int(self.stats()["now"])
-
-    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
-        return list(requests.get(f"{self.url}/_sim/requests", params={"type": kind} if kind else {},
-                                 timeout=10).json())
-
-    def fault(self, name: str, value: str | None = None) -> None:
-        params = {"name": name} | ({"value": value} if value is not None else {})
-        requests.post(f"{self.url}/_sim/fault", params=params, timeout=10).raise_for_status()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
 
 
 @pytest.fixture(scope="module")
