@@ -342,7 +342,8 @@ class Producer(StreamEvents):
         requests, weight, written = self.rest.stats.requests, self.rest.stats.weight, self._written_total()
         log.info("backfill: checking %d series in InfluxDB (%s)", len(self.series) + len(self.funding),
                  ", ".join(f"{tf}: {self.config.window(tf)} candles" for tf in self.config.timeframes)
-                 + (f", mark and funding: {self.config.window(MARK_TIMEFRAME, hourly=True)} hours"
+                 + (f", {'mark and ' if has_mark_series(self.config.exchange.name) else ''}"
+                    f"funding: {self.config.window(MARK_TIMEFRAME, hourly=True)} hours"
                     if self.funding else ""))
         gaps: list[_Gap] = []
         for group in self._groups():

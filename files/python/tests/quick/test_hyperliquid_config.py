@@ -9,6 +9,7 @@ import pytest
 
 from freqfeed import feather, schema
 from freqfeed.config import ConfigError, from_mapping
+from freqfeed.plan import Plan, PlanError, bot_need
 from freqfeed.schema import Candle
 from freqfeed.sync import plan
 
@@ -72,3 +73,36 @@ def test_exchange_tag() -> None:
     finally:
         schema.use_exchange("binance")
     assert schema.candle_line("ohlcv_1m", "BTC/USDC:USDC", candle).startswith("ohlcv_1m,exchange=binance,")
+
+
+HL_BOT: dict[str, Any] = {
+    "trading_mode": "futures", "margin_mode": "isolated", "stake_currency": "USDC", "timeframe": "3m",
+    "startup_candle_count": 40,
+    "exchange": {"name": "hyperliquid", "pair_whitelist": ["BTC/USDC:USDC", "ETH/USDC:USDC"]},
+    "freqai": {"enabled": True, "train_period_days": 30,
+               "feature_parameters": {"include_timeframes": ["3m", "1h"], "indicator_periods_candles": [10, 20]}},
+}
+
+
+def test_plan_accepts_hyperliquid_bots_and_names_the_freqai_override() -> None:
+    now = 1_795_572_000_000
+    bot = bot_need(HL_BOT, "hl.json", now)
+    assert bot.exchange == "hyperliquid" and not bot.override_exchange_checks
+    plan = Plan.of([bot])
+    text = "\n".join(plan.describe())
+    assert "3m: Hyperliquid itself serves only its last 5000 candles (10.4 days)" in text
+    assert "1h: Hyperliquid" not in text  # 32 days of 1h: inside its 208 days
+    assert "freqai.override_exchange_checks: true" in text and "NOT set: freqtrade refuses to start FreqAI" in text
+    assert "no mark files" in text and "mark 1h" not in text
+    assert "freqfeed_exchange: hyperliquid" in plan.yaml_fragment()
+    overridden = bot_need({**HL_BOT, "freqai": {**HL_BOT["freqai"], "override_exchange_checks": True}}, "b", now)
+    assert "override_exchange_checks: true (freqtrade's ohlcv_has_history is False there) with freqfeed's files in " \
+           "data/hyperliquid: set" in "\n".join(Plan.of([overridden]).describe())
+    binance = bot_need({**HL_BOT, "exchange": {"name": "binance", "pair_whitelist": ["BTC/USDT:USDT"]}}, "bn", now)
+    with pytest.raises(PlanError, match="different exchanges"):
+        Plan.of([bot, binance])
+    with pytest.raises(PlanError, match="Hyperliquid spot: freqfeed collects Hyperliquid's perpetuals only"):
+        bot_need({**HL_BOT, "trading_mode": "spot"}, "s", now)
+    with pytest.raises(PlanError, match="timeframe '6h' is not one freqfeed collects on hyperliquid"):
+        bot_need({**HL_BOT, "freqai": {**HL_BOT["freqai"], "feature_parameters": {
+            "include_timeframes": ["6h"], "indicator_periods_candles": [10]}}}, "t", now)

@@ -101,6 +101,8 @@ class HyperliquidRest:
         backoff = 1.0
         while True:
             await self.limiter.acquire(weight, endpoint=request.type)
+            # no used-weight header here: the peak is our own count of the exchange minute
+            self.stats.peak_used_weight = max(self.stats.peak_used_weight, self.limiter.used_weight)
             try:
                 status, text = await self._post(body)
             except (TimeoutError, aiohttp.ClientError) as exc:
