@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import pytest
 
 from freqfeed import feather, schema
 from freqfeed.config import ConfigError, from_mapping
+from freqfeed.exchanges.hyperliquid.rest import HyperliquidProducerRest, HyperliquidRest
 from freqfeed.plan import Plan, PlanError, bot_need
 from freqfeed.schema import Candle
 from freqfeed.sync import plan
@@ -106,3 +108,17 @@ def test_plan_accepts_hyperliquid_bots_and_names_the_freqai_override() -> None:
     with pytest.raises(PlanError, match="timeframe '6h' is not one freqfeed collects on hyperliquid"):
         bot_need({**HL_BOT, "freqai": {**HL_BOT["freqai"], "feature_parameters": {
             "include_timeframes": ["6h"], "indicator_periods_candles": [10]}}}, "t", now)
+
+
+def test_a_page_before_the_horizon_costs_no_request() -> None:
+    """With `history` longer than the horizon, the producer asks for pages Hyperliquid no longer has: answered
+    empty without a request (they become the producer's known exchange gaps)."""
+    rest = HyperliquidProducerRest(HyperliquidRest("http://127.0.0.1:9"))  # nothing listens: a request would fail
+    rest.coins = {"BTC/USDC:USDC": "BTC"}
+    now = rest.clock.now()
+    end = now - 5001 * 180_000
+    # a request would retry against the closed port until the timeout fails the test
+    page = rest.klines("BTC/USDC:USDC", "3m", end - 4999 * 180_000, end)
+    assert asyncio.run(asyncio.wait_for(page, timeout=5)) == []
+    assert rest.stats.requests == 0
+    asyncio.run(rest.close())
