@@ -616,6 +616,9 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
             values["cache_ttl"] = _cache_ttl(r, section.get("cache_ttl"))
             values["configured"] = "gateway" in r.present
         sections[name] = values
+    if exchange == "hyperliquid" and sections["sync"]["funding_timeframe"] != "1h":
+        r.errors.append("sync.funding_timeframe: Hyperliquid funds hourly and freqtrade names its files "
+                        f"-1h-funding_rate, got {_show(sections['sync']['funding_timeframe'])}")
     ix = sections["influxdb"]
     if ix["password"] and not ix["username"]:
         r.errors.append("influxdb.username: missing (a password is set, so a username is expected too)")

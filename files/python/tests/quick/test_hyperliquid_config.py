@@ -40,6 +40,8 @@ def test_hyperliquid_refusals_name_the_key() -> None:
     assert "pairs[0]: expected a Hyperliquid perpetual BASE/USDC:USDC" in text
     assert "pairs[1]: expected a Hyperliquid perpetual" in text
     assert "timeframes[0]: expected one of 1m, 3m, 5m, 15m, 30m, 1h, 2h, 4h, 8h, 12h, 1d, 3d, 1w (hyperliquid)" in text
+    with pytest.raises(ConfigError, match=r"sync\.funding_timeframe: Hyperliquid funds hourly"):
+        from_mapping({**BASE, "sync": {"funding_timeframe": "8h"}})
     with pytest.raises(ConfigError, match=r"exchange\.name: expected one of binance, hyperliquid, got 'kraken'"):
         from_mapping({**BASE, "exchange": {"name": "kraken"}})
     with pytest.raises(ConfigError, match=r"timeframes\[0\]: expected one of .*6h.* \(binance\), got '2m'"):
