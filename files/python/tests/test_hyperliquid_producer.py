@@ -204,3 +204,30 @@ def test_recorded_history_outgrows_the_exchange_horizon(client: InfluxDB, influx
     expected_days = (time.time() * 1000 - (t0 - 4999 * MINUTE)) / 86_400_000
     assert abs(recorded - expected_days) < 0.2, (line, expected_days)
     assert "recorded enough on" in line
+
+
+@pytest.mark.slow
+def test_one_run_at_a_fast_clock_records_more_than_the_horizon(client: InfluxDB, influx_config: InfluxDBConfig,
+                                                               tmp_path: Path) -> None:
+    """One uninterrupted producer run while more than 5000 1m candles pass (1200x: an exchange minute every
+    50 ms, 5400 of them in 4.5 real minutes): InfluxDB holds the backfilled horizon plus every candle that closed
+    during the run, equal to the truth, and the exchange's horizon has moved past the first recorded candle."""
+    start = (int(time.time() * 1000) // MINUTE - 6 * 24 * 60) * MINUTE
+    sim = HyperliquidSim(tmp_path, speed=1200, start_ms=start, via_cli=True)
+    config = producer_config(influx_config, sim, tmp_path)
+    config["pairs"], config["timeframes"] = ["BTC/USDC:USDC"], ["1m"]
+    began = sim.now()
+    producer = run_producer(config, tmp_path, "producer-fast")
+    wait_for(lambda: sim.now() > began + (wire.CANDLE_HORIZON + 300) * MINUTE, 600, "5300 exchange minutes")
+    wait_for(lambda: stored(client, ohlcv_measurement("1m"), "BTC/USDC:USDC", "close")[-1][0]
+             >= last_closed_open(sim.now(), "1m") - 30 * MINUTE, 60, "the producer to keep up")
+    until = sim.now() - 30 * MINUTE
+    assert producer.terminate()[0] == 0
+    rows = [tuple(r) for r in stored(client, ohlcv_measurement("1m"), "BTC/USDC:USDC",
+                                     "open, high, low, close, volume") if r[0] <= last_closed_open(until, "1m")]
+    assert rows == truth(sim.market, "BTC", "1m", rows[0][0], rows[-1][0])
+    assert len(rows) > 2 * wire.CANDLE_HORIZON
+    answer = sim.info(wire.candle_snapshot_body("BTC", "1m", 0, sim.now())).json()
+    assert answer[0]["t"] > rows[0][0] + wire.CANDLE_HORIZON * MINUTE // 2
+    health = json.loads((tmp_path / "health.json").read_text())
+    print("candles:", len(rows), "counters:", health["counters"], "rest:", health["rest"])
