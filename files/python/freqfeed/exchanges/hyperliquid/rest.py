@@ -194,7 +194,9 @@ class HyperliquidRest:
             page_end = page_start - 1
         now = self.clock.now() - int(CLOSED_MARGIN_MS * self.clock.rate)
         ordered = [rows[t] for t in sorted(rows)]
-        closed = [r for r in ordered if int(r["T"]) < now]
+        # a candle is final once a later one started (as the stream's CandleCloser judges), whatever our clock
+        # estimate says; the newest one by its end time
+        closed = ordered[:-1] + [r for r in ordered[-1:] if int(r["T"]) < now]
         in_progress = ordered[-1] if ordered and int(ordered[-1]["T"]) >= now else None
         return CandleHistory(closed, in_progress, truncated)
 
@@ -283,7 +285,8 @@ class HyperliquidProducerRest:
             raise ValueError("Hyperliquid has no mark-price candles (freqtrade uses 1h futures candles as mark)")
         if not current and end < wire.horizon_first_open(self.clock.now() - HORIZON_MARGIN_MS, timeframe):
             return [], None  # all before the horizon: gone from every Hyperliquid server, not worth 20 weight
-        last = max(end, self.clock.now()) if current else end
+        # without `current`, one candle more: the candle at `end` is known final when its successor has started
+        last = max(end, self.clock.now()) if current else end + wire.interval_ms(timeframe)
         history = await self.rest.candles(self.coin(pair), timeframe, start, last)
         candles = [candle_from_row(row) for row in history.closed if start <= int(row["t"]) <= end]
         in_progress = candle_from_row(history.in_progress) if current and history.in_progress else None
