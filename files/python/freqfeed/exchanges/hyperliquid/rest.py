@@ -220,7 +220,7 @@ class HyperliquidProducerRest:
     """HyperliquidRest with the methods the producer calls on Binance's REST client (freqfeed.exchange.
     BinanceRest), pairs in and freqfeed's types out, so the producer can take either:
     sync_time, exchange_info, check_pairs, klines, klines_and_current, page_candles, funding_rates,
-    next_funding_times, stats, weight_limit, close.
+    next_funding_times, stats, limiter, weight_limit, close.
 
     Hyperliquid has no mark-price candles (freqtrade uses 1h futures candles as mark candles there): asking for
     them is an error, so a producer configured for Hyperliquid must not schedule mark series."""
@@ -242,6 +242,10 @@ class HyperliquidProducerRest:
     @property
     def stats(self) -> LimiterStats:
         return self.rest.stats
+
+    @property
+    def limiter(self) -> WeightLimiter:
+        return self.rest.limiter
 
     @property
     def weight_limit(self) -> int:
