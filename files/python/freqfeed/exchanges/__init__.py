@@ -23,6 +23,7 @@ Protocol when Binance moves in, see docs/notes/hl.md):
   - a stream client: closed candles and candles in progress, mark price / funding estimates, (re)connects
   - freqtrade's layout for it (candle types, mark candles, funding timeframe)
 
+`clients.py` picks the producer's REST and stream clients by the config's `exchange.name`.
 Today only `hyperliquid` lives here; Binance's modules (binance_wire, exchange, streams, simulator/) move
 in later without behaviour changes.
 """
