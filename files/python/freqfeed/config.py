@@ -103,7 +103,9 @@ class GatewayConfig:
     close_wait: float = 3.0
     live_max_age: float = 10.0
     poll_interval: float = 0.5
-    cache_candles: int = 1000
+    cache_candles: int = 1500
+    load_timeout: float = 60.0  # seconds from start: then ready (READY=1) even if not loaded, forwarding, loudly
+    state_dir: str | None = None  # where immutable answers are kept across restarts ($STATE_DIRECTORY if unset)
     cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
     exchange_info_refresh: float = 600.0
     max_wait: float = 2.0
@@ -452,7 +454,8 @@ def _listen(value: str) -> str | None:
 
 def _gateway(r: _Reader, gw: Mapping[str, Any], endpoints: Mapping[str, str]) -> GatewayConfig:
     r.unknown(gw, "gateway.", {"listen", "close_wait", "live_max_age", "poll_interval", "cache_candles", "cache_ttl",
-                               "exchange_info_refresh", "max_wait", "ws_url", "book_max_age", "book_idle"})
+                               "exchange_info_refresh", "max_wait", "ws_url", "book_max_age", "book_idle",
+                               "load_timeout", "state_dir"})
     listen = r.get(gw, "gateway.", "listen", "str", "127.0.0.1:8091", check=_listen)
     host, _, port = listen.rpartition(":")
     ttl = dict(DEFAULT_CACHE_TTL)
@@ -473,7 +476,9 @@ def _gateway(r: _Reader, gw: Mapping[str, Any], endpoints: Mapping[str, str]) ->
         close_wait=r.get(gw, "gateway.", "close_wait", "number", 3.0, check=_at_least(0.0)),
         live_max_age=r.get(gw, "gateway.", "live_max_age", "number", 10.0, check=_at_least(0.5)),
         poll_interval=r.get(gw, "gateway.", "poll_interval", "number", 0.5, check=_at_least(0.05)),
-        cache_candles=r.get(gw, "gateway.", "cache_candles", "int", 1000, check=_between(0, 1500)),
+        cache_candles=r.get(gw, "gateway.", "cache_candles", "int", 1500, check=_between(0, 10000)),
+        load_timeout=r.get(gw, "gateway.", "load_timeout", "number", 60.0, check=_between(1.0, 3600.0)),
+        state_dir=r.get(gw, "gateway.", "state_dir", "str", None) or None,
         cache_ttl=ttl,
         exchange_info_refresh=r.get(gw, "gateway.", "exchange_info_refresh", "number", 600.0, check=_at_least(10.0)),
         max_wait=r.get(gw, "gateway.", "max_wait", "number", 2.0, check=_at_least(0.0)),

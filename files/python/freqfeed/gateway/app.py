@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import signal
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -26,6 +27,7 @@ from freqfeed.config import Config
 from freqfeed.exchange import ExchangeClock
 from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
+from freqfeed.gateway.notify import notify
 from freqfeed.gateway.upstream import Reply, Upstream
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
@@ -87,6 +89,7 @@ class Gateway:
                  self.config.exchange.rest_url)
 
     async def _run(self) -> None:
+        self._tasks.append(asyncio.create_task(self.history.watch_load(), name="load-deadline"))
         await self._connect_binance()
         self._tasks.append(asyncio.create_task(self.history.run(), name="history"))
         self._tasks.append(asyncio.create_task(self.books.run(), name="books"))
@@ -120,9 +123,11 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._runner is not None:
-            await self._runner.cleanup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
         await self.upstream.close()
-        self.influx.close()
+        # a read under way (daemon thread) is abandoned, not waited for: the stop takes well under a second
+        threading.Thread(target=self.influx.close, daemon=True).start()
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -185,7 +190,12 @@ class Gateway:
         if self.market == "futures":
             answers.update({"markPriceKlines": self._mark_klines, "fundingRate": self._funding})
         answer = answers.get(endpoint)
-        return None if answer is None else self._json(await answer(params))
+        if answer is None:
+            return None
+        if not self.formats and endpoint not in ("ping", "time"):
+            # starting: held (at most gateway.load_timeout) until exchangeInfo is in, not forwarded
+            await self.history.hold(lambda: bool(self.formats))
+        return self._json(await answer(params))
 
     async def _ping(self, params: dict[str, str]) -> bytes:
         return b"{}"
@@ -254,6 +264,11 @@ class Gateway:
             "used_weight": self.upstream.limiter.used_weight,
             "rate_limited": stats.rate_limited,
             "banned": stats.banned,
+            "state": history.state,
+            "load": {"state": history.state,
+                     "seconds": round(history.load_seconds, 2) if history.load_seconds is not None else None,
+                     "pieces": history.pieces_done, "pieces_total": history.pieces_total,
+                     "candles": history.load_rows, "error": history.load_error, "progress": history.progress()},
             "influxdb_ok": history.poll_error is None and history.loaded,
             "influxdb_error": history.poll_error,
             "influxdb_last_poll_s": round(time.monotonic() - history.last_poll_ok, 1) if history.last_poll_ok else None,
@@ -310,12 +325,30 @@ async def serve(config: Config) -> int:
         log.error("gateway cannot listen on %s: %s", config.gateway.listen, exc.strerror or exc)
         await gateway.stop()
         return 1
+    notifier = asyncio.create_task(_notify_systemd(gateway, stop), name="sd_notify")
     with contextlib.suppress(asyncio.CancelledError):
         await stop.wait()
+    notifier.cancel()
+    notify("STOPPING=1")
     await gateway.stop()
     log.info("gateway stopped: %d requests, %d answered here, %d forwarded", gateway.counters["requests"],
              gateway.counters["local"], gateway.counters["forwarded"])
     return 0
+
+
+async def _notify_systemd(gateway: Gateway, stop: asyncio.Event) -> None:
+    """STATUS= with the load's progress every second, READY=1 once loaded or degraded (gateway.load_timeout)."""
+    history = gateway.history
+    while not history.settled.is_set():
+        notify(f"STATUS={history.progress()}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(history.settled.wait(), timeout=1.0)
+    notify("READY=1", f"STATUS={history.progress()}")
+    log.log(logging.INFO if history.state == "ready" else logging.ERROR, "gateway %s", history.progress())
+    while history.state != "ready":  # degraded: say when the load completes
+        await asyncio.sleep(1.0)
+        notify(f"STATUS={history.progress()}")
+    notify(f"STATUS={history.progress()}")
 
 
 def main(config: Config) -> int:
