@@ -14,10 +14,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +30,7 @@ from freqfeed.exchange import ExchangeClock
 from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
 from freqfeed.gateway.notify import notify
+from freqfeed.gateway.permanent import PermanentAnswers
 from freqfeed.gateway.upstream import Reply, Upstream
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
@@ -62,6 +65,8 @@ class Gateway:
         self.formats: dict[str, wire.SymbolFormat] = {}
         self.history = History(config, self.influx, self.clock, self.formats.get)
         self.books = BookStreams(config, self.formats)
+        state_dir = config.gateway.state_dir or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        self.permanent = PermanentAnswers(Path(state_dir) if state_dir else None)
         self.started = time.time()
         self.counters: Counter[str] = Counter()
         self.by_endpoint: dict[str, Counter[str]] = {}
@@ -156,14 +161,18 @@ class Gateway:
             if why.fallback:
                 self.counters["close-wait fallbacks"] += 1
                 log.warning("close wait over, asking Binance: %s %s: %s", path, dict(params), why.reason)
-            self.counters[f"forward: {_reason_kind(why.reason)}"] += 1
             reply = None
             reason = why.reason
         else:
             reason = ""
+        if reply is None and (kept := self.permanent.get(endpoint, dict(params))) is not None:
+            reply = self._json(kept)  # an immutable answer kept from an earlier forward
         if reply is None:
+            if reason:
+                self.counters[f"forward: {_reason_kind(reason)}"] += 1
             reply = await self.upstream.get(path, params, endpoint=endpoint, reason=reason)
             self._count(endpoint, "forwarded")
+            self.permanent.offer(endpoint, dict(params), reply.status, reply.body, self.clock.now())
         else:
             self._count(endpoint, "local")
         return _send(reply)
@@ -275,6 +284,7 @@ class Gateway:
             "exchange_info_age_s": round(time.monotonic() - self.upstream.exchange_info_at, 1)
             if self.upstream.exchange_info_at else None,
             "books": self.books.status(),
+            "permanent": self.permanent.status(),
             "by_endpoint": {k: dict(v) for k, v in sorted(self.by_endpoint.items())},
         }
 
