@@ -271,10 +271,11 @@ class GatewayProcess:
         self.url = f"http://{config['gateway']['listen']}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, wait: bool = True) -> GatewayProcess:
+    def start(self, *, wait: bool = True, env: dict[str, str] | None = None) -> GatewayProcess:
         handle = open(self.log, "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen([sys.executable, "-m", "freqfeed", "serve", "--config", str(self.config_path)],
-                                        stdout=handle, stderr=handle, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        stdout=handle, stderr=handle,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         RUNNING.append(self.process)
         handle.close()
         if wait:
