@@ -235,3 +235,35 @@ def _pings(gateway: GatewayProcess) -> bool:
         return requests.get(f"{gateway.url}/fapi/v1/ping", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_a_restart_restores_the_cache_snapshot_and_tops_it_up(setup: Setup) -> None:
+    """With a state directory (systemd's StateDirectory=), a restart takes its closed candles from the
+    snapshot, reads from InfluxDB only what is newer, and answers exactly as before."""
+    state = setup.work / "restart-state"
+    config = gateway_config(setup.influx, setup.sim, PAIRS, TIMEFRAMES, gateway={"state_dir": str(state)})
+    first = GatewayProcess(setup.work, config, name="restart1").start()
+    query = {"symbol": "BTCUSDT", "interval": "3m", "limit": "200", "endTime": str(int(time.time() * 1000) - 600_000)}
+    try:
+        wait_for((state / "gateway-cache.bin").exists, 30, "the cache snapshot")
+        before = requests.get(f"{first.url}/fapi/v1/klines", params=query, timeout=10).json()
+        assert first.status()["load"]["restored_series"] == 0
+    finally:
+        first.terminate()
+    notes = Notifications()
+    second = GatewayProcess(setup.work, config, name="restart2")
+    try:
+        second.start(wait=False, env={"NOTIFY_SOCKET": notes.path})
+        notes.wait_ready(60)
+        status = second.status()
+        assert status["state"] == "ready"
+        assert status["load"]["restored_series"] == len(PAIRS) * (len(TIMEFRAMES) + 1), status["load"]
+        assert status["load"]["pieces_total"] == 2, "only the candles in progress and funding from InfluxDB"
+        assert requests.get(f"{second.url}/fapi/v1/klines", params=query, timeout=10).json() == before
+        newest = requests.get(f"{second.url}/fapi/v1/klines", params={"symbol": "ETHUSDT", "interval": "1m",
+                                                                      "limit": "100"}, timeout=10)
+        assert newest.status_code == 200 and len(newest.json()) == 100
+        assert second.status()["forwarded"] == 0
+    finally:
+        second.terminate()
+        notes.close()

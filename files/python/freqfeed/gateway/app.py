@@ -63,9 +63,10 @@ class Gateway:
         self.upstream = Upstream(config, self.clock)
         self.influx = influx or InfluxDB(config.influxdb, retries=1)
         self.formats: dict[str, wire.SymbolFormat] = {}
-        self.history = History(config, self.influx, self.clock, self.formats.get)
-        self.books = BookStreams(config, self.formats)
         state_dir = config.gateway.state_dir or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        self.history = History(config, self.influx, self.clock, self.formats.get,
+                               state_dir=Path(state_dir) if state_dir else None)
+        self.books = BookStreams(config, self.formats)
         self.permanent = PermanentAnswers(Path(state_dir) if state_dir else None)
         self.started = time.time()
         self.counters: Counter[str] = Counter()
@@ -277,7 +278,8 @@ class Gateway:
             "load": {"state": history.state,
                      "seconds": round(history.load_seconds, 2) if history.load_seconds is not None else None,
                      "pieces": history.pieces_done, "pieces_total": history.pieces_total,
-                     "candles": history.load_rows, "error": history.load_error, "progress": history.progress()},
+                     "candles": history.load_rows, "error": history.load_error, "progress": history.progress(),
+                     "restored_series": history.restored, "snapshot_error": history.snapshot_error},
             "influxdb_ok": history.poll_error is None and history.loaded,
             "influxdb_error": history.poll_error,
             "influxdb_last_poll_s": round(time.monotonic() - history.last_poll_ok, 1) if history.last_poll_ok else None,

@@ -28,10 +28,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from freqfeed import binance_wire as wire
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchange import ExchangeClock
+from freqfeed.gateway import snapshot
+from freqfeed.gateway.rows import kline_row_bytes
 from freqfeed.gateway.series import SeriesCache
 from freqfeed.gateway.threads import DaemonWorkers
 from freqfeed.influx import InfluxDB, InfluxDBError, Select, Series
@@ -97,8 +101,14 @@ class FundingCache:
 
 class History:
     def __init__(self, config: Config, influx: InfluxDB, clock: ExchangeClock,
-                 formats: Callable[[str], wire.SymbolFormat | None]) -> None:
+                 formats: Callable[[str], wire.SymbolFormat | None], *, state_dir: Path | None = None) -> None:
         self.config = config
+        self.snapshot_path = state_dir / snapshot.NAME if state_dir is not None else None
+        self.restored = 0  # series taken from the snapshot at start
+        self.snapshot_error: str | None = None
+        self._poll_seq = 0  # polls started
+        self._polled_seq = -1  # the newest started poll that succeeded
+        self._fresh_from = 0  # restored caches are current once a poll started after the restore succeeded
         self.influx = influx
         self.clock = clock
         self.formats = formats
@@ -145,11 +155,13 @@ class History:
             self.state = "loading"
         self.load_started = time.monotonic()
         poller = asyncio.create_task(self._poll_loop(), name="history-poll")
+        keeper = asyncio.create_task(self.keep_snapshots(), name="history-snapshot")
         try:
             await self._load()
             await poller
         finally:
             poller.cancel()
+            keeper.cancel()
 
     async def watch_load(self) -> None:
         """Past gateway.load_timeout the gateway serves anyway (READY=1), forwarding what is not loaded, loudly;
@@ -203,18 +215,23 @@ class History:
     def _pieces(self) -> list[tuple[str, str, list[str]]]:
         """The load, cut into statements of at most LOAD_PIECE_ROWS rows: (kind, timeframe, pairs)."""
         per = max(1, LOAD_PIECE_ROWS // self.capacity)
-        pairs = list(self.config.pairs)
-        groups = [pairs[i:i + per] for i in range(0, len(pairs), per)]
+
+        def groups(kind: str, tf: str) -> list[tuple[str, str, list[str]]]:
+            pairs = [p for p in self.config.pairs
+                     if not (self.trade[(p, tf)] if kind == "trade" else self.mark[p]).loaded]  # not restored
+            return [(kind, tf, pairs[i:i + per]) for i in range(0, len(pairs), per)]
+
         pieces: list[tuple[str, str, list[str]]] = [("live", "", []), *([("funding", "", [])] if self.futures else [])]
         # short timeframes first: they are the ones most asked for at a close
         for tf in self.live_timeframes:
             if tf in self.config.timeframes:
-                pieces += [("trade", tf, group) for group in groups]
+                pieces += groups("trade", tf)
             if self.futures and tf == MARK_TIMEFRAME:
-                pieces += [("mark", tf, group) for group in groups]
+                pieces += groups("mark", tf)
         return pieces
 
     async def _load(self) -> None:
+        await self._restore()
         pieces = self._pieces()
         self.pieces_total = len(pieces)
         limit = asyncio.Semaphore(max(self.influx.concurrency, 1))
@@ -240,6 +257,8 @@ class History:
             self._wake()
 
         await asyncio.gather(*(load(piece) for piece in pieces))
+        while not self.current:  # what was restored is topped up from InfluxDB before the gateway is ready
+            await self._wait(time.monotonic() + 1.0, fast=False)
         self.load_seconds = time.monotonic() - (self.load_started or self.started)
         self.load_error = None
         was = self.state
@@ -247,9 +266,82 @@ class History:
         self._loaded.set()
         self._settled.set()
         self._wake()
-        log.info("gateway: caches loaded from InfluxDB in %.1fs (%d series, %d candles, up to %d each, %d pieces)%s",
-                 self.load_seconds, len(self.trade) + len(self.mark), self.load_rows, self.capacity,
-                 self.pieces_total, " after running degraded" if was == "degraded" else "")
+        log.info("gateway: caches loaded in %.1fs (%d series, %d candles, up to %d each; %d series from the "
+                 "snapshot, %d pieces from InfluxDB)%s", self.load_seconds, len(self.trade) + len(self.mark),
+                 self.load_rows, self.capacity, self.restored, self.pieces_total,
+                 " after running degraded" if was == "degraded" else "")
+
+    # -- snapshot --------------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {"market": "futures" if self.futures else "spot", "influxdb": self.config.influxdb.url,
+                "database": self.config.influxdb.database, "rp": self.config.influxdb.retention_policy,
+                "capacity": self.capacity}
+
+    def _caches(self) -> dict[snapshot.SeriesKey, SeriesCache]:
+        caches: dict[snapshot.SeriesKey, SeriesCache] = {("trade", tf, p): c for (p, tf), c in self.trade.items()}
+        caches.update({("mark", MARK_TIMEFRAME, p): c for p, c in self.mark.items()})
+        return caches
+
+    async def _restore(self) -> None:
+        """The caches kept at the last run, where they still fit; a snapshot that does not is ignored."""
+        path = self.snapshot_path
+        if path is None or not path.exists():
+            return
+        try:
+            header, kept = await self.workers.run(snapshot.read, path)
+        except (OSError, ValueError) as exc:
+            self.snapshot_error = f"{path}: {exc}"
+            log.warning("gateway: ignoring the cache snapshot %s", self.snapshot_error)
+            return
+        if header.get("fingerprint") != self._fingerprint():
+            log.info("gateway: the cache snapshot was made for another configuration; loading from InfluxDB")
+            return
+        formats = header.get("formats", {})
+        now = self.clock.now()
+        caches = self._caches()
+        for key, (first, buffer, offsets) in kept.items():
+            cache = caches.get(key)
+            fmt = self.formats(exchange_symbol(key[2]))
+            if cache is None or first is None or fmt is None or \
+                    formats.get(key[2]) != [fmt.price_decimals, fmt.quantity_decimals]:
+                continue
+            last = first + (len(offsets) - 2) * cache.period
+            if (last_closed_open(now, key[1]) - last) // cache.period > self.capacity // 2:
+                continue  # too far behind: one piece reads it faster than a poll tops it up
+            cache.restore(first, buffer, offsets)
+            self.restored += 1
+            self.load_rows += len(cache)
+        self._fresh_from = self._poll_seq
+        log.info("gateway: %d of %d series restored from %s", self.restored, len(caches), path)
+
+    async def keep_snapshots(self) -> None:
+        """Write the snapshot once loaded and every SNAPSHOT_EVERY seconds (on a worker thread; the rows are
+        copied series by series on the loop, which keeps each pause short)."""
+        path = self.snapshot_path
+        if path is None:
+            return
+        await self._loaded.wait()
+        while True:
+            series: list[tuple[snapshot.SeriesKey, int | None, bytes, bytes]] = []
+            formats: dict[str, list[int]] = {}
+            for count, (key, cache) in enumerate(self._caches().items()):
+                fmt = self.formats(exchange_symbol(key[2]))
+                if cache.first is not None and fmt is not None:
+                    formats[key[2]] = [fmt.price_decimals, fmt.quantity_decimals]
+                    series.append((key, cache.first, bytes(cache.buffer), cache.offsets.tobytes()))
+                if count % 64 == 63:
+                    await asyncio.sleep(0)
+            header = {"fingerprint": self._fingerprint(), "formats": formats, "written": self.clock.now()}
+            try:
+                size = await self.workers.run(snapshot.write, path, header, series)
+                self.snapshot_error = None
+                log.debug("gateway: cache snapshot written (%d series, %d bytes)", len(series), size)
+            except OSError as exc:
+                self.snapshot_error = f"{path}: {exc.strerror or exc}"
+                log.error("gateway: cannot write the cache snapshot %s", self.snapshot_error)
+            del series
+            await asyncio.sleep(snapshot.SNAPSHOT_EVERY)
 
     async def _load_piece(self, kind: str, tf: str, pairs: list[str]) -> None:
         if kind == "live":
@@ -279,6 +371,17 @@ class History:
         return {pair: (self._rows(found[pair], pair, tf, mark=mark) if pair in found else []) for pair in pairs}
 
     async def poll(self) -> None:
+        seq = self._poll_seq
+        self._poll_seq += 1
+        await self._poll()
+        self._polled_seq = max(self._polled_seq, seq)
+
+    @property
+    def current(self) -> bool:
+        """Restored caches have been topped up from InfluxDB (always true without a snapshot)."""
+        return self._polled_seq >= self._fresh_from
+
+    async def _poll(self) -> None:
         now = self.clock.now()
         refresh = time.monotonic() - self._last_refresh > REFRESH_EVERY
         plan = self._closed_plan(now, refresh)
@@ -395,11 +498,11 @@ class History:
                 out.append((int(values[0]), None))
                 continue
             try:
-                row = wire.kline_row_from_floats(int(values[0]), period, fmt, *values[1:5], *values[5:], mark=mark)
+                row = kline_row_bytes(int(values[0]), period, fmt, values[1:], mark=mark)
             except (ValueError, TypeError):
                 out.append((int(values[0]), None))  # a candle stored before it had every field
                 continue
-            out.append((int(values[0]), _dumps(row).encode()))
+            out.append((int(values[0]), row))
         return out
 
     async def _from_influxdb(self, pair: str, tf: str, first: int, count: int, *, mark: bool) -> bytes:
@@ -431,7 +534,7 @@ class History:
         if (mark and query.interval != MARK_TIMEFRAME) or (not mark and query.interval not in self.config.timeframes):
             raise Forward(f"{'mark ' if mark else ''}{query.interval} is not collected by the producer")
         cache = self.mark[pair] if mark else self.trade[(pair, query.interval)]
-        if not await self.hold(lambda: cache.loaded and self.live_loaded):
+        if not await self.hold(lambda: cache.loaded and self.live_loaded and self.current):
             raise Forward("the gateway is still loading its caches")
         deadline = time.monotonic() + self.config.gateway.close_wait
         while True:

@@ -62,6 +62,14 @@ class SeriesCache:
         self.buffer, self.offsets = buffer, offsets
         self.loaded = True
 
+    def restore(self, first: int | None, buffer: bytearray, offsets: array[int]) -> None:
+        """Take over rows kept earlier (freqfeed.gateway.snapshot), as they were."""
+        if first is None or len(offsets) < 2:
+            return
+        self.first, self.buffer, self.offsets = first, buffer, offsets
+        self.loaded = True
+        self._trim()
+
     def extend(self, candles: Iterable[tuple[int, bytes | None]]) -> None:
         """Append newer candles while they continue the run; a hole stops it (until it is filled). When the
         first newer candle is more than `capacity` periods past the run, the run starts over from them."""
