@@ -201,7 +201,7 @@ def proc_stats(pid: int) -> dict[str, float]:
 
 
 def start_gateway(work: Path, influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[str], timeframes: list[str],
-                  name: str) -> tuple[GatewayProcess, dict[str, Any]]:
+                  name: str, state_dir: Path) -> tuple[GatewayProcess, dict[str, Any]]:
     notify_dir = tempfile.mkdtemp(prefix="ffb-", dir="/tmp")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(f"{notify_dir}/n")
@@ -209,7 +209,8 @@ def start_gateway(work: Path, influx: InfluxDBConfig, sim: SimulatorProcess, pai
     config["log_level"] = "INFO"
     gateway = GatewayProcess(work, config, name=name)
     started = time.monotonic()
-    gateway.start(wait=False, env={"NOTIFY_SOCKET": f"{notify_dir}/n"})
+    # systemd's StateDirectory= sets STATE_DIRECTORY: the unit's default, not a setting
+    gateway.start(wait=False, env={"NOTIFY_SOCKET": f"{notify_dir}/n", "STATE_DIRECTORY": str(state_dir)})
     assert gateway.process is not None
     sock.settimeout(600)
     lines: list[str] = []
@@ -219,10 +220,16 @@ def start_gateway(work: Path, influx: InfluxDBConfig, sim: SimulatorProcess, pai
     sock.close()
     shutil.rmtree(notify_dir)
     stats = proc_stats(gateway.process.pid)
+    state = gateway.status()["state"]
+    while gateway.status()["state"] != "ready":  # degraded at load_timeout: the load goes on
+        time.sleep(0.5)
     status = gateway.status()
-    return gateway, {"ready_s": round(ready, 2), "state": status["state"], "load_s": status["load"]["seconds"],
+    loaded = proc_stats(gateway.process.pid)
+    return gateway, {"ready_s": round(ready, 2), "state_at_ready": state, "load_s": status["load"]["seconds"],
                      "candles_loaded": status["load"]["candles"], "pieces": status["load"]["pieces_total"],
+                     "restored_series": status["load"]["restored_series"],
                      "cpu_s_at_ready": stats["cpu_s"], "rss_mb_at_ready": round(stats["rss_mb"], 1),
+                     "cpu_s_loaded": loaded["cpu_s"], "peak_rss_mb_loaded": round(loaded["peak_rss_mb"], 1),
                      "status_line": [line for line in lines if line.startswith("STATUS=")][-1:]}
 
 
@@ -336,10 +343,22 @@ def main() -> int:
                                                         (f"{SMALL_PAIRS}x{len(SMALL_TIMEFRAMES)}",
                                                          fill_pairs[:SMALL_PAIRS], SMALL_TIMEFRAMES)):
                     upstream_before = client_stats(sim, "freqfeed-gateway/")["requests"]
-                    gateway, start = start_gateway(work, influx, sim, config_pairs, timeframes, f"gw-{part}-{label}")
-                    print(f"  {label:12} ready after {start['ready_s']:.2f}s (load {start['load_s']}s, "
-                          f"{start['candles_loaded']} candles in {start['pieces']} pieces), CPU "
-                          f"{start['cpu_s_at_ready']:.1f}s, RSS {start['rss_mb_at_ready']:.0f} MB", flush=True)
+                    state_dir = work / f"state-{part}-{label}"
+                    starts = {}
+                    for kind in ("cold", "restart"):  # the first start (no snapshot), then a restart
+                        gateway, start = start_gateway(work, influx, sim, config_pairs, timeframes,
+                                                       f"gw-{part}-{label}-{kind}", state_dir)
+                        starts[kind] = start
+                        print(f"  {label:12} {kind:7}: READY=1 after {start['ready_s']:.2f}s ({start['state_at_ready']}"
+                              f"; loaded in {start['load_s']}s, {start['candles_loaded']} candles, "
+                              f"{start['restored_series']} series from the snapshot, {start['pieces']} pieces from "
+                              f"InfluxDB), CPU {start['cpu_s_at_ready']:.1f}s, RSS {start['rss_mb_at_ready']:.0f} "
+                              f"MB (peak {start['peak_rss_mb_loaded']:.0f} MB)", flush=True)
+                        if kind == "cold":
+                            while not (state_dir / "gateway-cache.bin").exists():
+                                time.sleep(0.2)
+                            gateway.terminate()
+                    start = {"cold": starts["cold"], **starts["restart"]}
                     try:
                         cases = measure(gateway, config_pairs, timeframes, args.seconds, label)
                         assert gateway.process is not None

@@ -67,6 +67,7 @@ FAST_POLL = 0.1  # real seconds between polls while a request waits for a candle
 
 
 LOAD_PIECE_ROWS = 30_000  # rows per load statement: a few MB of JSON, well inside influxdb.timeout
+LOAD_CONCURRENCY = 4  # at most this many pieces at once (and never more than influxdb.concurrency)
 LOAD_RETRY = 2.0  # real seconds before a failed piece is asked again (doubling, at most 30 s)
 MARGIN_CANDLES = 16  # kept beyond cache_candles, for windows that end a few candles back
 
@@ -234,7 +235,9 @@ class History:
         await self._restore()
         pieces = self._pieces()
         self.pieces_total = len(pieces)
-        limit = asyncio.Semaphore(max(self.influx.concurrency, 1))
+        # concurrent pieces: enough to keep influxd and the gateway busy at once, few enough that the answers
+        # being parsed (a few MB each) do not add up
+        limit = asyncio.Semaphore(max(min(self.influx.concurrency, LOAD_CONCURRENCY), 1))
 
         async def load(piece: tuple[str, str, list[str]]) -> None:
             delay = LOAD_RETRY
