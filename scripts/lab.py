@@ -162,9 +162,11 @@ def test() -> int:
             return 1
         bots = os.environ.get("FREQFEED_LAB_BOTS", "3")
         seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
-        step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the exchange")
+        step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the exchange;"
+             " meanwhile host120's gateway restarted, then host120 rebooted")
         trading = run(str(BIN / "python"), "scripts/lab_bots.py", "run", "--gateway", gateway_url("host120"),
                       "--exchange", f"http://127.0.0.1:{SIM_PORT}", "--feeder", "host120", "--bots", bots,
+                      "--feeder-container", container("host120"),
                       "--seconds", seconds, "--dir", str(LAB / "bots"), "--json", str(LAB / "bots.json"), check=False)
         if trading.returncode != 0:
             print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",
