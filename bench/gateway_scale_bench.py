@@ -155,37 +155,49 @@ class Streams(threading.Thread):
     """The producer's streams, without the producer: every second the candles in progress of every series,
     and each candle as it closes."""
 
-    def __init__(self, client: InfluxDB, market: Market, pairs: list[str], timeframes: list[str]) -> None:
+    def __init__(self, client: InfluxDB, market: Market, pairs: list[str], timeframes: list[str], filled: int) -> None:
         super().__init__(daemon=True)
         self.client, self.market, self.pairs, self.timeframes = client, market, pairs, timeframes
         self.stop = threading.Event()
-        self.last_closed = {tf: last_closed_open(int(time.time() * 1000), tf) for tf in [*timeframes, "1h"]}
+        # what the fill wrote: the candles that closed while it ran come first, or the caches would see a hole
+        self.last_closed = {tf: last_closed_open(filled, tf) for tf in [*timeframes, "1h"]}
+        self.step()
+
+    def closed_since(self, pair: str, tf: str, closed: int, *, mark: bool) -> list[str]:
+        period = timeframe_ms(tf)
+        count = (closed - self.last_closed[tf]) // period
+        if count <= 0:
+            return []
+        symbol = pair.split(":")[0].replace("/", "")
+        candles = self.market.candles(symbol, tf, self.last_closed[tf] + period, count, mark=mark)
+        return candle_lines(self.market, pair, tf, candles, mark=mark)
 
     def run(self) -> None:
         while not self.stop.wait(1.0 - time.time() % 1.0):
-            now = int(time.time() * 1000)
-            lines: list[str] = []
-            for tf in self.timeframes:
-                closed = last_closed_open(now, tf)
-                for pair in self.pairs:
-                    lines += live_lines(self.market, pair, tf, now, mark=False)
-                    if closed > self.last_closed[tf]:
-                        symbol = pair.split(":")[0].replace("/", "")
-                        lines += candle_lines(self.market, pair, tf, self.market.candles(symbol, tf, closed, 1),
-                                              mark=False)
-                self.last_closed[tf] = closed
-            closed = last_closed_open(now, "1h")
+            self.step()
+
+    def step(self) -> None:
+        now = int(time.time() * 1000)
+        lines: list[str] = []
+        for tf in self.timeframes:
+            closed = last_closed_open(now, tf)
             for pair in self.pairs:
-                lines += live_lines(self.market, pair, "1h", now, mark=True)
-                if closed > self.last_closed["1h"]:
-                    symbol = pair.split(":")[0].replace("/", "")
-                    lines += candle_lines(self.market, pair, "1h", self.market.candles(symbol, "1h", closed, 1,
-                                                                                       mark=True), mark=True)
-            self.last_closed["1h"] = closed
-            try:
-                self.client.write(lines)
-            except Exception as exc:  # noqa: BLE001 - a bench: say it and go on
-                print(f"streams: {exc}", file=sys.stderr)
+                lines += live_lines(self.market, pair, tf, now, mark=False)
+                if tf != "1h":  # the 1h trade and mark candles below
+                    lines += self.closed_since(pair, tf, closed, mark=False)
+            if tf != "1h":
+                self.last_closed[tf] = closed
+        closed = last_closed_open(now, "1h")
+        for pair in self.pairs:
+            lines += live_lines(self.market, pair, "1h", now, mark=True)
+            if "1h" in self.timeframes:
+                lines += self.closed_since(pair, "1h", closed, mark=False)
+            lines += self.closed_since(pair, "1h", closed, mark=True)
+        self.last_closed["1h"] = closed
+        try:
+            self.client.write(lines)
+        except Exception as exc:  # noqa: BLE001 - a bench: say it and go on
+            print(f"streams: {exc}", file=sys.stderr)
 
 
 # -- the gateway process -----------------------------------------------------------------------------------
@@ -332,7 +344,7 @@ def main() -> int:
                 depth_text = f"{args.history_days:g} days" if depth_ms else "1500 candles"
                 print(f"{part}: {points} points written in {filled:.0f}s ({len(fill_pairs)} pairs, {depth_text})",
                       flush=True)
-                streams = Streams(client, market, fill_pairs, SCALE_TIMEFRAMES)
+                streams = Streams(client, market, fill_pairs, SCALE_TIMEFRAMES, now)
                 streams.start()
                 time.sleep(2)  # the first candles in progress are in
                 run: dict[str, Any] = {"part": part, "points": points, "fill_s": round(filled, 1),

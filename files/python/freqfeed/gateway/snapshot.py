@@ -47,28 +47,28 @@ def write(path: Path, header: dict[str, Any], series: list[tuple[SeriesKey, int 
 
 
 def read(path: Path) -> tuple[dict[str, Any], dict[SeriesKey, tuple[int | None, bytearray, array[int]]]]:
-    """(On a worker thread) the header and each series' (first open, buffer, offsets); ValueError when the
-    file is not a snapshot or is cut short."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
-        raise ValueError(f"{path} is not a gateway cache snapshot")
-    position = len(MAGIC)
-    length = int.from_bytes(data[position:position + 8], "little")
-    position += 8
-    header = json.loads(data[position:position + length])
-    position += length
+    """(On a worker thread) the header and each series' (first open, buffer, offsets), read straight into
+    their buffers (no second copy of the file in memory); ValueError when the file is not a snapshot or is
+    cut short."""
     series: dict[SeriesKey, tuple[int | None, bytearray, array[int]]] = {}
-    view = memoryview(data)
-    for kind, tf, pair, first, buffer_len, offsets_len in header.get("series", []):
-        if position + buffer_len + offsets_len > len(data) or offsets_len % 4:
-            raise ValueError(f"{path} is cut short or damaged")
-        buffer = bytearray(view[position:position + buffer_len])
-        position += buffer_len
-        offsets = array("I")
-        offsets.frombytes(view[position:position + offsets_len])
-        position += offsets_len
-        if len(buffer) != buffer_len or not offsets or offsets[-1] != buffer_len:
-            raise ValueError(f"{path} is cut short or damaged")
-        series[(kind, tf, pair)] = (first, buffer, offsets)
-    view.release()
+    with open(path, "rb") as handle:
+        if handle.read(len(MAGIC)) != MAGIC:
+            raise ValueError(f"{path} is not a gateway cache snapshot")
+        length = int.from_bytes(handle.read(8), "little")
+        try:
+            header = json.loads(handle.read(length))
+        except ValueError:
+            raise ValueError(f"{path} is cut short or damaged") from None
+        for kind, tf, pair, first, buffer_len, offsets_len in header.get("series", []):
+            buffer = bytearray(buffer_len)
+            offsets = array("I")
+            try:
+                if handle.readinto(buffer) != buffer_len or offsets_len % offsets.itemsize:
+                    raise EOFError
+                offsets.fromfile(handle, offsets_len // offsets.itemsize)
+            except (EOFError, ValueError):
+                raise ValueError(f"{path} is cut short or damaged") from None
+            if not offsets or offsets[-1] != buffer_len:
+                raise ValueError(f"{path} is cut short or damaged")
+            series[(kind, tf, pair)] = (first, buffer, offsets)
     return header, series
