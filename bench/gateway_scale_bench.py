@@ -292,7 +292,10 @@ def measure(gateway: GatewayProcess, pairs: list[str], timeframes: list[str], se
                   f"{case['p99_ms']:6.2f} ms  {case['rps']:7.0f} req/s  ({case['requests']} requests, "
                   f"{case['local']} local, {case['forwarded']} forwarded, {case['errors']} errors, load "
                   f"{case['load_avg_1m']})", flush=True)
-            assert case["forwarded"] == 0 and case["errors"] == 0 and case["local"] == case["requests"], case
+            case["all_local"] = case["forwarded"] == 0 and case["errors"] == 0 and case["local"] == case["requests"]
+            if not case["all_local"]:
+                case["forward_reasons"] = gateway.status()["forward_reasons"]
+                print(f"  NOT ALL LOCAL: {case['forward_reasons']}", flush=True)
     return cases
 
 
@@ -403,6 +406,9 @@ def main() -> int:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n")
+    missed = [(run["part"], config["label"], case["limit"], case["clients"]) for run in results["runs"]
+              for config in run["configs"] for case in config["cases"] if not case["all_local"]]
+    assert not missed, f"requests not all answered locally in: {missed}"
     return 0
 
 

@@ -319,31 +319,37 @@ class History:
         log.info("gateway: %d of %d series restored from %s", self.restored, len(caches), path)
 
     async def keep_snapshots(self) -> None:
-        """Write the snapshot once loaded and every SNAPSHOT_EVERY seconds (on a worker thread; the rows are
-        copied series by series on the loop, which keeps each pause short)."""
+        """Write the snapshot once loaded and every SNAPSHOT_EVERY seconds: series by series from the loop
+        (each a page-cache write of one buffer, a pause every 64 series), fsync and rename on a worker thread."""
         path = self.snapshot_path
         if path is None:
             return
         await self._loaded.wait()
         while True:
-            series: list[tuple[snapshot.SeriesKey, int | None, bytes, bytes]] = []
             formats: dict[str, list[int]] = {}
-            for count, (key, cache) in enumerate(self._caches().items()):
-                fmt = self.formats(exchange_symbol(key[2]))
-                if cache.first is not None and fmt is not None:
-                    formats[key[2]] = [fmt.price_decimals, fmt.quantity_decimals]
-                    series.append((key, cache.first, bytes(cache.buffer), cache.offsets.tobytes()))
-                if count % 64 == 63:
-                    await asyncio.sleep(0)
-            header = {"fingerprint": self._fingerprint(), "formats": formats, "written": self.clock.now()}
             try:
-                size = await self.workers.run(snapshot.write, path, header, series)
+                writer = snapshot.Writer(path)
+                finishing = False
+                try:
+                    for count, (key, cache) in enumerate(self._caches().items()):
+                        fmt = self.formats(exchange_symbol(key[2]))
+                        if cache.first is not None and fmt is not None:
+                            formats[key[2]] = [fmt.price_decimals, fmt.quantity_decimals]
+                            writer.add(key, cache.first, cache.buffer, cache.offsets)
+                        if count % 64 == 63:
+                            await asyncio.sleep(0)
+                    header = {"fingerprint": self._fingerprint(), "formats": formats, "written": self.clock.now()}
+                    finishing = True  # from here on the worker owns the file (a stop abandons it there)
+                    size = await self.workers.run(writer.finish, header)
+                except BaseException:
+                    if not finishing:
+                        writer.abort()
+                    raise
                 self.snapshot_error = None
-                log.debug("gateway: cache snapshot written (%d series, %d bytes)", len(series), size)
+                log.debug("gateway: cache snapshot written (%d series, %d bytes)", len(writer.entries), size)
             except OSError as exc:
                 self.snapshot_error = f"{path}: {exc.strerror or exc}"
                 log.error("gateway: cannot write the cache snapshot %s", self.snapshot_error)
-            del series
             await asyncio.sleep(snapshot.SNAPSHOT_EVERY)
 
     async def _load_piece(self, kind: str, tf: str, pairs: list[str]) -> None:
@@ -471,15 +477,19 @@ class History:
                 fmt = self.formats(exchange_symbol(pair))
                 if fmt is None or row.get("event_time") is None:
                     continue
+                held = self.live.get((pair, tf, price))
+                if held is not None and held.event_ms == int(row["event_time"]) and \
+                        held.open_time == int(row["time"]):
+                    continue  # unchanged since the last poll
                 try:
-                    kline = wire.kline_row_from_floats(
-                        int(row["time"]), period, fmt, row["open"], row["high"], row["low"], row["close"],
-                        row.get("volume"), row.get("quote_volume"), row.get("trades"), row.get("taker_buy_volume"),
-                        row.get("taker_buy_quote_volume"), mark=price == LIVE_MARK)
+                    kline = kline_row_bytes(int(row["time"]), period, fmt, [
+                        row["open"], row["high"], row["low"], row["close"], row.get("volume"), row.get("quote_volume"),
+                        row.get("trades"), row.get("taker_buy_volume"), row.get("taker_buy_quote_volume")],
+                        mark=price == LIVE_MARK)
                 except (ValueError, TypeError):
                     continue
                 next_funding = row.get("next_funding_time")
-                self.live[(pair, tf, price)] = Live(int(row["time"]), _dumps(kline).encode(), int(row["event_time"]),
+                self.live[(pair, tf, price)] = Live(int(row["time"]), kline, int(row["event_time"]),
                                                     int(next_funding) if next_funding is not None else None)
 
     def _fresh_live(self, pair: str, tf: str, price: str, open_time: int) -> Live | None:

@@ -26,24 +26,47 @@ NAME = "gateway-cache.bin"
 SeriesKey = tuple[str, str, str]  # kind ("trade"/"mark"), timeframe, pair
 
 
-def write(path: Path, header: dict[str, Any], series: list[tuple[SeriesKey, int | None, bytes, bytes]]) -> int:
-    """(On a worker thread) header + every series' (key, first open, buffer, offsets bytes); returns bytes."""
-    entries = [[*key, first, len(buffer), len(offsets)] for key, first, buffer, offsets in series]
-    head = json.dumps({**header, "series": entries}, separators=(",", ":")).encode()
-    temp = path.with_name(path.name + ".tmp")
-    size = 0
-    with open(temp, "wb") as handle:
-        handle.write(MAGIC)
-        handle.write(len(head).to_bytes(8, "little"))
-        handle.write(head)
-        for _, _, buffer, offsets in series:
-            handle.write(buffer)
-            handle.write(offsets)
-            size += len(buffer) + len(offsets)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temp, path)
-    return size + len(head)
+class Writer:
+    """A snapshot written series by series straight from the caches' buffers (no copy of the caches in
+    memory): MAGIC, each series' buffer and offsets, then the header (JSON) and its length (8 bytes). The
+    caller adds series on the event loop (each write is a page-cache copy of one series) and finishes on a
+    worker thread (fsync, rename)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.temp = path.with_name(path.name + ".tmp")
+        self.handle = open(self.temp, "wb")  # noqa: SIM115 - closed in finish/abort
+        self.handle.write(MAGIC)
+        self.entries: list[list[Any]] = []
+        self.size = len(MAGIC)
+
+    def add(self, key: SeriesKey, first: int | None, buffer: bytearray, offsets: array[int]) -> None:
+        self.handle.write(buffer)
+        self.handle.write(offsets.tobytes())
+        self.entries.append([*key, first, len(buffer), len(offsets) * offsets.itemsize])
+        self.size += len(buffer) + len(offsets) * offsets.itemsize
+
+    def finish(self, header: dict[str, Any]) -> int:
+        head = json.dumps({**header, "series": self.entries}, separators=(",", ":")).encode()
+        self.handle.write(head)
+        self.handle.write(len(head).to_bytes(8, "little"))
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+        self.handle.close()
+        os.replace(self.temp, self.path)
+        return self.size + len(head) + 8
+
+    def abort(self) -> None:
+        self.handle.close()
+        self.temp.unlink(missing_ok=True)
+
+
+def write(path: Path, header: dict[str, Any], series: list[tuple[SeriesKey, int | None, bytearray, array[int]]]) -> int:
+    """The whole snapshot at once (tests)."""
+    writer = Writer(path)
+    for key, first, buffer, offsets in series:
+        writer.add(key, first, buffer, offsets)
+    return writer.finish(header)
 
 
 def read(path: Path) -> tuple[dict[str, Any], dict[SeriesKey, tuple[int | None, bytearray, array[int]]]]:
@@ -51,14 +74,20 @@ def read(path: Path) -> tuple[dict[str, Any], dict[SeriesKey, tuple[int | None, 
     their buffers (no second copy of the file in memory); ValueError when the file is not a snapshot or is
     cut short."""
     series: dict[SeriesKey, tuple[int | None, bytearray, array[int]]] = {}
+    damaged = ValueError(f"{path} is cut short or damaged")
     with open(path, "rb") as handle:
         if handle.read(len(MAGIC)) != MAGIC:
             raise ValueError(f"{path} is not a gateway cache snapshot")
-        length = int.from_bytes(handle.read(8), "little")
         try:
+            end = handle.seek(-8, os.SEEK_END)
+            length = int.from_bytes(handle.read(8), "little")
+            if not len(MAGIC) <= end - length:
+                raise damaged
+            handle.seek(end - length)
             header = json.loads(handle.read(length))
-        except ValueError:
-            raise ValueError(f"{path} is cut short or damaged") from None
+        except (OSError, ValueError):
+            raise damaged from None
+        handle.seek(len(MAGIC))
         for kind, tf, pair, first, buffer_len, offsets_len in header.get("series", []):
             buffer = bytearray(buffer_len)
             offsets = array("I")
@@ -67,8 +96,8 @@ def read(path: Path) -> tuple[dict[str, Any], dict[SeriesKey, tuple[int | None, 
                     raise EOFError
                 offsets.fromfile(handle, offsets_len // offsets.itemsize)
             except (EOFError, ValueError):
-                raise ValueError(f"{path} is cut short or damaged") from None
+                raise damaged from None
             if not offsets or offsets[-1] != buffer_len:
-                raise ValueError(f"{path} is cut short or damaged")
+                raise damaged
             series[(kind, tf, pair)] = (first, buffer, offsets)
     return header, series

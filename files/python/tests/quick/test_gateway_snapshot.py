@@ -17,7 +17,7 @@ def test_round_trip_restores_the_same_rows(tmp_path: Path) -> None:
     cache.load([(t * P, f"[{t}]".encode()) for t in range(40)])
     path = tmp_path / snapshot.NAME
     snapshot.write(path, {"fingerprint": {"x": 1}}, [(("trade", "1m", "BTC/USDT:USDT"), cache.first,
-                                                      bytes(cache.buffer), cache.offsets.tobytes())])
+                                                      cache.buffer, cache.offsets)])
     header, kept = snapshot.read(path)
     assert header["fingerprint"] == {"x": 1}
     first, buffer, offsets = kept[("trade", "1m", "BTC/USDT:USDT")]
@@ -34,7 +34,7 @@ def test_a_damaged_snapshot_is_refused(tmp_path: Path) -> None:
         snapshot.read(path)
     cache = SeriesCache(P, capacity=5)
     cache.load([(t * P, b"[1]") for t in range(5)])
-    snapshot.write(path, {}, [(("trade", "1m", "X"), cache.first, bytes(cache.buffer), cache.offsets.tobytes())])
+    snapshot.write(path, {}, [(("trade", "1m", "X"), cache.first, cache.buffer, cache.offsets)])
     path.write_bytes(path.read_bytes()[:-6])
     with pytest.raises(ValueError, match="cut short"):
         snapshot.read(path)
