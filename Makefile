@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
+.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer bench-gateway-scale clean
 
 setup:
 	@scripts/setup.sh
@@ -57,6 +57,10 @@ bench-sync: setup
 bench-producer: setup
 	$(BIN)/python bench/producer_bench.py --parts a,b --json bench/results/producer-backfill.json
 	$(BIN)/python bench/producer_bench.py --parts c,d --json bench/results/producer-live.json
+
+# the gateway at fleet scale (issue 15): 300 pairs x 5 timeframes, default depth and 35 days; about 20 minutes
+bench-gateway-scale: setup
+	$(BIN)/python bench/gateway_scale_bench.py --json bench/results/gateway-scale.json
 
 clean:
 	rm -rf $(VENV) .cache
