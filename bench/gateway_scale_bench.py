@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import shutil
@@ -151,12 +152,25 @@ def fill(client: InfluxDB, market: Market, pairs: list[str], timeframes: list[st
     return written
 
 
-class Streams(threading.Thread):
+def streams_process(influx: InfluxDBConfig, seed: int, pairs: list[str], timeframes: list[str],
+                    filled: int) -> multiprocessing.Process:
+    """Streams in a process of its own: in this one, the load's 50 clients would starve it of the GIL and the
+    candles in progress would go stale (the gateway then rightly forwards)."""
+    def main() -> None:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        streams = Streams(InfluxDB(influx), Market(seed), pairs, timeframes, filled)
+        streams.run()
+
+    process = multiprocessing.get_context("fork").Process(target=main, daemon=True)
+    process.start()
+    return process
+
+
+class Streams:
     """The producer's streams, without the producer: every second the candles in progress of every series,
     and each candle as it closes."""
 
     def __init__(self, client: InfluxDB, market: Market, pairs: list[str], timeframes: list[str], filled: int) -> None:
-        super().__init__(daemon=True)
         self.client, self.market, self.pairs, self.timeframes = client, market, pairs, timeframes
         self.stop = threading.Event()
         # what the fill wrote: the candles that closed while it ran come first, or the caches would see a hole
@@ -347,9 +361,8 @@ def main() -> int:
                 depth_text = f"{args.history_days:g} days" if depth_ms else "1500 candles"
                 print(f"{part}: {points} points written in {filled:.0f}s ({len(fill_pairs)} pairs, {depth_text})",
                       flush=True)
-                streams = Streams(client, market, fill_pairs, SCALE_TIMEFRAMES, now)
-                streams.start()
-                time.sleep(2)  # the first candles in progress are in
+                streams = streams_process(influx, 3, fill_pairs, SCALE_TIMEFRAMES, now)
+                time.sleep(5)  # the candles that closed during the fill and the first candles in progress are in
                 run: dict[str, Any] = {"part": part, "points": points, "fill_s": round(filled, 1),
                                        "history": f"{args.history_days:g} days" if depth_ms else "1500 candles",
                                        "configs": []}
@@ -396,7 +409,7 @@ def main() -> int:
                     print(f"  {label:12} RSS after the runs {after['rss_mb']:.0f} MB, peak {after['peak_rss_mb']:.0f} "
                           f"MB, CPU {after['cpu_s']:.1f}s, forwarded {status['forwarded']}, upstream {upstream}",
                           flush=True)
-                streams.stop.set()
+                streams.terminate()
                 streams.join(5)
                 client.close()
                 results["runs"].append(run)
