@@ -565,8 +565,9 @@ class History:
     async def _klines_now(self, pair: str, tf: str, cache: SeriesCache, window: wire.KlineWindow, now: int, *,
                           mark: bool) -> bytes:
         period = window.period_ms
-        parts: list[bytes] = []
+        parts: list[bytes | memoryview] = []
         closed = window.closed_count
+        from_cache = False
         if closed:
             closed_last = window.first_open + (closed - 1) * period
             if cache.last is not None and closed_last > cache.last:
@@ -576,12 +577,11 @@ class History:
                                   f"InfluxDB yet")
                 raise Forward(f"InfluxDB's newest {tf} candle of {pair} is {cache.last}, the window needs "
                               f"{closed_last}")
-            cached = cache.window(window.first_open, closed)
-            if cached is None:
+            from_cache = cache.view(window.first_open, closed) is not None  # taken below, after the last await
+            if not from_cache:
                 if cache.last is None:
                     raise Forward(f"no {tf} candles of {pair} in InfluxDB")
-                cached = await self._from_influxdb(pair, tf, window.first_open, closed, mark=mark)
-            parts.append(cached)
+                parts.append(await self._from_influxdb(pair, tf, window.first_open, closed, mark=mark))
         if window.in_progress:
             live = self._fresh_live(pair, tf, LIVE_MARK if mark else LIVE_TRADE, window.last_open)
             if live is None:
@@ -592,7 +592,16 @@ class History:
                 raise Forward(f"no current {tf} {'mark ' if mark else ''}candle of {pair} from the producer "
                               f"(last update {held.event_ms if held else 'never'})")
             parts.append(live.row)
-        return b"[" + b",".join(parts) + b"]"
+        if closed and from_cache:
+            view = cache.view(window.first_open, closed)  # no await from here on: the view is used at once
+            if view is None:
+                raise Forward(f"the {tf} cache of {pair} changed under the request")  # cannot happen: no await
+            parts.insert(0, view)
+        pieces: list[bytes | memoryview] = [b"["]
+        for index, part in enumerate(parts):
+            pieces += [b",", part] if index else [part]
+        pieces.append(b"]")
+        return b"".join(pieces)  # one allocation for the whole answer
 
     async def hold(self, ready: Callable[[], bool]) -> bool:
         """Wait while the gateway starts until `ready()` (what a request needs is loaded); False when the start
