@@ -96,6 +96,8 @@ class Gateway:
 
     async def _run(self) -> None:
         self._tasks.append(asyncio.create_task(self.history.watch_load(), name="load-deadline"))
+        if self.history.snapshot_path is not None and self.history.snapshot_path.exists():
+            self.history.prefetch_snapshot()
         await self._connect_binance()
         self._tasks.append(asyncio.create_task(self.history.run(), name="history"))
         self._tasks.append(asyncio.create_task(self.books.run(), name="books"))

@@ -110,6 +110,7 @@ class History:
         self._poll_seq = 0  # polls started
         self._polled_seq = -1  # the newest started poll that succeeded
         self._fresh_from = 0  # restored caches are current once a poll started after the restore succeeded
+        self._prefetched: asyncio.Future[tuple[dict[str, Any], dict[snapshot.SeriesKey, Any]]] | None = None
         self.influx = influx
         self.clock = clock
         self.formats = formats
@@ -286,13 +287,21 @@ class History:
         caches.update({("mark", MARK_TIMEFRAME, p): c for p, c in self.mark.items()})
         return caches
 
+    def prefetch_snapshot(self) -> asyncio.Future[tuple[dict[str, Any], dict[snapshot.SeriesKey, Any]]]:
+        """Start reading the snapshot (while the gateway still connects to Binance: it needs exchangeInfo to
+        check the snapshot against, not to read it)."""
+        if self._prefetched is None:
+            assert self.snapshot_path is not None
+            self._prefetched = asyncio.ensure_future(self.workers.run(snapshot.read, self.snapshot_path))
+        return self._prefetched
+
     async def _restore(self) -> None:
         """The caches kept at the last run, where they still fit; a snapshot that does not is ignored."""
         path = self.snapshot_path
-        if path is None or not path.exists():
+        if path is None or (self._prefetched is None and not path.exists()):
             return
         try:
-            header, kept = await self.workers.run(snapshot.read, path)
+            header, kept = await (self._prefetched or self.prefetch_snapshot())
         except (OSError, ValueError) as exc:
             self.snapshot_error = f"{path}: {exc}"
             log.warning("gateway: ignoring the cache snapshot %s", self.snapshot_error)
@@ -316,6 +325,7 @@ class History:
             self.restored += 1
             self.load_rows += len(cache)
         self._fresh_from = self._poll_seq
+        self._prefetched = None
         log.info("gateway: %d of %d series restored from %s", self.restored, len(caches), path)
 
     async def keep_snapshots(self) -> None:
