@@ -12,6 +12,7 @@ For each depth, `freqfeed serve` with DEFAULT settings (only InfluxDB, pairs, ti
 simulator's URLs configured) for 300 pairs x 1m/3m/5m/15m/1h and, beside it, 10 pairs x 1m/3m/15m:
   - time from process start to READY=1 (systemd's protocol, over a NOTIFY_SOCKET this process binds)
     and the gateway's own load time; CPU seconds and RSS at ready, peak RSS (VmHWM), RSS after the load runs;
+  (the 35-day database holds at least 1500 candles of every series, as the producer keeps)
   - C = 1, 10, 50 concurrent clients sending `GET /fapi/v1/klines?symbol=..&interval=..&limit=L` (random
     pair and timeframe, no startTime: what a bot asks at every close; L = 499 and 1500) back to back for
     --seconds each: p50, p99, req/s. Every request must be answered locally: the bench fails otherwise.
@@ -135,7 +136,7 @@ def fill(client: InfluxDB, market: Market, pairs: list[str], timeframes: list[st
     series = [(tf, False) for tf in timeframes] + [("1h", True)]
     for tf, mark in series:
         period = timeframe_ms(tf)
-        count = depth_ms // period if depth_ms else depth
+        count = max(depth_ms // period, depth) if depth_ms else depth  # the producer keeps at least `depth`
         last = last_closed_open(now, tf)
         for pair in pairs:
             symbol = pair.split(":")[0].replace("/", "")
@@ -416,6 +417,10 @@ def main() -> int:
                 requests.post(f"{influxd.url}/query", data={"q": f'DROP DATABASE "{database}"'}, timeout=120)
         finally:
             sim.stop()
+    if args.json and args.json.exists():  # a run of some parts replaces those parts only
+        earlier = json.loads(args.json.read_text())
+        done = {run["part"] for run in results["runs"]}
+        results["runs"] = [run for run in earlier.get("runs", []) if run["part"] not in done] + results["runs"]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1) + "\n")
