@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer bench-gateway-scale clean
+.PHONY: setup run demo test lint docs-gen unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer bench-gateway-scale clean
 
 setup:
 	@scripts/setup.sh
@@ -33,13 +33,20 @@ lab-test: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The last step builds the documentation site (mkdocs.yml, docs/) into site/: --strict fails on a broken
+# link or anchor. Never add --quiet: it hides the warnings strict mode counts, and the build passes.
 lint: setup
 	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
-	$(BIN)/python scripts/check-role-specs.py
+	$(BIN)/python scripts/gen_docs.py --check
 	$(BIN)/ansible-lint
 	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
 	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# Rewrite the generated tables (docs/configuration.md, roles/*/README.md) from config.py and argument_specs.
+docs-gen: setup
+	$(BIN)/python scripts/gen_docs.py
 
 unit: setup
 	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider
@@ -63,4 +70,4 @@ bench-gateway-scale: setup
 	$(BIN)/python bench/gateway_scale_bench.py --json bench/results/gateway-scale.json
 
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache site

@@ -106,11 +106,11 @@ def bot_config(name: str, api: str, agent: str, userdir: Path) -> dict[str, Any]
 
 
 def readme_ccxt_config(api: str) -> dict[str, Any]:
-    """The README's freqtrade snippet as written, with this lab's address."""
-    text = (REPO / "README.md").read_text()
+    """docs/gateway.md's freqtrade snippet as written, with this lab's address."""
+    text = (REPO / "docs" / "gateway.md").read_text()
     block = re.search(r"<!-- freqtrade-futures-config -->\s*```json\n(.*?)```", text, re.DOTALL)
     if block is None:
-        raise SystemExit("lab_bots: the README has no freqtrade-futures-config block")
+        raise SystemExit("lab_bots: docs/gateway.md has no freqtrade-futures-config block")
     config: dict[str, Any] = json.loads(block.group(1).replace("http://127.0.0.1:8091", api))["exchange"]["ccxt_config"]
     return config
 

@@ -1,5 +1,5 @@
 """`freqfeed serve` end to end: simulator + producer + gateway as processes, a real influxd, and ccxt (the
-library freqtrade uses, from freqtrade's venv) as the client, through the README's config snippet.
+library freqtrade uses, from freqtrade's venv) as the client, through the docs' config snippet (docs/gateway.md).
 
 The simulator runs on the real clock here: its candle in progress changes only when a minute starts, so
 an answer through the gateway and one straight from the simulator a moment later are byte for byte
@@ -40,15 +40,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.dialects("1
 
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 TIMEFRAMES = ["1m", "3m"]
-README = Path(__file__).resolve().parents[3] / "README.md"
+GATEWAY_DOC = Path(__file__).resolve().parents[3] / "docs" / "gateway.md"
 GATEWAY_AGENT = "freqfeed-gateway/"
 
 
 def readme_ccxt_config(gateway_url: str) -> dict[str, Any]:
-    """The README's freqtrade snippet, as written, with the test gateway's address."""
-    text = README.read_text()
+    """docs/gateway.md's freqtrade snippet, as written, with the test gateway's address."""
+    text = GATEWAY_DOC.read_text()
     block = re.search(r"<!-- freqtrade-futures-config -->\s*```json\n(.*?)```", text, re.S)
-    assert block, "the README has no freqtrade-futures-config block"
+    assert block, f"{GATEWAY_DOC} has no freqtrade-futures-config block"
     snippet = json.loads(block.group(1).replace("http://127.0.0.1:8091", gateway_url))
     config: dict[str, Any] = snippet["exchange"]["ccxt_config"]
     return config

@@ -4,8 +4,9 @@ Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantic
 `/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
 exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
 cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
-(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Signed and private endpoints
-are refused: only the public URL keys of ccxt may point here.
+(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
+binance_wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
+requests are refused whatever the path: only the public URL keys of ccxt may point here.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from aiohttp import web
 from freqfeed import binance_wire as wire
 from freqfeed.config import Config
 from freqfeed.exchange import ExchangeClock
+from freqfeed.gateway.admission import Admitted, Refused, admit
 from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
 from freqfeed.gateway.notify import notify
@@ -38,21 +40,6 @@ from freqfeed.ratelimit import USED_WEIGHT_HEADER
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/_freqfeed/status"
-# Endpoints that need an account (USER_DATA, TRADE, USER_STREAM): refused even without a signature.
-PRIVATE_ENDPOINTS = frozenset({
-    "order", "batchOrders", "openOrder", "openOrders", "allOrders", "allOpenOrders", "countdownCancelAll", "account",
-    "balance", "positionRisk", "positionSide/dual", "multiAssetsMargin", "leverage", "marginType", "positionMargin",
-    "positionMargin/history", "userTrades", "income", "income/asyn", "income/asyn/id", "leverageBracket",
-    "adlQuantile", "forceOrders", "commissionRate", "apiTradingStatus", "listenKey", "rateLimit/order",
-    "order/amendment", "myTrades", "order/oco", "orderList", "orderList/oco", "orderList/oto", "orderList/otoco",
-    "allOrderList", "openOrderList", "myPreventedMatches", "myAllocations", "account/commission", "userDataStream",
-    "order/test", "order/cancelReplace", "sor/order", "sor/order/test", "historicalTrades", "symbolConfig",
-    "accountConfig", "feeBurn", "pmAccountInfo", "convert/getQuote", "convert/acceptQuote", "convert/orderStatus",
-})
-SIGNED_PARAMS = ("signature", "timestamp", "recvWindow")
-REFUSAL = ("freqfeed gateway serves Binance's public market data only: point only ccxt's public URL keys at it "
-           "(futures: urls.api.fapiPublic, fapiPublicV2, fapiPublicV3; spot: urls.api.public) and keep "
-           "fapiPrivate/sapi/private on Binance")
 
 
 class Gateway:
@@ -140,19 +127,19 @@ class Gateway:
     # -- requests ---------------------------------------------------------------------------------
 
     def _count(self, endpoint: str, outcome: str) -> None:
+        """Counted per known endpoint (admission's labels) plus one "other": the table stays bounded."""
         self.counters["requests"] += 1
         self.counters[outcome] += 1
         self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        split = wire.split_path(path)
-        endpoint = split[1] if split else path
-        params = list(request.query.items())
-        refusal = self._refusal(request, split)
-        if refusal is not None:
-            self._count(endpoint, "refused")
-            return _send(refusal)
+        try:
+            admitted = self._refusal(request)
+        except Refused as refused:
+            self._count(refused.label, "refused")
+            self.counters[f"refused: {refused.kind}"] += 1
+            return _send(refused.reply)
+        endpoint, params = admitted.label, admitted.params
         try:
             reply = await self._local(endpoint, dict(params))
         except wire.BinanceError as exc:
@@ -163,7 +150,8 @@ class Gateway:
         except Forward as why:
             if why.fallback:
                 self.counters["close-wait fallbacks"] += 1
-                log.warning("close wait over, asking Binance: %s %s: %s", path, dict(params), why.reason)
+                log.warning("close wait over, asking Binance: %s %s: %s", admitted.endpoint.path, dict(params),
+                            why.reason)
             reply = None
             reason = why.reason
         else:
@@ -173,27 +161,24 @@ class Gateway:
         if reply is None:
             if reason:
                 self.counters[f"forward: {_reason_kind(reason)}"] += 1
-            reply = await self.upstream.get(path, params, endpoint=endpoint, reason=reason)
+            reply = await self.upstream.get(admitted.endpoint.path, params, endpoint=endpoint, reason=reason)
             self._count(endpoint, "forwarded")
             self.permanent.offer(endpoint, dict(params), reply.status, reply.body, self.clock.now())
         else:
             self._count(endpoint, "local")
         return _send(reply)
 
-    def _refusal(self, request: web.Request, split: tuple[str, str] | None) -> Reply | None:
-        """The answer to what is not served: other methods, other markets' paths, signed or private endpoints."""
-        if request.method not in ("GET", "HEAD"):
-            return Reply.error(405, -1000, f"freqfeed gateway: {request.method} is not served; {REFUSAL}")
-        if split is None or split[0] != self.market:
-            prefix = wire.market_info(self.market).rest_prefix
-            return Reply.error(404, -1000, f"freqfeed gateway: {request.path} is not a public {self.market} "
-                                           f"market-data path (this gateway serves {prefix}/...)")
-        if split[1] in PRIVATE_ENDPOINTS or any(k in request.query for k in SIGNED_PARAMS) or \
-                "X-MBX-APIKEY" in request.headers:
-            log.warning("refused %s %s: signed or private (%s)", request.method, request.path,
-                        request.headers.get("User-Agent", "?"))
-            return Reply.error(403, -2015, REFUSAL)
-        return None
+    def _refusal(self, request: web.Request) -> Admitted:
+        """The request as admitted (freqfeed.gateway.admission, on the raw target), or Refused: other methods,
+        other markets' paths, anything not a public endpoint, signed or private requests, unknown parameters."""
+        try:
+            return admit(self.market, request.method, request.raw_path, request.headers)
+        except Refused as refused:
+            if refused.kind in ("signed", "private"):
+                path = request.raw_path.partition("?")[0][:200]  # never the query: it may hold a signature
+                log.warning("refused %s %r: signed or private (%s)", request.method, path,
+                            request.headers.get("User-Agent", "?")[:100])
+            raise
 
     async def _local(self, endpoint: str, params: dict[str, str]) -> Reply | None:
         """The answer from here, or None for endpoints that are always forwarded."""
@@ -262,11 +247,15 @@ class Gateway:
             "local": self.counters["local"],
             "forwarded": self.counters["forwarded"],
             "refused": self.counters["refused"],
+            "refused_reasons": {k.removeprefix("refused: "): v for k, v in self.counters.items()
+                                if k.startswith("refused: ")},
             "local_errors": self.counters["local errors"],
             "close_wait_fallbacks": self.counters["close-wait fallbacks"],
             "forward_reasons": {k.removeprefix("forward: "): v for k, v in self.counters.items()
                                 if k.startswith("forward: ")},
             "cache_hits": self.upstream.cache_hits,
+            "forward_cache": {"entries": len(self.upstream._cache), "bytes": self.upstream.cache_bytes,
+                              "evictions": self.upstream.cache_evictions},
             "coalesced": self.upstream.coalesced,
             "upstream_requests": self.upstream.forwarded,
             "refused_locally_rate_limited": self.upstream.refused_locally,
