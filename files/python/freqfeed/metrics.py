@@ -147,6 +147,15 @@ METRICS: dict[str, Spec] = {s.name: s for s in [
          ("timeframe",)),
 ]}
 
+# Label values always exposed (at 0 until counted), so a panel or rule finds its series in a healthy fleet.
+REPAIR_REASONS = ("start-up", "gap in the stream", "reconnect", "closed", "silent stream", "late candle",
+                  "funding time")  # freqfeed.producer's reasons for a REST repair
+FORWARD_REASONS = ("not collected", "retention", "does not hold", "no current", "newest", "before InfluxDB",
+                   "close wait", "after", "InfluxDB:", "loading", "exchangeInfo", "holds", "complete",
+                   "every symbol", "other")  # freqfeed.gateway.app._reason_kind
+REFUSAL_REASONS = ("method", "signed", "target", "path", "private", "market", "parameters")  # gateway.admission
+BOOK_FORWARD_REASONS = ("deeper than 20 levels", "not streamed yet", "stale or dropped", "book ticker not streamed yet",
+                        "book ticker stale or dropped")  # freqfeed.gateway.books
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
@@ -183,9 +192,9 @@ def _rest(prefix: str, limiter: WeightLimiter) -> Iterator[Metric]:
         yield family(f"{prefix}_{suffix}", float(value))
 
 
-def _by(name: str, counts: Iterable[tuple[str, float]]) -> Metric:
+def _by(name: str, counts: Iterable[tuple[str, float]], known: Iterable[str] = ()) -> Metric:
     metric = family(name)
-    merged: dict[str, float] = {}
+    merged: dict[str, float] = {slug(label): 0.0 for label in known}
     for label, count in counts:
         merged[label] = merged.get(label, 0.0) + count
     for label, count in sorted(merged.items()):
@@ -248,7 +257,7 @@ class ProducerCollector(Collector):
         yield family("freqfeed_producer_write_buffer_points", float(writer.pending))
         yield family("freqfeed_producer_write_buffer_limit_points", float(writer.buffer_limit))
         repairs = [(slug(k.removeprefix("repair: ")), v) for k, v in list(counters.items()) if k.startswith("repair: ")]
-        yield _by("freqfeed_producer_repairs_total", repairs)
+        yield _by("freqfeed_producer_repairs_total", repairs, REPAIR_REASONS)
         yield family("freqfeed_producer_repairs_pending", float(len(p._pending)))
         yield family("freqfeed_producer_start_time_seconds", p.started)
 
@@ -271,9 +280,11 @@ class GatewayCollector(Collector):
         yield requests
         counters = list(g.counters.items())
         yield _by("freqfeed_gateway_forwards_total",
-                  [(slug(k.removeprefix("forward: ")), v) for k, v in counters if k.startswith("forward: ")])
+                  [(slug(k.removeprefix("forward: ")), v) for k, v in counters if k.startswith("forward: ")],
+                  FORWARD_REASONS)
         yield _by("freqfeed_gateway_refusals_total",
-                  [(slug(k.removeprefix("refused: ")), v) for k, v in counters if k.startswith("refused: ")])
+                  [(slug(k.removeprefix("refused: ")), v) for k, v in counters if k.startswith("refused: ")],
+                  REFUSAL_REASONS)
         yield family("freqfeed_gateway_close_wait_fallbacks_total", float(g.counters["close-wait fallbacks"]))
         up = g.upstream
         yield family("freqfeed_gateway_cache_hits_total", float(up.cache_hits))
@@ -301,7 +312,8 @@ class GatewayCollector(Collector):
         yield age
         books = g.books
         yield family("freqfeed_gateway_book_served_total", float(books.served))
-        yield _by("freqfeed_gateway_book_forwards_total", [(slug(k), v) for k, v in list(books.forwarded.items())])
+        yield _by("freqfeed_gateway_book_forwards_total", [(slug(k), v) for k, v in list(books.forwarded.items())],
+                  BOOK_FORWARD_REASONS)
         yield family("freqfeed_gateway_book_oldest_served_age_seconds", books.oldest_served_ms / 1000)
         state = books.status()
         connections = family("freqfeed_gateway_book_connections")
