@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,11 @@ def main() -> int:
                     for timeframe in BIG_TIMEFRAMES:
                         newest = last_closed_open(int(time.time() * 1000), timeframe)
                         for pair in big_pairs:
-                            write_candles(client, pair, timeframe, truth(pair, timeframe, newest, 20))
+                            candles = [replace(c, quote_volume=c.volume * c.close, trades=10,
+                                               taker_buy_volume=c.volume / 2,
+                                               taker_buy_quote_volume=c.volume * c.close / 2)
+                                       for c in truth(pair, timeframe, newest, 20)]  # every field, as the producer
+                            write_candles(client, pair, timeframe, candles)
                 print(f"filled {len(big_pairs)} x {len(BIG_TIMEFRAMES)} series in {time.perf_counter() - filling:.0f}s",
                       flush=True)
                 big_port = free_port()

@@ -54,7 +54,7 @@ class Gateway:
         self._runner: web.AppRunner | None = None
         self.port = config.gateway.port
         self.metrics: Any = None  # freqfeed.metrics.MetricsServer when gateway.metrics_listen is set
-        self.latency: Any = None  # its request duration histogram
+        self.latency: Any = None  # its request duration histogram (freqfeed.metrics.Latency)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -75,7 +75,7 @@ class Gateway:
             from freqfeed import metrics
 
             registry = metrics.registry_of(metrics.GatewayCollector(self))
-            self.latency = metrics.histogram("freqfeed_gateway_request_duration_seconds", registry)
+            self.latency = metrics.Latency(registry)
             self.metrics = metrics.MetricsServer(self.config.gateway.metrics_listen, registry)
             try:
                 await self.metrics.start()
@@ -131,8 +131,7 @@ class Gateway:
     def _count(self, endpoint: str, outcome: str, started: float = 0.0) -> None:
         """Counted per known endpoint (admission's labels) plus one "other": the table stays bounded."""
         if self.latency is not None and started:
-            self.latency.labels(endpoint, outcome.replace(" ", "_").removesuffix("s")).observe(
-                time.perf_counter() - started)
+            self.latency.observe(endpoint, outcome, time.perf_counter() - started)
         self.counters["requests"] += 1
         self.counters[outcome] += 1
         self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
