@@ -18,11 +18,13 @@ HOST_PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("Producer: lag behind the close", "s", [
         ("{{pair}} {{timeframe}} {{kind}}", f"max by (pair, timeframe, kind) (freqfeed_producer_series_lag_seconds{{{H}}})")]),
     ("Producer: newest candle age", "s", [
-        ("{{timeframe}} {{kind}}", f"max by (timeframe, kind) (freqfeed_producer_series_newest_candle_age_seconds{{{H}}})")]),
+        ("{{timeframe}} {{kind}}", f"freqfeed_producer_newest_candle_age_seconds{{{H}}}")]),
     ("Producer: streams connected", "none", [
         ("{{stream}}", f"freqfeed_producer_stream_connected{{{H}}}")]),
     ("Producer: stream last message age", "s", [
         ("{{stream}}", f"freqfeed_producer_stream_last_message_age_seconds{{{H}}}")]),
+    ("Producer: silent series", "none", [
+        ("{{timeframe}} {{kind}}", f"freqfeed_producer_silent_series{{{H}}}")]),
     ("Producer: reconnects and silences", "none", [
         ("reconnects", f"increase(freqfeed_producer_stream_reconnects_total{{{H}}}[{R}])"),
         ("silent streams", f"increase(freqfeed_producer_silent_streams_total{{{H}}}[{R}])")]),
@@ -70,7 +72,7 @@ HOST_PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("oldest served", f"freqfeed_gateway_book_oldest_served_age_seconds{{{H}}}"),
         ("forwarded {{reason}}/s", f"sum by (reason) (rate(freqfeed_gateway_book_forwards_total{{{H}}}[{R}]))")]),
     ("Gateway: cached candle age", "s", [
-        ("{{timeframe}}", f"max by (timeframe) (freqfeed_gateway_series_newest_candle_age_seconds{{{H}}})")]),
+        ("{{timeframe}}", f"max by (timeframe) (freqfeed_gateway_newest_candle_age_seconds{{{H}}})")]),
     ("Sync: last run", "s", [
         ("since last run", f"time() - freqfeed_sync_last_run_timestamp_seconds{{{H}}}"),
         ("duration", f"freqfeed_sync_duration_seconds{{{H}}}")]),

@@ -65,11 +65,14 @@ _REST = {  # the same figures for the producer's REST client and the gateway's f
 
 METRICS: dict[str, Spec] = {s.name: s for s in [
     # -- producer
-    Spec("freqfeed_producer_series_newest_candle_age_seconds", "gauge",
-         "exchange seconds since the newest stored candle opened, per series", _SERIES),
     Spec("freqfeed_producer_series_lag_seconds", "gauge",
-         "exchange seconds the newest stored candle is behind the newest close, per series", _SERIES),
-    Spec("freqfeed_producer_series_silent", "gauge", "1 while the series' stream delivers no closed candle", _SERIES),
+         "exchange seconds the newest stored candle is behind the newest close, per series (its age is this plus "
+         "the period)", _SERIES),
+    Spec("freqfeed_producer_newest_candle_age_seconds", "gauge",
+         "exchange seconds since the newest stored candle opened, the oldest of the timeframe's pairs",
+         ("timeframe", "kind")),
+    Spec("freqfeed_producer_silent_series", "gauge", "series whose stream delivers no closed candle, per timeframe",
+         ("timeframe", "kind")),
     Spec("freqfeed_producer_stream_connected", "gauge", "1 while the websocket stream is connected", ("stream",)),
     Spec("freqfeed_producer_stream_last_message_age_seconds", "gauge",
          "seconds since the stream's last message", ("stream",)),
@@ -115,8 +118,10 @@ METRICS: dict[str, Spec] = {s.name: s for s in [
     Spec("freqfeed_gateway_influxdb_up", "gauge", "1 when the caches are loaded and the last InfluxDB poll succeeded"),
     Spec("freqfeed_gateway_influxdb_last_poll_age_seconds", "gauge", "seconds since the last successful poll"),
     Spec("freqfeed_gateway_exchange_info_age_seconds", "gauge", "seconds since exchangeInfo was fetched"),
-    Spec("freqfeed_gateway_series_newest_candle_age_seconds", "gauge",
-         "exchange seconds since the newest cached closed candle opened, per series", ("pair", "timeframe")),
+    Spec("freqfeed_gateway_newest_candle_age_seconds", "gauge",
+         "exchange seconds since the newest cached closed candle opened, the oldest of the timeframe's pairs "
+         "(per timeframe, not per pair: the scrape stays small at 300 pairs; the producer has them per series)",
+         ("timeframe",)),
     Spec("freqfeed_gateway_book_served_total", "counter", "depth and bookTicker answers served from the streams"),
     Spec("freqfeed_gateway_book_forwards_total", "counter", "depth and bookTicker requests forwarded, by reason",
          ("reason",)),
@@ -228,16 +233,22 @@ class ProducerCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         p = self.producer
         now = p.clock.now()
-        age, lag, silent = (family(n) for n in ("freqfeed_producer_series_newest_candle_age_seconds",
-                                                "freqfeed_producer_series_lag_seconds",
-                                                "freqfeed_producer_series_silent"))
+        lag = family("freqfeed_producer_series_lag_seconds")
+        oldest: dict[tuple[str, str], int] = {}
+        silent: dict[tuple[str, str], int] = {}
         for s in list(p.series.values()):
-            labels = [s.pair, s.timeframe, "trade" if s.kind == "ohlcv" else s.kind]
-            silent.add_metric(labels, float(s.silent))
+            kind = "trade" if s.kind == "ohlcv" else s.kind
+            group = (s.timeframe, kind)
+            silent[group] = silent.get(group, 0) + s.silent
             if s.last_open is not None:
-                age.add_metric(labels, max(0.0, (now - s.last_open) / 1000))
-                lag.add_metric(labels, max(0.0, (now - s.last_open - s.period) / 1000))
-        yield from (age, lag, silent)
+                lag.add_metric([s.pair, s.timeframe, kind], max(0.0, (now - s.last_open - s.period) / 1000))
+                oldest[group] = min(s.last_open, oldest.get(group, s.last_open))
+        age, quiet = family("freqfeed_producer_newest_candle_age_seconds"), family("freqfeed_producer_silent_series")
+        for group, last in oldest.items():
+            age.add_metric(list(group), max(0.0, (now - last) / 1000))
+        for group, count in silent.items():
+            quiet.add_metric(list(group), float(count))
+        yield from (lag, age, quiet)
         connected = family("freqfeed_producer_stream_connected")
         for label, up in sorted(p.stream_up.items()):
             connected.add_metric([slug(label)], float(up))
@@ -320,12 +331,15 @@ class GatewayCollector(Collector):
             yield family("freqfeed_gateway_influxdb_last_poll_age_seconds", mono - last_poll)
         if up.exchange_info_at:
             yield family("freqfeed_gateway_exchange_info_age_seconds", mono - up.exchange_info_at)
-        age = family("freqfeed_gateway_series_newest_candle_age_seconds")
-        now = g.clock.now()
-        for (pair, timeframe), cache in list(getattr(history, "trade", {}).items()):
+        oldest: dict[str, int] = {}
+        for (_, timeframe), cache in list(getattr(history, "trade", {}).items()):
             last = getattr(cache, "last", None)
             if last is not None:
-                age.add_metric([pair, timeframe], max(0.0, (now - last) / 1000))
+                oldest[timeframe] = min(last, oldest.get(timeframe, last))
+        age = family("freqfeed_gateway_newest_candle_age_seconds")
+        now = g.clock.now()
+        for timeframe, last in oldest.items():
+            age.add_metric([timeframe], max(0.0, (now - last) / 1000))
         yield age
         books = g.books
         yield family("freqfeed_gateway_book_served_total", float(books.served))

@@ -82,7 +82,7 @@ def test_the_producer_exposes_declared_families_only() -> None:
     ours = {name for name in exposed if name.startswith("freqfeed_")}
     declared = {name.removesuffix("_total") for name in metrics.METRICS}
     assert ours <= declared, ours - declared
-    assert len(exposed["freqfeed_producer_series_silent"]) == 2 * 2 + 2  # 2 pairs x 2 timeframes + mark candles
+    assert len(exposed["freqfeed_producer_silent_series"]) == 2 + 1  # 2 timeframes + the mark candles
     assert {labels["reason"] for labels, _ in exposed["freqfeed_producer_repairs"]} == {
         metrics.slug(r) for r in metrics.REPAIR_REASONS}
 
