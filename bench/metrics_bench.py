@@ -3,10 +3,11 @@
 the scrape time of the gateway's /metrics at 10 pairs and at 300 pairs x 5 timeframes.
 
 A real influxd, the simulator (real-time clock), the producer (10 pairs, 1m/3m/15m, 1500 candles) and two
-`freqfeed serve` processes on the same data: one with `gateway.metrics_listen` set (and scraped every second
-during its load by curl, as Prometheus would), one with it empty. The load is gateway_bench.py's (C clients sending
-`klines?limit=499` back to back); the two gateways take turns, --rounds times per client count, so drift on
-a shared machine hits both alike. Then a third gateway with 300 pairs x 5 timeframes (20 candles per series
+`freqfeed serve` processes on the same data: one with `gateway.metrics_listen` set, one with it empty. Three
+cases take turns (rotating order), --rounds times per client count, so drift on a shared machine hits all
+alike: "off", "on" (metrics on, not scraped: the per-request histogram) and "scraped" (on, and scraped every
+second by curl: 15x Prometheus' usual interval). The load is gateway_bench.py's (C clients sending
+`klines?limit=499` back to back). Changes are medians of the per-round ratios against "off". Then a third gateway with 300 pairs x 5 timeframes (20 candles per series
 written straight into InfluxDB) for the scrape time at that size.
 
 Usage: .venv/bin/python bench/metrics_bench.py [--seconds 5] [--rounds 2] [--json bench/results/metrics.json]
@@ -106,8 +107,9 @@ def main() -> int:
             sim.fault("unlimited", 3600)
             for clients in CLIENTS:
                 for round_ in range(args.rounds):
-                    for name, gateway in (("off", off), ("on", on)) if round_ % 2 == 0 else (("on", on), ("off", off)):
-                        scraper = Scraper(metrics_url) if name == "on" else None
+                    turns = [("off", off), ("on", on), ("scraped", on)]
+                    for name, gateway in turns[round_ % 3:] + turns[:round_ % 3]:
+                        scraper = Scraper(metrics_url) if name == "scraped" else None
                         case = asyncio.run(load(gateway.url, symbols, 499, clients, args.seconds))
                         if scraper:
                             scraper.stop()
@@ -154,17 +156,23 @@ def main() -> int:
     summary = {}
     for clients in CLIENTS:
         row = {}
-        for name in ("off", "on"):
+        for name in ("off", "on", "scraped"):
             cases = [c for c in results["cases"] if c["clients"] == clients and c["metrics"] == name]
             row[name] = {"p99_ms": statistics.median(c["p99_ms"] for c in cases),
                          "p50_ms": statistics.median(c["p50_ms"] for c in cases),
                          "rps": statistics.median(c["rps"] for c in cases)}
-        row["rps_change_pct"] = 100 * (row["on"]["rps"] / row["off"]["rps"] - 1)
-        row["p99_change_pct"] = 100 * (row["on"]["p99_ms"] / row["off"]["p99_ms"] - 1)
+        for name in ("on", "scraped"):
+            pairs = [(o, m) for o in results["cases"] for m in results["cases"]
+                     if o["clients"] == m["clients"] == clients and o["round"] == m["round"]
+                     and o["metrics"] == "off" and m["metrics"] == name]
+            row[name]["rps_change_pct"] = 100 * statistics.median(m["rps"] / o["rps"] - 1 for o, m in pairs)
+            row[name]["p99_change_pct"] = 100 * statistics.median(m["p99_ms"] / o["p99_ms"] - 1 for o, m in pairs)
+            row[name]["rounds_faster_than_off"] = sum(m["rps"] > o["rps"] for o, m in pairs)
         summary[str(clients)] = row
-        print(f"{clients:3} clients: off p99 {row['off']['p99_ms']:.2f} ms {row['off']['rps']:.0f} req/s | on p99 "
-              f"{row['on']['p99_ms']:.2f} ms {row['on']['rps']:.0f} req/s | req/s {row['rps_change_pct']:+.1f}%, "
-              f"p99 {row['p99_change_pct']:+.1f}%")
+        print(f"{clients:3} clients: off p99 {row['off']['p99_ms']:.2f} ms {row['off']['rps']:.0f} req/s | " + " | ".join(
+            f"{name} p99 {row[name]['p99_ms']:.2f} ms {row[name]['rps']:.0f} req/s (paired median: req/s "
+            f"{row[name]['rps_change_pct']:+.1f}%, p99 {row[name]['p99_change_pct']:+.1f}%, faster in "
+            f"{row[name]['rounds_faster_than_off']}/{args.rounds} rounds)" for name in ("on", "scraped")))
     results["summary"] = summary
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
