@@ -14,6 +14,8 @@ parameter or a client's text.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -386,8 +388,10 @@ class MetricsServer:
         log.info("metrics on http://%s:%d/metrics", self.host, self.port)
 
     async def stop(self) -> None:
+        """Stops within a second: a scrape under way (or a scraper's open connection) does not hold the exit."""
         if self._runner is not None:
-            await self._runner.cleanup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._runner.cleanup(), timeout=1.0)
             self._runner = None
 
     async def _metrics(self, request: web.Request) -> web.Response:
