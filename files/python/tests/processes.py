@@ -158,6 +158,7 @@ def producer_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[s
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url, "ws_url": f"ws://127.0.0.1:{sim.port}{ws_path}", "request_delay": 0.02},
         "backfill": {"candles": candles},
+        "producer": {"metrics_listen": ""},  # tests/test_metrics.py turns it on, on a free port
         "log_level": "INFO",
     }
     for key, value in extra.items():
@@ -252,7 +253,8 @@ def gateway_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[st
         "timeframes": timeframes,
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url},
-        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public"},
+        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public",
+                    "metrics_listen": ""},
         "log_level": "INFO",
     }
     for key, value in extra.items():

@@ -61,6 +61,8 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self.port = config.gateway.port
+        self.metrics: Any = None  # freqfeed.metrics.MetricsServer when gateway.metrics_listen is set
+        self.latency: Any = None  # its request duration histogram (freqfeed.metrics.Latency)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -77,6 +79,17 @@ class Gateway:
         site = web.TCPSite(self._runner, self.config.gateway.host, self.config.gateway.port, reuse_address=True)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        if self.config.gateway.metrics_listen:
+            from freqfeed import metrics
+
+            registry = metrics.registry_of(metrics.GatewayCollector(self))
+            self.latency = metrics.Latency(registry)
+            self.metrics = metrics.MetricsServer(self.config.gateway.metrics_listen, registry)
+            try:
+                await self.metrics.start()
+            except OSError as exc:  # the bots' data first: the gateway serves on without /metrics
+                log.error("cannot serve metrics on %s: %s (set gateway.metrics_listen to a free HOST:PORT, or "
+                          "empty to turn them off)", self.config.gateway.metrics_listen, exc.strerror or exc)
         log.info("gateway listening on http://%s:%d for %s market data (InfluxDB %s, Binance %s)",
                  self.config.gateway.host, self.port, self.market, self.config.influxdb.url,
                  self.config.exchange.rest_url)
@@ -120,30 +133,35 @@ class Gateway:
         if self._runner is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.upstream.close()
         # a read under way (daemon thread) is abandoned, not waited for: the stop takes well under a second
         threading.Thread(target=self.influx.close, daemon=True).start()
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _count(self, endpoint: str, outcome: str) -> None:
+    def _count(self, endpoint: str, outcome: str, started: float = 0.0) -> None:
         """Counted per known endpoint (admission's labels) plus one "other": the table stays bounded."""
+        if self.latency is not None and started:
+            self.latency.observe(endpoint, outcome, time.perf_counter() - started)
         self.counters["requests"] += 1
         self.counters[outcome] += 1
         self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
         try:
             admitted = self._refusal(request)
         except Refused as refused:
-            self._count(refused.label, "refused")
+            self._count(refused.label, "refused", started)
             self.counters[f"refused: {refused.kind}"] += 1
             return _send(refused.reply)
         endpoint, params = admitted.label, admitted.params
         try:
             reply = await self._local(endpoint, dict(params))
         except wire.BinanceError as exc:
-            self._count(endpoint, "local errors")
+            self._count(endpoint, "local errors", started)
             reply = Reply(exc.status, json.dumps({"code": exc.code, "msg": exc.msg}).encode(),
                           {"Content-Type": "application/json", **exc.headers})
             return _send(reply)
@@ -162,10 +180,10 @@ class Gateway:
             if reason:
                 self.counters[f"forward: {_reason_kind(reason)}"] += 1
             reply = await self.upstream.get(admitted.endpoint.path, params, endpoint=endpoint, reason=reason)
-            self._count(endpoint, "forwarded")
+            self._count(endpoint, "forwarded", started)
             self.permanent.offer(endpoint, dict(params), reply.status, reply.body, self.clock.now())
         else:
-            self._count(endpoint, "local")
+            self._count(endpoint, "local", started)
         return _send(reply)
 
     def _refusal(self, request: web.Request) -> Admitted:
