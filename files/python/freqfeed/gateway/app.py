@@ -206,6 +206,9 @@ class Gateway:
             answers.update({"markPriceKlines": self._mark_klines, "fundingRate": self._funding})
         answer = answers.get(endpoint)
         if answer is None:
+            symbol = params.get("symbol")
+            if symbol is not None and self.formats and symbol not in self.formats:
+                raise wire.invalid_symbol()  # Binance's answer, without spending forwarded weight on it
             return None
         if not self.formats and endpoint not in ("ping", "time"):
             # starting: held (at most gateway.load_timeout) until exchangeInfo is in, not forwarded
