@@ -47,7 +47,8 @@ def _yaml(path: Path) -> Any:
 
 
 _KIND_SHOWS = {"str": "string", "url": "URL", "bool": "bool", "int": "int", "number": "number",
-               "str_list": "list", "path": "path", "custom": "mapping"}
+               "str_list": "list", "path": "path", "custom": "mapping",
+               "off_str": "string", "off_path": "path"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +271,8 @@ def _same(role: Any, code: Any) -> bool:
 
 # The argument_specs types a configuration key's kind may be set from.
 _SPEC_TYPES = {"str": {"str"}, "url": {"str"}, "path": {"str", "path"}, "bool": {"bool"}, "int": {"int"},
-               "number": {"float", "int"}, "str_list": {"list"}, "custom": {"dict"}}
+               "number": {"float", "int"}, "str_list": {"list"}, "custom": {"dict"},
+               "off_str": {"str"}, "off_path": {"str", "path"}}
 
 
 def _spec_problems(where: str, variable: str, option: dict[str, Any], key: config.Key) -> list[str]:

@@ -60,11 +60,15 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from freqfeed import sync
 
     cfg = _load(args)
+    from freqfeed.metrics import write_sync_metrics
+
     try:
         report = sync.run(cfg)
     except RuntimeError as exc:  # another sync holds the data directory's lock
         log.error("%s", exc)
+        write_sync_metrics(cfg, None)
         return EXIT_FAILED
+    write_sync_metrics(cfg, report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 

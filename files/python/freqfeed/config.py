@@ -99,6 +99,10 @@ def _listen(value: str) -> str | None:
     return None
 
 
+def _listen_or_off(value: str) -> str | None:
+    return None if value == "" else _listen(value)
+
+
 def _readable_file(value: str) -> str | None:
     path = Path(value)
     if not path.is_absolute():
@@ -239,6 +243,8 @@ class ProducerConfig:
     health_file: Path | None = setting(None, "JSON health snapshot, rewritten every 5 s", kind="path")
     live_interval: float = setting(1.0, "how often the candles in progress are written to `live_candle`",
                                    kind="number", check=_at_least(0.1), shows="seconds")
+    metrics_listen: str = setting("127.0.0.1:9817", "where the producer serves Prometheus `/metrics` (empty: off)",
+                                  kind="off_str", check=_listen_or_off, shows="HOST:PORT or empty")
 
 
 @dataclass(frozen=True)
@@ -258,6 +264,9 @@ class SyncConfig:
         "rate in `open` that every version reads", kind="str", check=_one_of("current", "legacy"))
     status_file: Path | None = setting(None, "last run's result", kind="path",
                                        default_shows="`<datadir>/.freqfeed-sync-status.json`")
+    metrics_file: Path | None = setting(None, "Prometheus `.prom` file each run writes atomically, for "
+                                        "node_exporter's textfile collector (empty: off)", kind="off_path",
+                                        default_shows="off")
 
 
 DEFAULT_CACHE_TTL: dict[str, float] = {
@@ -276,8 +285,14 @@ class GatewayConfig:
                                   kind="number", check=_at_least(0.5), shows="seconds")
     poll_interval: float = setting(0.5, "how often the gateway reads new candles from InfluxDB", kind="number",
                                    check=_at_least(0.05), shows="seconds")
-    cache_candles: int = setting(1000, "closed candles per series kept in memory (older windows are read from "
-                                 "InfluxDB)", kind="int", check=_between(0, 1500), shows="1-1500")
+    cache_candles: int = setting(1500, "closed candles per series kept in memory (older windows are read from "
+                                 "InfluxDB; 1500 covers freqtrade's start-up downloads)", kind="int",
+                                 check=_between(0, 10000), shows="1-10000")
+    load_timeout: float = setting(60.0, "longest a start may take loading the caches: then ready anyway (systemd "
+                                  "READY=1), forwarding what is not loaded, loudly", kind="number",
+                                  check=_between(1.0, 3600.0), shows="seconds")
+    state_dir: Path | None = setting(None, "the cache snapshot and immutable answers, kept across restarts",
+                                     kind="path", default_shows="$STATE_DIRECTORY (systemd's StateDirectory=)")
     cache_ttl: dict[str, float] = setting(
         doc="seconds a forwarded answer is reused, per endpoint (the ones given replace these)", kind="custom",
         factory=lambda: dict(DEFAULT_CACHE_TTL), shows="mapping")
@@ -300,6 +315,8 @@ class GatewayConfig:
                                          kind="int", check=_between(0, 1_000_000))
     forward_cache_mb: float = setting(64.0, "and at most this many MB of their bodies", kind="number",
                                       check=_between(0.0, 65536.0), shows="MB")
+    metrics_listen: str = setting("127.0.0.1:9818", "where the gateway serves Prometheus `/metrics` (empty: off)",
+                                  kind="off_str", check=_listen_or_off, shows="HOST:PORT or empty")
     configured: bool = derived(False, "the file has a gateway section: this host runs `freqfeed serve`")
 
     @property
@@ -477,8 +494,8 @@ class _Reader:
                 return default
         if kind == "url":
             return converted.rstrip("/")
-        if kind == "path":
-            return Path(converted)
+        if kind in ("path", "off_path"):  # off_path: empty is off (None)
+            return Path(converted) if converted.strip() else None
         return converted
 
     def fields(
@@ -506,6 +523,10 @@ def _as_str(value: Any) -> Any:
     return value if isinstance(value, str) and value.strip() else _INVALID
 
 
+def _as_any_str(value: Any) -> Any:
+    return value if isinstance(value, str) else _INVALID
+
+
 def _as_bool(value: Any) -> Any:
     return value if isinstance(value, bool) else _INVALID
 
@@ -530,6 +551,8 @@ _KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "str": (_as_str, "a non-empty string"),
     "url": (_as_str, "a non-empty string"),
     "path": (_as_str, "a non-empty string"),
+    "off_str": (_as_any_str, "a string (empty: off)"),
+    "off_path": (_as_any_str, "a path (empty: off)"),
     "bool": (_as_bool, "true or false"),
     "int": (_as_int, "an integer"),
     "number": (_as_number, "a number"),

@@ -96,6 +96,7 @@ class InfluxDB:
         self._server: Server | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._spans: dict[str, int] = {}  # measurement -> the window a file limit taught us
+        self.errors: dict[str, int] = {"write": 0, "query": 0, "ping": 0}  # failed requests (freqfeed.metrics)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -455,6 +456,7 @@ class InfluxDB:
                     return response
                 error = self._http_error(response, what)
             if not isinstance(error, InfluxDBUnavailable) or attempt >= self.retries:
+                self.errors[what] = self.errors.get(what, 0) + 1
                 raise error
             delay = self.backoff * 2**attempt
             attempt += 1

@@ -211,6 +211,9 @@ class Producer(StreamEvents):
         self.stream_started_ms: int | None = None
         self.mark_stream_last = time.monotonic()
         self.mark_stream_silent = False
+        self.stream_seen: dict[str, float] = {}  # timeframe -> monotonic time of its stream's last kline message
+        self.stream_up: dict[str, bool] = {}
+        self.metrics_server: Any = None  # stream label -> connected (freqfeed.metrics reads both)
         self.backfill_summary: dict[str, Any] = {}
         self.backfill_progress: _Progress | None = None
         self.last_verify_ms = 0
@@ -228,6 +231,7 @@ class Producer(StreamEvents):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        await self._start_metrics()
         try:
             if not await self._connect_influxdb():
                 return 0
@@ -256,6 +260,22 @@ class Producer(StreamEvents):
             return 1
         finally:
             await self._shutdown()
+
+    async def _start_metrics(self) -> None:
+        """/metrics on producer.metrics_listen; a port taken is logged, the producer runs on without."""
+        if not self.config.producer.metrics_listen:
+            return
+        from freqfeed import metrics
+
+        server = metrics.MetricsServer(self.config.producer.metrics_listen,
+                                       metrics.registry_of(metrics.ProducerCollector(self)))
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("cannot serve metrics on %s: %s (set producer.metrics_listen to a free HOST:PORT, or empty "
+                      "to turn them off)", self.config.producer.metrics_listen, exc.strerror or exc)
+            return
+        self.metrics_server = server
 
     async def _connect_influxdb(self) -> bool:
         reported = 0.0
@@ -328,6 +348,8 @@ class Producer(StreamEvents):
         await self.rest.close()
         self.influx.close()
         self._write_health()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         log.info("stopped in %.1fs: %d points written, %d candles streamed, %d fetched over REST",
                  time.monotonic() - started, self.writer.written, self.counters["streamed candles"],
                  self.counters["fetched candles"])
@@ -650,6 +672,7 @@ class Producer(StreamEvents):
             return
         self._write_candles(series, [candle])
         self.counters["streamed candles"] += 1
+        self.stream_seen[timeframe] = time.monotonic()
         series.last_delivery_ms = self.clock.now()
         if series.silent:
             series.silent = False
@@ -661,6 +684,7 @@ class Producer(StreamEvents):
             series.last_open = candle.open_time
 
     def on_live_candle(self, pair: str, timeframe: str, candle: Candle, event_ms: int) -> None:
+        self.stream_seen[timeframe] = time.monotonic()
         if ("ohlcv", pair, timeframe) in self.series:
             self.live.update(pair, timeframe, candle, event_ms)
 
@@ -675,6 +699,7 @@ class Producer(StreamEvents):
             self._set_next_funding(exchange_symbol(update.pair), update.next_funding_ms)
 
     def on_connect(self, label: str, reconnect: bool) -> None:
+        self.stream_up[label] = True
         if not reconnect:
             log.info("%s stream connected (%s)", label, self.config.exchange.ws_url)
             return
@@ -689,6 +714,7 @@ class Producer(StreamEvents):
 
     def on_disconnect(self, label: str, reason: str, retry_in: float) -> None:
         self.counters["disconnects"] += 1
+        self.stream_up[label] = False
         log.warning("%s stream disconnected (%s); reconnecting in %.0fs", label, reason, retry_in)
 
     def on_malformed(self, label: str, error: str, message: str) -> None:
@@ -730,6 +756,7 @@ class Producer(StreamEvents):
         while True:
             key = await self._repairs.get()
             start, end, reason = self._pending.pop(key)
+            self.counters[f"repair: {reason}"] += 1
             self._in_flight.add(key)
             try:
                 await self._repair(key, start, end, reason)

@@ -214,6 +214,7 @@ def producer_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[s
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url, "ws_url": f"ws://127.0.0.1:{sim.port}{ws_path}", "request_delay": 0.02},
         "backfill": {"candles": candles},
+        "producer": {"metrics_listen": ""},  # tests/test_metrics.py turns it on, on a free port
         "log_level": "INFO",
     }
     for key, value in extra.items():
@@ -308,7 +309,8 @@ def gateway_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[st
         "timeframes": timeframes,
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url},
-        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public"},
+        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public",
+                    "metrics_listen": ""},
         "log_level": "INFO",
     }
     for key, value in extra.items():
@@ -327,10 +329,11 @@ class GatewayProcess:
         self.url = f"http://{config['gateway']['listen']}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, wait: bool = True) -> GatewayProcess:
+    def start(self, *, wait: bool = True, env: dict[str, str] | None = None) -> GatewayProcess:
         handle = open(self.log, "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen([sys.executable, "-m", "freqfeed", "serve", "--config", str(self.config_path)],
-                                        stdout=handle, stderr=handle, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        stdout=handle, stderr=handle,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         RUNNING.append(self.process)
         handle.close()
         if wait:

@@ -196,6 +196,8 @@ def test_local_answers_have_binances_keys_types_and_codes(hard: Hard) -> None:
         ("fundingRate", {"symbol": "NOPEUSDT"}),
         ("fundingRate", {"symbol": "BTCUSDT", "limit": 1001}),
         ("time", {"x": 1}),
+        ("ticker/24hr", {"symbol": "NOPEUSDT"}),  # a forwarded endpoint: an unknown symbol is refused here
+        ("premiumIndex", {"symbol": "NOPEUSDT"}),
     ]
     # every book ticker, once all are streamed
     requests.get(f"{hard.gateway.url}/fapi/v1/ticker/bookTicker", timeout=10)
@@ -223,6 +225,9 @@ def test_local_answers_have_binances_keys_types_and_codes(hard: Hard) -> None:
     local = {e: after.get(e, {}).get("local", 0) - before.get(e, {}).get("local", 0) for e, _ in cases}
     for endpoint in ("klines", "depth", "ticker/bookTicker", "time", "ping", "exchangeInfo"):
         assert local[endpoint] > 0, f"{endpoint} was answered here: {local}"
+    for endpoint in ("ticker/24hr", "premiumIndex"):
+        assert after[endpoint].get("local errors", 0) - before.get(endpoint, {}).get("local errors", 0) == 1
+        assert after[endpoint].get("forwarded", 0) == before.get(endpoint, {}).get("forwarded", 0), endpoint
     print("\nwire fidelity, gateway vs exchange:\n  " + "\n  ".join(lines) + f"\n  answered locally: {local}")
 
 

@@ -14,10 +14,12 @@ from freqfeed.config import ConfigError
 
 MINIMAL = {"influxdb": {"url": "http://127.0.0.1:8086", "database": "market"}, "pairs": ["BTC/USDT:USDT"]}
 SECTIONS = ("influxdb", "exchange", "backfill", "producer", "sync", "gateway")
-WRONG = {"str": 7, "url": 7, "path": 7, "bool": "yes", "int": 1.5, "number": "fast", "str_list": "3m"}
+WRONG = {"str": 7, "url": 7, "path": 7, "bool": "yes", "int": 1.5, "number": "fast", "str_list": "3m",
+         "off_str": 7, "off_path": 7}
 EXPECTED = {"str": "a non-empty string", "url": "a non-empty string", "path": "a non-empty string",
             "bool": "true or false", "int": "an integer", "number": "a number",
-            "str_list": "a non-empty list of strings"}
+            "str_list": "a non-empty list of strings", "off_str": "a string (empty: off)",
+            "off_path": "a path (empty: off)"}
 
 
 def value_of(cfg: config.Config, name: str) -> Any:
@@ -103,8 +105,8 @@ def test_conversions_environment_and_listen() -> None:
 
 def test_checks_name_the_value_and_the_bound() -> None:
     with pytest.raises(ConfigError) as info:
-        config.from_mapping(with_key("gateway.cache_candles", 2000), "host.yml", {})
-    assert "gateway.cache_candles: expected a value in (0, 1500], got 2000 (int)" in str(info.value)
+        config.from_mapping(with_key("gateway.cache_candles", 20000), "host.yml", {})
+    assert "gateway.cache_candles: expected a value in (0, 10000], got 20000 (int)" in str(info.value)
     with pytest.raises(ConfigError) as info:
         config.from_mapping(with_key("log_level", "LOUD"), "host.yml", {})
     assert "log_level: expected one of DEBUG, INFO, WARNING, ERROR, got 'LOUD' (str)" in str(info.value)
@@ -122,3 +124,22 @@ def test_a_new_setting_is_read_checked_and_listed() -> None:
     assert reader.fields({"seconds": 5}, "extra.", Extra, {}, "futures") == {"seconds": 5.0}
     reader.fields({"seconds": 0.5}, "extra.", Extra, {}, "futures")
     assert reader.errors == ["extra.seconds: > 1, got 0.5 (float)"]
+
+
+@pytest.mark.parametrize("name", ["producer.metrics_listen", "gateway.metrics_listen"])
+def test_metrics_listen_is_host_port_or_empty_for_off(name: str) -> None:
+    section, key = name.split(".")
+    base = {"influxdb": {"url": "http://127.0.0.1:8086", "database": "d"}, "pairs": ["BTC/USDT:USDT"]}
+    assert getattr(getattr(config.from_mapping({**base, section: {key: ""}}, "t", environ={}), section), key) == ""
+    on = config.from_mapping({**base, section: {key: "0.0.0.0:9999"}}, "t", environ={})
+    assert getattr(getattr(on, section), key) == "0.0.0.0:9999"
+    with pytest.raises(config.ConfigError, match=rf"{name}: expected HOST:PORT.*got 'nine'"):
+        config.from_mapping({**base, section: {key: "nine"}}, "t", environ={})
+
+
+def test_sync_metrics_file_is_off_by_default_and_when_empty() -> None:
+    base = {"influxdb": {"url": "http://127.0.0.1:8086", "database": "d"}, "pairs": ["BTC/USDT:USDT"]}
+    assert config.from_mapping(base, "t", environ={}).sync.metrics_file is None
+    assert config.from_mapping({**base, "sync": {"metrics_file": ""}}, "t", environ={}).sync.metrics_file is None
+    chosen = config.from_mapping({**base, "sync": {"metrics_file": "/x/f.prom"}}, "t", environ={})
+    assert str(chosen.sync.metrics_file) == "/x/f.prom"
