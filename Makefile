@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup run demo test lint unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer clean
+.PHONY: rules setup run demo test lint docs-gen unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer bench-gateway-scale clean
 
 setup:
 	@scripts/setup.sh
@@ -34,13 +34,28 @@ lab-test: setup
 demo: setup
 	$(BIN)/python scripts/demo.py
 
+# The last step builds the documentation site (mkdocs.yml, docs/) into site/: --strict fails on a broken
+# link or anchor. Never add --quiet: it hides the warnings strict mode counts, and the build passes.
 lint: setup
-	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins
+	$(BIN)/ruff check $(PKG) bench scripts playbooks/filter_plugins monitoring
 	$(BIN)/mypy --config-file $(PKG)/pyproject.toml $(PKG)/freqfeed
-	$(BIN)/python scripts/check-role-specs.py
+	$(BIN)/python scripts/gen_docs.py --check
 	$(BIN)/ansible-lint
 	$(BIN)/ansible-playbook -i inventory/production site.yml --syntax-check
 	$(BIN)/ansible-playbook -i inventory/production playbooks/status.yml --syntax-check
+	$(BIN)/ansible-playbook -i inventory/production playbooks/grafana.yml --syntax-check
+	$(MAKE) --no-print-directory rules
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The alert rules: valid, and every rule's unit test (promtool from Debian's prometheus package, scripts/setup.sh).
+rules:
+	promtool check rules monitoring/prometheus/freqfeed-rules.yml
+	promtool test rules monitoring/prometheus/freqfeed-rules.test.yml
+	promtool check config --syntax-only monitoring/prometheus/prometheus.example.yml
+
+# Rewrite the generated tables (docs/configuration.md, roles/*/README.md) from config.py and argument_specs.
+docs-gen: setup
+	$(BIN)/python scripts/gen_docs.py
 
 unit: setup
 	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider
@@ -65,5 +80,9 @@ bench-producer: setup
 	$(BIN)/python bench/producer_bench.py --parts a,b --json bench/results/producer-backfill.json
 	$(BIN)/python bench/producer_bench.py --parts c,d --json bench/results/producer-live.json
 
+# the gateway at fleet scale (issue 15): 300 pairs x 5 timeframes, default depth and 35 days; about 20 minutes
+bench-gateway-scale: setup
+	$(BIN)/python bench/gateway_scale_bench.py --json bench/results/gateway-scale.json
+
 clean:
-	rm -rf $(VENV) .cache
+	rm -rf $(VENV) .cache site

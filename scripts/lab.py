@@ -10,6 +10,8 @@
 
 The exchange is the simulator on 127.0.0.1:18290 (real time); FREQFEED_LAB_EXCHANGE=binance points the
 producer at Binance instead. influxd (auth on) listens on 127.0.0.1:18286; its data live in .lab/.
+The containers mix Debian 12 (bookworm: host73, host75, host124) and 13 (trixie: host120, host121) as
+inventory/lab/hosts.yml says; FREQFEED_LAB_RELEASE=bookworm or trixie puts them all on one release.
 """
 
 from __future__ import annotations
@@ -28,7 +30,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 LAB = REPO / ".lab"
 BIN = REPO / ".venv" / "bin"
-IMAGE = os.environ.get("FREQFEED_BASE_IMAGE", "localhost/freqfeed-debian-systemd:bookworm")
+# Each host's container runs the Debian release its inventory entry names (freqfeed_lab_release), from
+# localhost/freqfeed-debian-systemd:<release> (scripts/build-base-image.sh); FREQFEED_LAB_RELEASE overrides all.
+IMAGE_REPOSITORY = os.environ.get("FREQFEED_BASE_IMAGE_REPOSITORY", "localhost/freqfeed-debian-systemd")
+RELEASES = ("bookworm", "trixie")
 HOSTS = ["host73", "host75", "host120", "host121", "host124"]
 PRODUCER = "host73"
 INFLUX_PORT, SIM_PORT = 18286, 18290
@@ -68,6 +73,20 @@ def services_up() -> None:
         "--influx-port", str(INFLUX_PORT), "--sim-port", str(SIM_PORT), "--password-file", str(password))
 
 
+def inventory_hosts() -> dict[str, dict[str, object]]:
+    groups = yaml.safe_load((REPO / "inventory" / "lab" / "hosts.yml").read_text())["all"]["children"]
+    return {host: values or {} for group in groups.values() for host, values in group["hosts"].items()}
+
+
+def release(host: str) -> str:
+    """The Debian release of a host's container: FREQFEED_LAB_RELEASE, else the inventory's, else bookworm."""
+    inventory = str(inventory_hosts()[host].get("freqfeed_lab_release", "bookworm"))
+    name = os.environ.get("FREQFEED_LAB_RELEASE") or inventory
+    if name not in RELEASES:
+        sys.exit(f"lab: {host}'s release {name!r} is not one of {', '.join(RELEASES)}")
+    return name
+
+
 def containers_up(hosts: list[str]) -> None:
     for host in hosts:
         name = container(host)
@@ -78,20 +97,24 @@ def containers_up(hosts: list[str]) -> None:
             run("podman", "start", name)
         else:
             run("podman", "run", "-d", "--name", name, "--hostname", host, "--systemd=always", "--network=host",
-                "--label", "freqfeed-lab=1", IMAGE, "/sbin/init", capture=True)
+                "--label", "freqfeed-lab=1", f"{IMAGE_REPOSITORY}:{release(host)}", "/sbin/init", capture=True)
     for host in hosts:
         run("podman", "exec", container(host), "systemctl", "is-system-running", "--wait", check=False, capture=True)
+        os_release = run("podman", "exec", container(host), "sh", "-c",
+                         '. /etc/os-release; echo "$PRETTY_NAME, $(python3 --version)"', check=False, capture=True)
+        print(f"    {host}: {os_release.stdout.strip()}")
 
 
 def up(hosts: list[str]) -> int:
     started = time.monotonic()
     step("setting up (apt packages, venv) and building the base image and the wheelhouse when missing")
     run("scripts/setup.sh")
-    run("scripts/build-base-image.sh")
-    run("scripts/build-wheelhouse.sh")
+    releases = sorted({release(host) for host in hosts})
+    run("scripts/build-base-image.sh", *releases)
+    run("scripts/build-wheelhouse.sh", *releases)
     step(f"starting influxd (127.0.0.1:{INFLUX_PORT}) and the Binance simulator (127.0.0.1:{SIM_PORT})")
     services_up()
-    step(f"starting containers: {', '.join(container(h) for h in hosts)}")
+    step(f"starting containers: {', '.join(f'{container(h)} ({release(h)})' for h in hosts)}")
     containers_up(hosts)
     step("ansible-playbook -i inventory/lab site.yml")
     playbook("site.yml", "--limit", ",".join(hosts))
@@ -164,9 +187,10 @@ def test() -> int:  # noqa: PLR0911 - one return per stage that failed
         bots = os.environ.get("FREQFEED_LAB_BOTS", "3")
         seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
         step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the "
-             "exchange")
+             "exchange; meanwhile host120's gateway restarted, then host120 rebooted")
         trading = run(str(BIN / "python"), "scripts/lab_bots.py", "run", "--gateway", gateway_url("host120"),
                       "--exchange", f"http://127.0.0.1:{SIM_PORT}", "--feeder", "host120", "--bots", bots,
+                      "--feeder-container", container("host120"),
                       "--seconds", seconds, "--dir", str(LAB / "bots"), "--json", str(LAB / "bots.json"), check=False)
         if trading.returncode != 0:
             print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",

@@ -11,7 +11,10 @@ checks, for the gateway's bots:
 - the closed candles each bot's strategy saw equal the exchange's (the simulator's REST klines);
 - every entry and exit rate is a price the exchange's book had at the moment the bot asked (the simulator's
   book is a pure function of time: every 100 ms step in the seconds before each order is tried);
-- no klines request reached the exchange from the feeder;
+- no klines, markPriceKlines or fundingRate request reached the exchange from the feeder;
+- with --feeder-container, also across a `systemctl restart freqfeed-gateway` and a reboot of the feeder
+  container while the bots run (the gateway's bots stopped for the reboot and started again once the gateway
+  is active, as units ordered after it would be), with no ERROR in the gateway bots' logs;
 and reports each setup's exchange weight per hour: the direct bots' own, and everything the feeder's gateway
 sent (its User-Agent) while serving its bots. Exit 0 when every check passed and the weight fell by at
 least 95%; the figures go to stdout (and --json).
@@ -103,11 +106,11 @@ def bot_config(name: str, api: str, agent: str, userdir: Path) -> dict[str, Any]
 
 
 def readme_ccxt_config(api: str) -> dict[str, Any]:
-    """The README's freqtrade snippet as written, with this lab's address."""
-    text = (REPO / "README.md").read_text()
+    """docs/gateway.md's freqtrade snippet as written, with this lab's address."""
+    text = (REPO / "docs" / "gateway.md").read_text()
     block = re.search(r"<!-- freqtrade-futures-config -->\s*```json\n(.*?)```", text, re.DOTALL)
     if block is None:
-        raise SystemExit("lab_bots: the README has no freqtrade-futures-config block")
+        raise SystemExit("lab_bots: docs/gateway.md has no freqtrade-futures-config block")
     config: dict[str, Any] = json.loads(block.group(1).replace("http://127.0.0.1:8091", api))["exchange"]["ccxt_config"]
     return config
 
@@ -183,6 +186,49 @@ def check_rates(root: Path, name: str, market: Market) -> tuple[int, list[str]]:
     return checked, problems
 
 
+def podman_exec(container: str, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", "exec", container, *command], capture_output=True, text=True, check=False)
+
+
+def disrupt(kind: str, args: argparse.Namespace, bots: dict[str, subprocess.Popen[bytes]],
+            root: Path) -> dict[str, Any]:
+    """While the bots run: `systemctl restart freqfeed-gateway` on the feeder (timed: with Type=notify it
+    returns once the gateway is loaded), or a reboot of the feeder container with its bots stopped first and
+    started again once the gateway is active (on a host they are ordered after it), as at a host reboot."""
+    container = args.feeder_container
+    started = time.monotonic()
+    if kind == "restart":
+        done = podman_exec(container, "systemctl", "restart", "freqfeed-gateway")
+        took = time.monotonic() - started
+        print(f"lab_bots: systemctl restart freqfeed-gateway returned after {took:.1f}s (rc {done.returncode})",
+              flush=True)
+        return {"gateway_restart_s": round(took, 2), "gateway_restart_rc": done.returncode}
+    ours = [name for name in bots if name.startswith("gateway")]
+    for name in ours:
+        os.killpg(bots[name].pid, signal.SIGTERM)
+    for name in ours:
+        bots[name].wait(timeout=60)
+    subprocess.run(["podman", "restart", "-t", "20", container], capture_output=True, check=False)
+    while podman_exec(container, "systemctl", "is-active", "freqfeed-gateway").stdout.strip() != "active":
+        if time.monotonic() - started > 180:
+            raise SystemExit("lab_bots: the feeder's gateway was not active 180s after the reboot")
+        time.sleep(0.5)
+    took = time.monotonic() - started
+    shown = podman_exec(container, "systemctl", "show", "freqfeed-gateway", "-p", "StatusText").stdout.strip()
+    print(f"lab_bots: feeder rebooted, gateway active (ready) {took:.1f}s after the reboot began: {shown}", flush=True)
+    for name in ours:
+        index = name.removeprefix("gateway")
+        bots[name] = start(name, args.gateway, f"freqfeed-lab-bot-gateway{index}", root)
+    return {"reboot_to_gateway_ready_s": round(took, 2), "gateway_status_after_reboot": shown}
+
+
+def bot_errors(root: Path, name: str) -> list[str]:
+    """ERROR lines a bot logged (a gateway that refused or failed a request shows here)."""
+    log = root / name / "bot.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return [f"{name}: {line[:300]}" for line in lines if " - ERROR - " in line]
+
+
 def run(args: argparse.Namespace) -> int:
     root = Path(args.dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -193,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     for i in range(1, args.bots + 1):
         bots[f"gateway{i}"] = start(f"gateway{i}", args.gateway, f"freqfeed-lab-bot-gateway{i}", root)
         bots[f"direct{i}"] = start(f"direct{i}", args.exchange, f"freqfeed-lab-bot-direct{i}", root)
+    disruptions: dict[str, Any] = {}
+    plan = ["restart", "reboot"] if args.feeder_container else []
     try:
         deadline = time.monotonic() + args.seconds
         while time.monotonic() < deadline:
@@ -200,6 +248,9 @@ def run(args: argparse.Namespace) -> int:
                 if bot.poll() is not None:
                     print((root / name / "bot.log").read_text()[-3000:], file=sys.stderr)
                     raise SystemExit(f"lab_bots: bot {name} exited with {bot.returncode}")
+            elapsed = time.monotonic() - started
+            if plan and elapsed > args.seconds * (0.3 if plan[0] == "restart" else 0.55):
+                disruptions.update(disrupt(plan.pop(0), args, bots, root))
             time.sleep(2)
     finally:
         for bot in bots.values():
@@ -233,8 +284,12 @@ def run(args: argparse.Namespace) -> int:
         problems += found
     if bot_leak:
         problems.append(f"the gateway's bots sent {bot_leak} weight straight to the exchange")
-    if feeder_paths.get("/fapi/v1/klines", 0):
-        problems.append(f"{feeder_paths['/fapi/v1/klines']} klines requests reached the exchange from the feeder")
+    for path in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines", "/fapi/v1/fundingRate"):
+        if feeder_paths.get(path, 0):
+            problems.append(f"{feeder_paths[path]} {path} requests reached the exchange from the feeder")
+    if args.feeder_container:
+        for i in range(1, args.bots + 1):
+            problems += bot_errors(root, f"gateway{i}")
     if not rates:
         problems.append("the gateway's bots made no order: nothing to check the prices of")
     books = requests.get(f"{args.gateway}/_freqfeed/status", timeout=10).json().get("books", {})
@@ -246,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
               "direct_weight_per_hour": round(direct_weight / hours), "feeder_weight": feeder_weight,
               "feeder_weight_per_hour": round(feeder_weight / hours), "saving": round(saving, 4),
               "direct_requests": direct_paths, "feeder_requests": feeder_paths, "candles_checked": candles,
-              "orders_checked": rates, "gateway_books": books, "problems": problems[:20]}
+              "orders_checked": rates, "gateway_books": books, **disruptions, "problems": problems[:20]}
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
@@ -262,6 +317,8 @@ def main() -> int:
     parser.add_argument("--gateway", required=True, help="the feeder gateway's URL")
     parser.add_argument("--exchange", required=True, help="the lab simulator's URL")
     parser.add_argument("--feeder", default="", help="the feeder's host name (its gateway's User-Agent)")
+    parser.add_argument("--feeder-container", default="",
+                        help="the feeder's podman container: restart its gateway, then reboot it, while the bots run")
     parser.add_argument("--bots", type=int, default=3, help="bots per setup")
     parser.add_argument("--seconds", type=float, default=240)
     parser.add_argument("--seed", default="1", help="the simulator's seed")

@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
   influxdb            # the real InfluxDB 1.x the tests, benchmarks and lab run against
+  prometheus prometheus-node-exporter  # promtool (make lint's rule tests), the metrics test's real Prometheus
   podman runc         # Molecule and lab containers (runc: crun fails on hybrid cgroups)
   debootstrap         # builds the local Debian base image (no registry here)
   python3-venv python3-dev gcc make  # the venv; cryptofeed builds from sdist
@@ -26,6 +27,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # Debian starts influxd as a system service on install; freqfeed never uses it (tests start their own).
 if systemctl is-active --quiet influxdb 2>/dev/null; then as_root systemctl disable --now influxdb || true; fi
+# Debian starts both on install; the tests start their own Prometheus on a free port when they need one.
+for unit in prometheus prometheus-node-exporter; do
+  if systemctl is-active --quiet "$unit" 2>/dev/null; then as_root systemctl disable --now "$unit" || true; fi
+done
 
 PY=/usr/bin/python3
 if [ ! -x .venv/bin/python ]; then

@@ -59,7 +59,9 @@ def _gateway(gateway: dict[str, Any] | None) -> str:
         return f"DOWN ({gateway.get('unit', '?')})"
     local, forwarded = int(gateway.get("local") or 0), int(gateway.get("forwarded") or 0)
     share = f"{100 * local / (local + forwarded):.0f}%" if local + forwarded else "-"
-    text = (f"{local} here ({share}) / {forwarded} fwd, {gateway.get('forwarded_weight_last_minute', 0)} w/min, "
+    load = gateway.get("load") or {}
+    state = f"{gateway.get('state', 'up')} {load.get('seconds', '-')}s, " if gateway.get("state") else ""
+    text = (f"{state}{local} here ({share}) / {forwarded} fwd, {gateway.get('forwarded_weight_last_minute', 0)} w/min, "
             f"{gateway.get('cache_hits', 0)} hits, {gateway.get('close_wait_fallbacks', 0)} fallbacks")
     books = gateway.get("books")
     if isinstance(books, dict):

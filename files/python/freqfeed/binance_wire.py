@@ -96,6 +96,99 @@ def split_path(path: str) -> tuple[MarketName, str] | None:
     return ("spot", match.group(3)) if match.group(2) == "3" else None
 
 
+# -- public endpoints ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One public market-data REST endpoint: `path` as Binance spells it (`/fapi/v1/klines`), `name` the part
+    after the versioned prefix (`klines`, what weights and answers are keyed by), the query parameters it reads
+    and the defaults Binance applies to absent ones (so that two requests meaning the same share one key)."""
+
+    market: MarketName
+    path: str
+    name: str
+    params: frozenset[str]
+    defaults: tuple[tuple[str, str], ...] = ()
+
+
+_KLINE_PARAMS = ("symbol", "interval", "startTime", "endTime", "limit")
+# What the USD-M futures "Market Data Endpoints" pages and spot rest-api.md ("Market Data endpoints",
+# "General endpoints") list as NONE-security (public) GET endpoints, with their parameters. Anything else
+# (USER_DATA, TRADE, USER_STREAM, MARKET_DATA with an API key such as historicalTrades) is not public.
+_PUBLIC: dict[MarketName, dict[str, tuple[tuple[str, ...], tuple[tuple[str, str], ...]]]] = {
+    "futures": {
+        "/fapi/v1/ping": ((), ()),
+        "/fapi/v1/time": ((), ()),
+        "/fapi/v1/exchangeInfo": ((), ()),
+        "/fapi/v1/depth": (("symbol", "limit"), (("limit", "500"),)),
+        "/fapi/v1/trades": (("symbol", "limit"), (("limit", "500"),)),
+        "/fapi/v1/aggTrades": (("symbol", "fromId", "startTime", "endTime", "limit"), (("limit", "500"),)),
+        "/fapi/v1/klines": (_KLINE_PARAMS, (("limit", "500"),)),
+        "/fapi/v1/continuousKlines": (("pair", "contractType", "interval", "startTime", "endTime", "limit"),
+                                      (("limit", "500"),)),
+        "/fapi/v1/indexPriceKlines": (("pair", "interval", "startTime", "endTime", "limit"), (("limit", "500"),)),
+        "/fapi/v1/markPriceKlines": (_KLINE_PARAMS, (("limit", "500"),)),
+        "/fapi/v1/premiumIndexKlines": (_KLINE_PARAMS, (("limit", "500"),)),
+        "/fapi/v1/premiumIndex": (("symbol",), ()),
+        "/fapi/v1/fundingRate": (("symbol", "startTime", "endTime", "limit"), (("limit", "100"),)),
+        "/fapi/v1/fundingInfo": ((), ()),
+        "/fapi/v1/ticker/24hr": (("symbol",), ()),
+        "/fapi/v1/ticker/price": (("symbol",), ()),
+        "/fapi/v2/ticker/price": (("symbol",), ()),
+        "/fapi/v1/ticker/bookTicker": (("symbol",), ()),
+        "/fapi/v1/openInterest": (("symbol",), ()),
+        "/fapi/v1/indexInfo": (("symbol",), ()),
+        "/fapi/v1/assetIndex": (("symbol",), ()),
+        "/fapi/v1/constituents": (("symbol",), ()),
+    },
+    "spot": {
+        "/api/v3/ping": ((), ()),
+        "/api/v3/time": ((), ()),
+        "/api/v3/exchangeInfo": (("symbol", "symbols", "permissions", "showPermissionSets", "symbolStatus"), ()),
+        "/api/v3/depth": (("symbol", "limit"), (("limit", "100"),)),
+        "/api/v3/trades": (("symbol", "limit"), (("limit", "500"),)),
+        "/api/v3/aggTrades": (("symbol", "fromId", "startTime", "endTime", "limit"), (("limit", "500"),)),
+        "/api/v3/klines": ((*_KLINE_PARAMS, "timeZone"), (("limit", "500"),)),
+        "/api/v3/uiKlines": ((*_KLINE_PARAMS, "timeZone"), (("limit", "500"),)),
+        "/api/v3/avgPrice": (("symbol",), ()),
+        "/api/v3/ticker/24hr": (("symbol", "symbols", "type"), ()),
+        "/api/v3/ticker/tradingDay": (("symbol", "symbols", "timeZone", "type"), ()),
+        "/api/v3/ticker/price": (("symbol", "symbols"), ()),
+        "/api/v3/ticker/bookTicker": (("symbol", "symbols"), ()),
+        "/api/v3/ticker": (("symbol", "symbols", "windowSize", "type"), ()),
+    },
+}
+PUBLIC_ENDPOINTS: dict[str, Endpoint] = {
+    path: Endpoint(market, path, path.split("/", 3)[3], frozenset(params), defaults)
+    for market, paths in _PUBLIC.items() for path, (params, defaults) in paths.items()
+}
+# Parameters that only signed (private) requests carry: refused on every path.
+SIGNED_PARAMS = frozenset({"signature", "timestamp", "recvWindow"})
+API_KEY_HEADER = "X-MBX-APIKEY"
+
+
+def public_endpoint(path: str) -> Endpoint | None:
+    """The public endpoint at exactly `path` (`/fapi/v1/klines`; case, prefix and version as Binance's), else None."""
+    return PUBLIC_ENDPOINTS.get(path)
+
+
+def read_params(endpoint: Endpoint, params: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The parameters of a request to `endpoint`, checked as Binance does and normalised: each sent once
+    (-1101 otherwise), each one the endpoint reads (-1104 otherwise), defaults applied to absent ones, sorted
+    by name. The result is what is forwarded and what caches and coalescing are keyed by."""
+    names = [name for name, _ in params]
+    if len(set(names)) != len(names):
+        raise duplicate_parameter()
+    unread = [name for name in names if name not in endpoint.params]
+    if unread:
+        raise unread_parameters(len(names) - len(unread), len(names))
+    given = dict(params)
+    for name, value in endpoint.defaults:
+        given.setdefault(name, value)
+    return tuple(sorted(given.items()))
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 
@@ -135,6 +228,24 @@ def illegal_characters(name: str, legal: str = "^[0-9]{1,20}$") -> BinanceError:
 def invalid_parameter(name: str) -> BinanceError:
     """-1130 INVALID_PARAMETER: e.g. a limit out of range."""
     return BinanceError(400, -1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+def invalid_depth_limit() -> BinanceError:
+    """-4021 INVALID_DEPTH_LIMIT (USD-M futures error-code page): a futures depth limit within 1..1000 that is
+    not one of 5, 10, 20, 50, 100, 500, 1000 (e.g. 7); beyond that range USD-M answers -1130."""
+    return BinanceError(400, -4021, "Invalid depth limit.")
+
+
+def unread_parameters(read: int, sent: int) -> BinanceError:
+    """-1104 UNREAD_PARAMETERS (errors.md of both markets): a parameter the endpoint does not know, e.g. spot
+    depth with `depth=` instead of `limit=` answers "read '1' parameter(s) but was sent '2'"."""
+    return BinanceError(400, -1104, f"Not all sent parameters were read; read '{read}' parameter(s) but was sent "
+                                    f"'{sent}'.")
+
+
+def duplicate_parameter() -> BinanceError:
+    """-1101 TOO_MANY_PARAMETERS: the same parameter sent twice."""
+    return BinanceError(400, -1101, "Duplicate values for a parameter detected.")
 
 
 def start_after_end() -> BinanceError:
@@ -303,7 +414,7 @@ def parse_depth(market: str, params: Mapping[str, str], known: Container[str]) -
     assert limit is not None
     if info.name == "futures":
         if limit not in FUTURES_DEPTH_LIMITS:
-            raise invalid_parameter("limit")
+            raise invalid_depth_limit() if 1 <= limit <= max(FUTURES_DEPTH_LIMITS) else invalid_parameter("limit")
     elif limit < 1:
         raise invalid_parameter("limit")
     return DepthQuery(symbol, min(limit, SPOT_DEPTH_MAX))
@@ -557,13 +668,13 @@ def depth_event(market: str, symbol: str, bids: list[list[str]], asks: list[list
 
 
 def book_ticker(market: str, symbol: str, bid_price: str, bid_qty: str, ask_price: str, ask_qty: str, *,
-                time_ms: int) -> dict[str, Any]:
-    """GET ticker/bookTicker entry; futures adds "time" (the book's transaction time)."""
-    entry: dict[str, Any] = {"symbol": symbol, "bidPrice": bid_price, "bidQty": bid_qty, "askPrice": ask_price,
-                             "askQty": ask_qty}
+                time_ms: int, update_id: int = 0) -> dict[str, Any]:
+    """GET ticker/bookTicker entry. Futures {"lastUpdateId","symbol","bidPrice","bidQty","askPrice","askQty",
+    "time"} (the book's update id and transaction time); spot {"symbol","bidPrice","bidQty","askPrice","askQty"}."""
     if market_info(market).name == "futures":
-        entry["time"] = time_ms
-    return entry
+        return {"lastUpdateId": update_id, "symbol": symbol, "bidPrice": bid_price, "bidQty": bid_qty,
+                "askPrice": ask_price, "askQty": ask_qty, "time": time_ms}
+    return {"symbol": symbol, "bidPrice": bid_price, "bidQty": bid_qty, "askPrice": ask_price, "askQty": ask_qty}
 
 
 def book_ticker_event(market: str, symbol: str, update_id: int, bid_price: str, bid_qty: str, ask_price: str,

@@ -2,6 +2,7 @@
 
 Each line is OK, FAIL (with what to fix) or SKIP (not checkable here, and why):
 
+    tls         OK    https, certificate verified with the CA file /etc/freqfeed/influxdb-ca.pem
     server      OK    InfluxDB 2 OSS 2.7.12 (2.x OSS) at http://192.168.3.6:8086
     auth        OK    token accepted
     database    OK    'freqfeed' exists
@@ -27,6 +28,7 @@ from freqfeed.influx import (
     InfluxDBConfigError,
     InfluxDBError,
     InfluxDBNotFound,
+    tls_state,
 )
 from freqfeed.influxdb_versions import Server
 from freqfeed.influxql import Select, quote_literal
@@ -75,6 +77,7 @@ def run_checks(config: Config, *, write_probe: bool = False, client: InfluxDB | 
 
 def _checks(config: Config, client: InfluxDB, write_probe: bool):  # type: ignore[no-untyped-def]
     ix = config.influxdb
+    yield Check("tls", "OK" if ix.url.startswith("https://") and ix.verify_tls else "SKIP", tls_state(ix))
     try:
         server = client.ping()
     except InfluxDBConfigError as exc:

@@ -37,7 +37,11 @@ def _config(args: argparse.Namespace) -> Config:
     environ = None
     if args.env_file:
         environ = {**os.environ, **config_module.read_env_file(args.env_file)}
-    return config_module.load(args.config, environ)
+    cfg = config_module.load(args.config, environ)
+    from freqfeed.schema import use_exchange
+
+    use_exchange(cfg.exchange.name)  # every command reads and writes this exchange's series
+    return cfg
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -56,11 +60,15 @@ def _cmd_sync(args: argparse.Namespace) -> int:
     from freqfeed import sync
 
     cfg = _load(args)
+    from freqfeed.metrics import write_sync_metrics
+
     try:
         report = sync.run(cfg)
     except RuntimeError as exc:  # another sync holds the data directory's lock
         log.error("%s", exc)
+        write_sync_metrics(cfg, None)
         return EXIT_FAILED
+    write_sync_metrics(cfg, report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -106,6 +114,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from freqfeed.simulator import server
 
     _setup_logging(args.log_level or "INFO")
+    if args.exchange == "hyperliquid":
+        from freqfeed.exchanges.hyperliquid import simulator
+
+        return simulator.main([f"--host={args.host}", f"--port={args.port}", f"--speed={args.speed}",
+                               f"--seed={args.seed}", *([f"--start={args.start}"] if args.start is not None else []),
+                               *(f"--fault={fault}" for fault in args.fault or [])])
     return server.main(host=args.host, port=args.port, speed=args.speed, seed=args.seed,
                        start=args.start, faults=args.fault or [])
 
@@ -149,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan_cmd.add_argument("--env-file", metavar="FILE", help="FREQFEED_INFLUXDB_TOKEN/PASSWORD from this file")
     plan_cmd.set_defaults(func=_cmd_plan)
 
-    simulate = sub.add_parser("simulate", help="serve a Binance-compatible exchange for tests and the lab")
+    simulate = sub.add_parser("simulate", help="serve a simulated exchange (Binance or Hyperliquid) for tests and "
+                              "the lab")
+    simulate.add_argument("--exchange", choices=config_module.EXCHANGES, default="binance",
+                          help="which exchange to simulate (hyperliquid: POST /info and /ws)")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
     simulate.add_argument("--speed", type=float, default=1.0, help="exchange clock speed (x real time)")

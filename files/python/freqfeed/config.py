@@ -1,16 +1,24 @@
 """The per-host YAML configuration: loading, defaults and validation.
 
+Every key is declared once, as a field of the dataclasses below made with `setting()`: its default, its
+meaning (`doc`), how it is read (`kind`, `check`) and how the docs show it. The reader walks those fields,
+so a key added there is read, validated, listed among the known keys and documented
+(`scripts/gen_docs.py` writes docs/configuration.md from them; `make lint` fails when it is out of date).
+
 Every error names the key, the bad value and what is expected; all problems of a file are
 reported together so an operator fixes them in one pass.
 """
+
+# RUF009: `setting()` returns a dataclasses.field (the schema's point), not a shared mutable default.
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
@@ -18,6 +26,9 @@ from urllib.parse import urlparse
 import yaml
 
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
+
+EXCHANGES = ("binance", "hyperliquid")
+HYPERLIQUID_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w")
 
 TOKEN_ENV = "FREQFEED_INFLUXDB_TOKEN"
 PASSWORD_ENV = "FREQFEED_INFLUXDB_PASSWORD"
@@ -35,6 +46,9 @@ DEFAULT_ENDPOINTS: dict[str, dict[str, str]] = {
                 "public_ws_url": "wss://fstream.binance.com/public"},
     "spot": {"rest_url": "https://api.binance.com", "ws_url": "wss://stream.binance.com:9443",
              "public_ws_url": "wss://stream.binance.com:9443"},
+    # exchange.name: hyperliquid (perpetuals only; one /info and one /ws: exchanges/hyperliquid/wire.py)
+    "hyperliquid": {"rest_url": "https://api.hyperliquid.xyz", "ws_url": "wss://api.hyperliquid.xyz/ws",
+                    "public_ws_url": "wss://api.hyperliquid.xyz/ws"},
 }
 
 
@@ -42,52 +56,217 @@ class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
 
 
+# ---------------------------------------------------------------------------------------------
+# checks: each returns the problem (completed with ", got <value>" by the reader) or None
+
+
+def _url(*schemes: str) -> Callable[[Any], str | None]:
+    def check(value: str) -> str | None:
+        parsed = urlparse(value)
+        if parsed.scheme not in schemes or not parsed.netloc:
+            return f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+        return None
+
+    return check
+
+
+def _at_least(minimum: float) -> Callable[[float], str | None]:
+    return lambda value: None if value >= minimum else f"expected a value >= {minimum}"
+
+
+def _between(low: float, high: float) -> Callable[[float], str | None]:
+    return lambda value: None if low < value <= high else f"expected a value in ({low}, {high}]"
+
+
+class _one_of:  # lower case: used like the other check factories
+    """A check that the value is one of `choices` (which the docs show as the key's type)."""
+
+    def __init__(self, *choices: str) -> None:
+        self.choices = choices
+
+    def __call__(self, value: str) -> str | None:
+        return None if value in self.choices else f"expected one of {', '.join(self.choices)}"
+
+
+def _name(value: str) -> str | None:
+    return None if _NAME.match(value) else "expected a name of letters, digits, '_', '.', '-'"
+
+
+def _listen(value: str) -> str | None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return "expected HOST:PORT, e.g. 127.0.0.1:8091"
+    return None
+
+
+def _listen_or_off(value: str) -> str | None:
+    return None if value == "" else _listen(value)
+
+
+def _readable_file(value: str) -> str | None:
+    path = Path(value)
+    if not path.is_absolute():
+        return "expected an absolute path to a PEM file"
+    if not path.is_file():
+        return "no such file"
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(65536)
+    except OSError as exc:
+        return f"cannot read it ({exc.strerror})"
+    return None if b"-----BEGIN CERTIFICATE-----" in head else "not a PEM certificate bundle"
+
+
+def _without_credentials(r: _Reader, section: Mapping[str, Any]) -> Mapping[str, Any]:
+    """influxdb.url refused (and never echoed) when it carries credentials: those live in the env file."""
+    raw = section.get("url")
+    if isinstance(raw, str) and "@" in urlparse(raw).netloc:
+        r.errors.append(f"influxdb.url: must not carry credentials (user:password@ before the host); set "
+                        f"influxdb.username in this file and the password ({PASSWORD_ENV}) or token ({TOKEN_ENV}) "
+                        "in the service's environment file (sync.env / producer.env, mode 0600)")
+        return {**section, "url": "https://invalid"}
+    return section
+
+
+# ---------------------------------------------------------------------------------------------
+# the schema
+
+
+def setting(
+    default: Any = MISSING,
+    doc: str = "",
+    *,
+    kind: str,
+    check: Callable[[Any], str | None] | None = None,
+    shows: str | None = None,
+    default_shows: str | None = None,
+    env: str | None = None,
+    endpoint: str | None = None,
+    factory: Callable[[], Any] | None = None,
+    repr: bool = True,
+) -> Any:
+    """A configuration key: a dataclass field whose metadata says how it is read and documented.
+
+    kind: str, url, bool, int, number, str_list, path (read by the generic reader), or custom (read by
+    hand in from_mapping, e.g. mappings); check: a further validation; shows: the type column of the docs
+    (default: from kind); default_shows: the default column when the value alone says too little;
+    env: an environment variable that wins over the file; endpoint: the default is DEFAULT_ENDPOINTS'
+    entry of that name for the trading mode (the dataclass default is the futures one)."""
+    metadata = {"doc": doc, "kind": kind, "check": check, "shows": shows, "default_shows": default_shows,
+                "env": env, "endpoint": endpoint}
+    if endpoint is not None:
+        default = DEFAULT_ENDPOINTS["futures"][endpoint]
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata, repr=repr)
+    if default is MISSING:
+        return field(metadata=metadata, repr=repr)
+    return field(default=default, metadata=metadata, repr=repr)
+
+
+def derived(default: Any, doc: str) -> Any:
+    """A field that is no configuration key: the reader sets it from something else. Every other field of the
+    configuration's dataclasses is a `setting()` (`scripts/gen_docs.py --check` fails on a plain one, which the
+    reader would neither read nor document)."""
+    return field(default=default, metadata={"derived": doc})
+
+
+def _section(cls: type, doc: str, *, required: bool = False) -> Any:
+    metadata = {"doc": doc, "section": cls}
+    return field(metadata=metadata) if required else field(default_factory=cls, metadata=metadata)
+
+
+_HTTP = _url("http", "https")
+_WS = _url("ws", "wss")
+
+
 @dataclass(frozen=True)
 class InfluxDBConfig:
-    url: str
-    database: str
-    retention_policy: str | None = None
-    token: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    verify_tls: bool = True
-    timeout: float = 10.0
-    retention_days: int = 360
-    concurrency: int = 8
+    url: str = setting(doc="InfluxDB's HTTP endpoint", kind="url", check=_HTTP)
+    database: str = setting(doc="database (InfluxDB 1.x) or bucket (2.x/3.x)", kind="str", check=_name,
+                            shows="name")
+    retention_policy: str | None = setting(
+        None, "retention policy (1.x), DBRP mapping's rp (2.x); an error on 3.x/Cloud", kind="str", check=_name,
+        shows="name", default_shows="server default")
+    token: str | None = setting(
+        None, "sent as `Authorization: Token ...` (2.x/3.x, or 1.8+ `user:password`)",
+        kind="str", env=TOKEN_ENV, repr=False)
+    username: str | None = setting(None, "basic auth (1.x)", kind="str")
+    password: str | None = setting(None, "basic auth (1.x)", kind="str",
+                                   env=PASSWORD_ENV, repr=False)
+    verify_tls: bool = setting(True, "verify the server certificate (false: encrypted but unverified, warned once)",
+                               kind="bool")
+    ca_file: str | None = setting(
+        None, "PEM bundle of the CA(s) that verify InfluxDB's certificate (https only; absolute path)", kind="str",
+        check=_readable_file, shows="path", default_shows="system CAs")
+    timeout: float = setting(10.0, "per request", kind="number", check=_at_least(0.1), shows="seconds")
+    retention_days: int = setting(
+        360, "duration used when the producer creates the database or policy (1.x), and in the commands "
+        "freqfeed tells operators to run elsewhere", kind="int", check=_at_least(1))
+    concurrency: int = setting(
+        8, "requests at a time where the server takes one statement per request (InfluxDB 3.0-3.6)",
+        kind="int", check=_between(0, 64), shows="1-64")
 
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    rest_url: str
-    ws_url: str
-    request_delay: float = 0.6
-    max_weight_share: float = 0.5
-    timeout: float = 10.0
+    name: str = setting("binance", "the exchange: `hyperliquid` (USDC perpetuals, futures only) changes the endpoints' "
+                        "defaults, the pairs (`BTC/USDC:USDC`) and timeframes accepted", kind="str",
+                        check=_one_of(*EXCHANGES))
+    rest_url: str = setting(doc="REST base (testnet, simulator)", kind="url", check=_HTTP, endpoint="rest_url")
+    ws_url: str = setting(doc="websocket base of the kline and mark price streams; `ws://` allowed", kind="url",
+                          check=_WS, endpoint="ws_url")
+    request_delay: float = setting(
+        0.6, "fixed pause between REST requests (with the weight budget, it sizes the backfill's pages)",
+        kind="number", check=_at_least(0.0), shows="seconds")
+    max_weight_share: float = setting(
+        0.5, "share of Binance's per-minute request weight the producer (or the gateway's forwarded requests) "
+        "may use", kind="number", check=_between(0.0, 1.0), shows="0-1")
+    timeout: float = setting(10.0, "per REST request", kind="number", check=_at_least(0.1), shows="seconds")
 
 
 @dataclass(frozen=True)
 class BackfillConfig:
-    candles: int = 1500
+    candles: int = setting(1500, "window the producer keeps complete in InfluxDB, per series", kind="int",
+                           check=_at_least(1))
+
 
 @dataclass(frozen=True)
 class ProducerConfig:
-    batch_size: int = 5000
-    flush_interval: float = 0.2
-    buffer_limit: int = 2_000_000
-    silent_periods: float = 2.0
-    health_file: Path | None = None
-    live_interval: float = 1.0
+    batch_size: int = setting(5000, "points per InfluxDB write", kind="int", check=_at_least(1))
+    flush_interval: float = setting(0.2, "longest a point waits before it is written", kind="number",
+                                    check=_at_least(0.01), shows="seconds")
+    buffer_limit: int = setting(
+        2_000_000, "points buffered while InfluxDB is down (~250 MB worst case); past it the oldest are dropped "
+        "and fetched again over REST later", kind="int", check=_at_least(1000))
+    silent_periods: float = setting(2.0, "periods without a closed candle after which a stream counts as silent",
+                                    kind="number", check=_at_least(1.0))
+    health_file: Path | None = setting(None, "JSON health snapshot, rewritten every 5 s", kind="path")
+    live_interval: float = setting(1.0, "how often the candles in progress are written to `live_candle`",
+                                   kind="number", check=_at_least(0.1), shows="seconds")
+    metrics_listen: str = setting("127.0.0.1:9817", "where the producer serves Prometheus `/metrics` (empty: off)",
+                                  kind="off_str", check=_listen_or_off, shows="HOST:PORT or empty")
 
 
 @dataclass(frozen=True)
 class SyncConfig:
-    datadir: Path | None = None
-    candles: int = 1500
-    owner: str | None = None
-    group: str | None = None
-    funding_timeframe: str = "1h"
-    funding_rate_layout: FundingLayout = "current"
-    status_file: Path | None = None
+    datadir: Path | None = setting(None, "freqtrade's `user_data/data/binance`", kind="path",
+                                   default_shows="required for sync")
+    candles: int = setting(1500, "candles a file keeps (never fewer than `history`); `0` = everything InfluxDB "
+                           "has", kind="int", check=_at_least(0))
+    owner: str | None = setting(None, "chown written files to this user (needs root; normally the service runs "
+                                "as the owner)", kind="str", shows="name")
+    group: str | None = setting(None, "chown written files to this group (needs root)", kind="str", shows="name")
+    funding_timeframe: str = setting(
+        "1h", "timeframe in funding-rate file names: freqtrade's `funding_fee_timeframe` (1h since 2025.12, 8h "
+        "before)", kind="str", check=_one_of("1h", "4h", "8h"))
+    funding_rate_layout: FundingLayout = setting(
+        "current", "funding file columns: `date, funding_rate` (freqtrade 2026.x) or the OHLCV shape with the "
+        "rate in `open` that every version reads", kind="str", check=_one_of("current", "legacy"))
+    status_file: Path | None = setting(None, "last run's result", kind="path",
+                                       default_shows="`<datadir>/.freqfeed-sync-status.json`")
+    metrics_file: Path | None = setting(None, "Prometheus `.prom` file each run writes atomically, for "
+                                        "node_exporter's textfile collector (empty: off)", kind="off_path",
+                                        default_shows="off")
 
 
 DEFAULT_CACHE_TTL: dict[str, float] = {
@@ -98,23 +277,55 @@ DEFAULT_CACHE_TTL: dict[str, float] = {
 
 @dataclass(frozen=True)
 class GatewayConfig:
-    host: str = "127.0.0.1"
-    port: int = 8091
-    close_wait: float = 3.0
-    live_max_age: float = 10.0
-    poll_interval: float = 0.5
-    cache_candles: int = 1000
-    cache_ttl: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_CACHE_TTL))
-    exchange_info_refresh: float = 600.0
-    max_wait: float = 2.0
-    ws_url: str = "wss://fstream.binance.com/public"
-    book_max_age: float = 1.0
-    book_idle: float = 600.0
-    configured: bool = False  # the file has a gateway section: this host runs `freqfeed serve`
+    listen: str = setting("127.0.0.1:8091", "where `freqfeed serve` listens (a section `gateway:` also tells "
+                          "`freqfeed status` this feeder runs one)", kind="str", check=_listen, shows="HOST:PORT")
+    close_wait: float = setting(3.0, "longest a request waits for a candle that just closed before it goes to "
+                                "Binance", kind="number", check=_at_least(0.0), shows="seconds")
+    live_max_age: float = setting(10.0, "a candle in progress updated longer ago is stale: never served",
+                                  kind="number", check=_at_least(0.5), shows="seconds")
+    poll_interval: float = setting(0.5, "how often the gateway reads new candles from InfluxDB", kind="number",
+                                   check=_at_least(0.05), shows="seconds")
+    cache_candles: int = setting(1500, "closed candles per series kept in memory (older windows are read from "
+                                 "InfluxDB; 1500 covers freqtrade's start-up downloads)", kind="int",
+                                 check=_between(0, 10000), shows="1-10000")
+    load_timeout: float = setting(60.0, "longest a start may take loading the caches: then ready anyway (systemd "
+                                  "READY=1), forwarding what is not loaded, loudly", kind="number",
+                                  check=_between(1.0, 3600.0), shows="seconds")
+    state_dir: Path | None = setting(None, "the cache snapshot and immutable answers, kept across restarts",
+                                     kind="path", default_shows="$STATE_DIRECTORY (systemd's StateDirectory=)")
+    cache_ttl: dict[str, float] = setting(
+        doc="seconds a forwarded answer is reused, per endpoint (the ones given replace these)", kind="custom",
+        factory=lambda: dict(DEFAULT_CACHE_TTL), shows="mapping")
+    exchange_info_refresh: float = setting(600.0, "how often exchangeInfo is fetched again", kind="number",
+                                           check=_at_least(10.0), shows="seconds")
+    max_wait: float = setting(2.0, "longest a forwarded request waits for room in the minute's weight budget "
+                              "(then a local 429)", kind="number", check=_at_least(0.0), shows="seconds")
+    ws_url: str = setting(doc="websocket base of the book streams", kind="url", check=_WS,
+                          endpoint="public_ws_url")
+    book_max_age: float = setting(1.0, "a book or book ticker received longer ago is never served", kind="number",
+                                  check=_at_least(0.1), shows="seconds")
+    book_idle: float = setting(600.0, "a symbol's book streams stop when no bot asked for it that long "
+                               "(configured pairs stay)", kind="number", check=_at_least(10.0), shows="seconds")
+    book_silence: float = setting(10.0, "a streaming book connection with no message for this long is replaced",
+                                  kind="number", check=_between(1.0, 300.0), shows="seconds")
+    book_heartbeat: float = setting(30.0, "websocket ping on every book connection this often; no pong within "
+                                    "half of it: replaced", kind="number", check=_between(2.0, 170.0),
+                                    shows="seconds")
+    forward_cache_entries: int = setting(2000, "forwarded answers kept (least recently used dropped first)",
+                                         kind="int", check=_between(0, 1_000_000))
+    forward_cache_mb: float = setting(64.0, "and at most this many MB of their bodies", kind="number",
+                                      check=_between(0.0, 65536.0), shows="MB")
+    metrics_listen: str = setting("127.0.0.1:9818", "where the gateway serves Prometheus `/metrics` (empty: off)",
+                                  kind="off_str", check=_listen_or_off, shows="HOST:PORT or empty")
+    configured: bool = derived(False, "the file has a gateway section: this host runs `freqfeed serve`")
 
     @property
-    def listen(self) -> str:
-        return f"{self.host}:{self.port}"
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
 
     def ttl(self, endpoint: str) -> float:
         return self.cache_ttl.get(endpoint, self.cache_ttl.get("default", 1.0))
@@ -122,18 +333,27 @@ class GatewayConfig:
 
 @dataclass(frozen=True)
 class Config:
-    influxdb: InfluxDBConfig
-    exchange: ExchangeConfig
-    pairs: tuple[str, ...]
-    timeframes: tuple[str, ...] = ("3m", "15m", "1h")
-    trading_mode: TradingMode = "futures"
-    backfill: BackfillConfig = BackfillConfig()
-    producer: ProducerConfig = ProducerConfig()
-    sync: SyncConfig = SyncConfig()
-    gateway: GatewayConfig = GatewayConfig()
-    history: dict[str, float] = field(default_factory=dict)  # timeframe -> days every series of it keeps
-    log_level: str = "INFO"
-    source: str = "<dict>"
+    influxdb: InfluxDBConfig = _section(InfluxDBConfig, "where the candles are kept", required=True)
+    exchange: ExchangeConfig = _section(ExchangeConfig, "Binance, for the producer and the gateway's forwarding",
+                                        required=True)
+    pairs: tuple[str, ...] = setting(doc="freqtrade notation: `BTC/USDT:USDT` (futures) or `BTC/USDT` (spot)",
+                                     kind="str_list")
+    timeframes: tuple[str, ...] = setting(("3m", "15m", "1h"), "candle timeframes (Binance intervals)",
+                                          kind="str_list")
+    trading_mode: TradingMode = setting("futures", "USDT-M perpetuals (with mark price and funding) or spot",
+                                        kind="str", check=_one_of("futures", "spot"))
+    backfill: BackfillConfig = _section(BackfillConfig, "the producer's backfill")
+    producer: ProducerConfig = _section(ProducerConfig, "the producer")
+    sync: SyncConfig = _section(SyncConfig, "the sync into freqtrade's files")
+    gateway: GatewayConfig = _section(GatewayConfig, "the market-data gateway")
+    history: dict[str, float] = setting(
+        doc="days per timeframe kept complete beyond `backfill.candles`, e.g. `{3m: 35, 1h: 35}` (each a "
+        "configured timeframe, > 0, at most `influxdb.retention_days`); mark candles and funding keep the "
+        "longest; the sync's files keep at least as much. `freqfeed plan` prints it", kind="custom",
+        factory=dict, shows="mapping", default_shows="none")
+    log_level: str = setting("INFO", "log level of the command", kind="str",
+                             check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"))
+    source: str = derived("<dict>", "the file it was read from")
 
     @property
     def futures(self) -> bool:
@@ -149,6 +369,73 @@ class Config:
         """The `history` days of `timeframe` in candles (0 without a history)."""
         days = max(self.history.values(), default=0.0) if hourly else self.history.get(timeframe, 0.0)
         return math.ceil(days * 86_400_000 / timeframe_ms(timeframe))
+
+
+# ---------------------------------------------------------------------------------------------
+# the keys, for the reader and the docs
+
+
+@dataclass(frozen=True)
+class Key:
+    """One documented configuration key."""
+
+    name: str  # dotted: influxdb.url
+    field: Field[Any]
+
+    @property
+    def doc(self) -> str:
+        return str(self.field.metadata["doc"])
+
+    @property
+    def kind(self) -> str:
+        return str(self.field.metadata["kind"])
+
+    @property
+    def required(self) -> bool:
+        return self.field.default is MISSING and self.field.default_factory is MISSING
+
+    def default(self, trading_mode: str = "futures") -> Any:
+        """The value the reader uses when the file does not set the key."""
+        endpoint = self.field.metadata.get("endpoint")
+        if endpoint is not None:
+            return DEFAULT_ENDPOINTS[trading_mode][endpoint]
+        if self.field.default_factory is not MISSING:
+            return self.field.default_factory()
+        return None if self.field.default is MISSING else self.field.default
+
+
+def _keys_of(cls: type) -> Iterator[Field[Any]]:
+    return (f for f in fields(cls) if "kind" in f.metadata)
+
+
+def undeclared_fields() -> list[str]:
+    """Fields of the configuration's dataclasses made neither with setting() nor derived()."""
+    found = []
+    for top in fields(Config):
+        section = top.metadata.get("section")
+        found += [f"{top.name}.{f.name}" for f in fields(section) if not {"kind", "derived"} & set(f.metadata)] \
+            if section else ([] if {"kind", "derived", "section"} & set(top.metadata) else [top.name])
+    return found
+
+
+def config_keys() -> list[Key]:
+    """Every configuration key in file order: the top-level ones, then each section's."""
+    found: list[Key] = []
+    for top in fields(Config):
+        section = top.metadata.get("section")
+        if section is not None:
+            found.extend(Key(f"{top.name}.{f.name}", f) for f in _keys_of(section))
+        elif "kind" in top.metadata:
+            found.append(Key(top.name, top))
+    return found
+
+
+def config_key(name: str) -> Key:
+    """The key of a dotted name (KeyError when there is none)."""
+    for candidate in config_keys():
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,7 +492,28 @@ class _Reader:
             if problem:
                 self.errors.append(f"{name}: {problem}, got {_show(value)}")
                 return default
+        if kind == "url":
+            return converted.rstrip("/")
+        if kind in ("path", "off_path"):  # off_path: empty is off (None)
+            return Path(converted) if converted.strip() else None
         return converted
+
+    def fields(
+        self, raw: Mapping[str, Any], prefix: str, cls: type, env: Mapping[str, str], trading_mode: str,
+    ) -> dict[str, Any]:
+        """Every key of `cls` the generic reader handles (all but kind=custom), as keyword arguments."""
+        values: dict[str, Any] = {}
+        for f in _keys_of(cls):
+            spec = Key(prefix + f.name, f)
+            variable = f.metadata["env"]
+            if spec.kind == "custom":
+                continue
+            if variable and env.get(variable):
+                values[f.name] = env[variable]
+            else:
+                values[f.name] = self.get(raw, prefix, f.name, spec.kind, spec.default(trading_mode),
+                                          required=spec.required, check=f.metadata["check"])
+        return values
 
 
 _INVALID = object()
@@ -213,6 +521,10 @@ _INVALID = object()
 
 def _as_str(value: Any) -> Any:
     return value if isinstance(value, str) and value.strip() else _INVALID
+
+
+def _as_any_str(value: Any) -> Any:
+    return value if isinstance(value, str) else _INVALID
 
 
 def _as_bool(value: Any) -> Any:
@@ -237,6 +549,10 @@ def _as_str_list(value: Any) -> Any:
 
 _KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
     "str": (_as_str, "a non-empty string"),
+    "url": (_as_str, "a non-empty string"),
+    "path": (_as_str, "a non-empty string"),
+    "off_str": (_as_any_str, "a string (empty: off)"),
+    "off_path": (_as_any_str, "a path (empty: off)"),
     "bool": (_as_bool, "true or false"),
     "int": (_as_int, "an integer"),
     "number": (_as_number, "a number"),
@@ -251,41 +567,15 @@ def _show(value: Any) -> str:
     return f"{text} ({type(value).__name__})"
 
 
-def _url(schemes: tuple[str, ...]) -> Callable[[Any], str | None]:
-    def check(value: str) -> str | None:
-        parsed = urlparse(value)
-        if parsed.scheme not in schemes or not parsed.netloc:
-            return f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
-        return None
-
-    return check
-
-
-def _at_least(minimum: float) -> Callable[[float], str | None]:
-    return lambda value: None if value >= minimum else f"expected a value >= {minimum}"
-
-
-def _between(low: float, high: float) -> Callable[[float], str | None]:
-    return lambda value: None if low < value <= high else f"expected a value in ({low}, {high}]"
-
-
-def _one_of(*choices: str) -> Callable[[str], str | None]:
-    return lambda value: None if value in choices else f"expected one of {', '.join(choices)}"
-
-
-def _name(value: str) -> str | None:
-    return None if _NAME.match(value) else "expected a name of letters, digits, '_', '.', '-'"
-
-
-def _timeframe(value: str) -> str | None:
-    return None if value in BINANCE_TIMEFRAMES else f"expected one of {', '.join(BINANCE_TIMEFRAMES)}"
-
-
 # ---------------------------------------------------------------------------------------------
 
 
-def validate_pair(pair: str, trading_mode: str) -> str | None:
+def validate_pair(pair: str, trading_mode: str, exchange: str = "binance") -> str | None:
     """Problem with a pair in freqtrade notation, or None when it is well-formed."""
+    if exchange == "hyperliquid":
+        match = _FUTURES_PAIR.match(pair)
+        ok = match is not None and match.group(2) == match.group(3) == "USDC"
+        return None if ok else "expected a Hyperliquid perpetual BASE/USDC:USDC, e.g. BTC/USDC:USDC"
     if trading_mode == "futures":
         match = _FUTURES_PAIR.match(pair)
         if not match:
@@ -303,122 +593,68 @@ def exchange_symbol(pair: str) -> str:
     return pair.split(":", 1)[0].replace("/", "")
 
 
+_SECTIONS: dict[str, type] = {f.name: f.metadata["section"] for f in fields(Config) if "section" in f.metadata}
+
+
 def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | None = None) -> Config:
     env = os.environ if environ is None else environ
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {_show(raw)}")
     r = _Reader()
-    top_keys = {"influxdb", "exchange", "pairs", "timeframes", "trading_mode", "backfill", "producer", "sync",
-                "gateway", "history", "log_level"}
-    r.unknown(raw, "", top_keys)
+    r.unknown(raw, "", {f.name for f in fields(Config) if "kind" in f.metadata or "section" in f.metadata})
+    # trading_mode first: other keys' defaults and checks depend on it
+    mode = r.get(raw, "", "trading_mode", "str", "futures", check=_one_of("futures", "spot"))
+    top = r.fields({k: v for k, v in raw.items() if k != "trading_mode"}, "", Config, env, mode)
+    del top["trading_mode"]
+    pairs: tuple[str, ...] = top["pairs"] or ()
+    timeframes: tuple[str, ...] = top["timeframes"]
+    raw_exchange = raw.get("exchange")
+    exchange = raw_exchange.get("name", "binance") if isinstance(raw_exchange, Mapping) else "binance"
+    if exchange == "hyperliquid" and mode != "futures":
+        r.errors.append(f"trading_mode: exchange.name hyperliquid has perpetuals only (futures), got {_show(mode)}")
+    allowed = HYPERLIQUID_TIMEFRAMES if exchange == "hyperliquid" else BINANCE_TIMEFRAMES
 
-    trading_mode = r.get(raw, "", "trading_mode", "str", "futures", check=_one_of("futures", "spot"))
-    log_level = r.get(raw, "", "log_level", "str", "INFO",
-                      check=_one_of("DEBUG", "INFO", "WARNING", "ERROR"))
-
-    pairs = r.get(raw, "", "pairs", "str_list", (), required=True)
     for index, pair in enumerate(pairs):
-        problem = validate_pair(pair, trading_mode)
+        problem = validate_pair(pair, mode, exchange)
         if problem:
             r.errors.append(f"pairs[{index}]: {problem}, got {_show(pair)}")
     duplicates = sorted({p for p in pairs if pairs.count(p) > 1})
     if duplicates:
         r.errors.append(f"pairs: each pair once, got duplicates {', '.join(duplicates)}")
-
-    timeframes = r.get(raw, "", "timeframes", "str_list", ("3m", "15m", "1h"))
     for index, timeframe in enumerate(timeframes):
-        problem = _timeframe(timeframe)
+        problem = None if timeframe in allowed else f"expected one of {', '.join(allowed)} ({exchange})"
         if problem:
             r.errors.append(f"timeframes[{index}]: {problem}, got {_show(timeframe)}")
     if len(set(timeframes)) != len(timeframes):
         r.errors.append(f"timeframes: each timeframe once, got {list(timeframes)}")
 
-    ix = r.section(raw, "influxdb")
-    r.unknown(ix, "influxdb.", {"url", "database", "retention_policy", "token", "username", "password",
-                               "verify_tls", "timeout", "retention_days", "concurrency"})
-    token = env.get(TOKEN_ENV) or r.get(ix, "influxdb.", "token", "str")
-    password = env.get(PASSWORD_ENV) or r.get(ix, "influxdb.", "password", "str")
-    username = r.get(ix, "influxdb.", "username", "str")
-    if password and not username:
+    sections: dict[str, Any] = {}
+    for name, cls in _SECTIONS.items():
+        section = r.section(raw, name)
+        r.unknown(section, f"{name}.", {f.name for f in _keys_of(cls)})
+        if name == "influxdb":
+            section = _without_credentials(r, section)
+        values = r.fields(section, f"{name}.", cls, env, "hyperliquid" if exchange == "hyperliquid" else mode)
+        if name == "gateway":
+            values["cache_ttl"] = _cache_ttl(r, section.get("cache_ttl"))
+            values["configured"] = "gateway" in r.present
+        sections[name] = values
+    if exchange == "hyperliquid" and sections["sync"]["funding_timeframe"] != "1h":
+        r.errors.append("sync.funding_timeframe: Hyperliquid funds hourly and freqtrade names its files "
+                        f"-1h-funding_rate, got {_show(sections['sync']['funding_timeframe'])}")
+    ix = sections["influxdb"]
+    if ix["password"] and not ix["username"]:
         r.errors.append("influxdb.username: missing (a password is set, so a username is expected too)")
-    influxdb = InfluxDBConfig(
-        url=r.get(ix, "influxdb.", "url", "str", "", required=True, check=_url(("http", "https"))).rstrip("/"),
-        database=r.get(ix, "influxdb.", "database", "str", "", required=True, check=_name),
-        retention_policy=r.get(ix, "influxdb.", "retention_policy", "str", check=_name),
-        token=token,
-        username=username,
-        password=password,
-        verify_tls=r.get(ix, "influxdb.", "verify_tls", "bool", True),
-        timeout=r.get(ix, "influxdb.", "timeout", "number", 10.0, check=_at_least(0.1)),
-        retention_days=r.get(ix, "influxdb.", "retention_days", "int", 360, check=_at_least(1)),
-        concurrency=r.get(ix, "influxdb.", "concurrency", "int", 8, check=_between(0, 64)),
-    )
-
-    ex = r.section(raw, "exchange")
-    r.unknown(ex, "exchange.", {"rest_url", "ws_url", "request_delay", "max_weight_share", "timeout"})
-    endpoints = DEFAULT_ENDPOINTS.get(trading_mode, DEFAULT_ENDPOINTS["futures"])
-    exchange = ExchangeConfig(
-        rest_url=r.get(ex, "exchange.", "rest_url", "str", endpoints["rest_url"],
-                       check=_url(("http", "https"))).rstrip("/"),
-        ws_url=r.get(ex, "exchange.", "ws_url", "str", endpoints["ws_url"], check=_url(("ws", "wss"))).rstrip("/"),
-        request_delay=r.get(ex, "exchange.", "request_delay", "number", 0.6, check=_at_least(0.0)),
-        max_weight_share=r.get(ex, "exchange.", "max_weight_share", "number", 0.5, check=_between(0.0, 1.0)),
-        timeout=r.get(ex, "exchange.", "timeout", "number", 10.0, check=_at_least(0.1)),
-    )
-
-    bf = r.section(raw, "backfill")
-    r.unknown(bf, "backfill.", {"candles"})
-    backfill = BackfillConfig(candles=r.get(bf, "backfill.", "candles", "int", 1500, check=_at_least(1)))
-    history = _history(r, raw.get("history"), timeframes, influxdb.retention_days)
-
-    pr = r.section(raw, "producer")
-    r.unknown(pr, "producer.", {"batch_size", "flush_interval", "buffer_limit", "silent_periods", "health_file",
-                                "live_interval"})
-    health_file = r.get(pr, "producer.", "health_file", "str")
-    producer = ProducerConfig(
-        batch_size=r.get(pr, "producer.", "batch_size", "int", 5000, check=_at_least(1)),
-        flush_interval=r.get(pr, "producer.", "flush_interval", "number", 0.2, check=_at_least(0.01)),
-        buffer_limit=r.get(pr, "producer.", "buffer_limit", "int", 2_000_000, check=_at_least(1000)),
-        silent_periods=r.get(pr, "producer.", "silent_periods", "number", 2.0, check=_at_least(1.0)),
-        health_file=Path(health_file) if health_file else None,
-        live_interval=r.get(pr, "producer.", "live_interval", "number", 1.0, check=_at_least(0.1)),
-    )
-
-    sy = r.section(raw, "sync")
-    r.unknown(sy, "sync.", {"datadir", "candles", "owner", "group", "funding_timeframe", "funding_rate_layout",
-                           "status_file"})
-    datadir = r.get(sy, "sync.", "datadir", "str")
-    status_file = r.get(sy, "sync.", "status_file", "str")
-    sync = SyncConfig(
-        datadir=Path(datadir) if datadir else None,
-        candles=r.get(sy, "sync.", "candles", "int", 1500, check=_at_least(0)),
-        owner=r.get(sy, "sync.", "owner", "str"),
-        group=r.get(sy, "sync.", "group", "str"),
-        funding_timeframe=r.get(sy, "sync.", "funding_timeframe", "str", "1h", check=_one_of("1h", "4h", "8h")),
-        funding_rate_layout=r.get(sy, "sync.", "funding_rate_layout", "str", "current",
-                                  check=_one_of("current", "legacy")),
-        status_file=Path(status_file) if status_file else None,
-    )
-
-    gateway = _gateway(r, r.section(raw, "gateway"), DEFAULT_ENDPOINTS.get(trading_mode, DEFAULT_ENDPOINTS["futures"]))
+    if ix["ca_file"] and not str(ix["url"] or "").startswith("https://"):
+        r.errors.append("influxdb.ca_file: set, but influxdb.url is not https:// (the CA verifies a TLS server)")
+    history = _history(r, raw.get("history"), timeframes, ix["retention_days"])
 
     if r.errors:
         listing = "\n".join(f"  - {error}" for error in r.errors)
         raise ConfigError(f"invalid configuration in {source}:\n{listing}")
-    return Config(
-        influxdb=influxdb,
-        exchange=exchange,
-        pairs=pairs,
-        timeframes=timeframes,
-        trading_mode=trading_mode,
-        backfill=backfill,
-        producer=producer,
-        sync=sync,
-        gateway=gateway,
-        history=history,
-        log_level=log_level,
-        source=source,
-    )
+    built = {name: cls(**sections[name]) for name, cls in _SECTIONS.items()}
+    return Config(**built, **top, trading_mode=mode, history=history, source=source)
+
 
 
 def _history(r: _Reader, raw: Any, timeframes: tuple[str, ...], retention_days: int) -> dict[str, float]:
@@ -443,46 +679,21 @@ def _history(r: _Reader, raw: Any, timeframes: tuple[str, ...], retention_days: 
     return history
 
 
-def _listen(value: str) -> str | None:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        return "expected HOST:PORT, e.g. 127.0.0.1:8091"
-    return None
-
-
-def _gateway(r: _Reader, gw: Mapping[str, Any], endpoints: Mapping[str, str]) -> GatewayConfig:
-    r.unknown(gw, "gateway.", {"listen", "close_wait", "live_max_age", "poll_interval", "cache_candles", "cache_ttl",
-                               "exchange_info_refresh", "max_wait", "ws_url", "book_max_age", "book_idle"})
-    listen = r.get(gw, "gateway.", "listen", "str", "127.0.0.1:8091", check=_listen)
-    host, _, port = listen.rpartition(":")
+def _cache_ttl(r: _Reader, raw: Any) -> dict[str, float]:
+    """`gateway.cache_ttl: {depth: 0.2}`: seconds per endpoint, over DEFAULT_CACHE_TTL."""
     ttl = dict(DEFAULT_CACHE_TTL)
-    raw_ttl = gw.get("cache_ttl")
-    if raw_ttl is not None:
-        if not isinstance(raw_ttl, Mapping):
-            r.errors.append(f"gateway.cache_ttl: expected a mapping of endpoint: seconds, got {_show(raw_ttl)}")
+    if raw is None:
+        return ttl
+    if not isinstance(raw, Mapping):
+        r.errors.append(f"gateway.cache_ttl: expected a mapping of endpoint: seconds, got {_show(raw)}")
+        return ttl
+    for endpoint, seconds in raw.items():
+        value = _as_number(seconds)
+        if not isinstance(endpoint, str) or value is _INVALID or value < 0:
+            r.errors.append(f"gateway.cache_ttl.{endpoint}: expected seconds >= 0, got {_show(seconds)}")
         else:
-            for endpoint, seconds in raw_ttl.items():
-                value = _as_number(seconds)
-                if not isinstance(endpoint, str) or value is _INVALID or value < 0:
-                    r.errors.append(f"gateway.cache_ttl.{endpoint}: expected seconds >= 0, got {_show(seconds)}")
-                else:
-                    ttl[endpoint] = value
-    return GatewayConfig(
-        host=host.strip("[]"),
-        port=int(port),
-        close_wait=r.get(gw, "gateway.", "close_wait", "number", 3.0, check=_at_least(0.0)),
-        live_max_age=r.get(gw, "gateway.", "live_max_age", "number", 10.0, check=_at_least(0.5)),
-        poll_interval=r.get(gw, "gateway.", "poll_interval", "number", 0.5, check=_at_least(0.05)),
-        cache_candles=r.get(gw, "gateway.", "cache_candles", "int", 1000, check=_between(0, 1500)),
-        cache_ttl=ttl,
-        exchange_info_refresh=r.get(gw, "gateway.", "exchange_info_refresh", "number", 600.0, check=_at_least(10.0)),
-        max_wait=r.get(gw, "gateway.", "max_wait", "number", 2.0, check=_at_least(0.0)),
-        ws_url=r.get(gw, "gateway.", "ws_url", "str", endpoints["public_ws_url"],
-                     check=_url(("ws", "wss"))).rstrip("/"),
-        book_max_age=r.get(gw, "gateway.", "book_max_age", "number", 1.0, check=_at_least(0.1)),
-        book_idle=r.get(gw, "gateway.", "book_idle", "number", 600.0, check=_at_least(10.0)),
-        configured="gateway" in r.present,
-    )
+            ttl[endpoint] = value
+    return ttl
 
 
 def load(path: str | Path, environ: Mapping[str, str] | None = None) -> Config:

@@ -25,7 +25,7 @@ from freqfeed import config as config_module
 from freqfeed.config import Config, InfluxDBConfig
 from freqfeed.influx import InfluxDB
 from freqfeed.reader import Reader
-from freqfeed.schema import FUNDING_FIELDS, FUNDING_MEASUREMENT, MARK_FIELDS, MARK_MEASUREMENT
+from freqfeed.schema import FUNDING_FIELDS, FUNDING_MEASUREMENT, MARK_FIELDS, MARK_MEASUREMENT, use_exchange
 
 
 @dataclass
@@ -49,6 +49,7 @@ class MarketDataProvider:
     @classmethod
     def from_config(cls, path: str | Path | Config, *, ttl: float = 60.0, window: int = 1500) -> MarketDataProvider:
         cfg = path if isinstance(path, Config) else config_module.load(path)
+        use_exchange(cfg.exchange.name)  # this exchange's series (exchange tag)
         return cls(cfg.influxdb, ttl=ttl, window=window)
 
     def funding_rates(self, pair: str) -> pd.DataFrame:

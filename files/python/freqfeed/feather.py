@@ -5,6 +5,9 @@ This module is the only place that knows freqtrade's on-disk layout (freqtrade 2
   futures   <datadir>/futures/BTC_USDT_USDT-3m-futures.feather
   mark      <datadir>/futures/BTC_USDT_USDT-1h-mark.feather
   funding   <datadir>/futures/BTC_USDT_USDT-1h-funding_rate.feather
+freqtrade's datadir is `user_data/data/<exchange>` (data/binance, data/hyperliquid). Hyperliquid
+(`BTC/USDC:USDC` -> BTC_USDC_USDC-1h-futures.feather, -1h-funding_rate.feather) has no mark files:
+freqtrade reads its 1h futures candles as mark candles there (`mark_ohlcv_price: "futures"`).
 Candle files hold `date, open, high, low, close, volume` (date = candle open, timestamp[ns, UTC],
 values float64), sorted by date without duplicates. Funding files hold `date, funding_rate` (the
 "current" layout) or, for freqtrade releases that predate it, the legacy OHLCV shape with the rate
@@ -25,6 +28,11 @@ import pyarrow as pa
 from pyarrow import ipc
 
 CandleType = Literal["spot", "futures", "mark", "funding_rate"]
+
+def has_mark_files(exchange: str) -> bool:
+    """Whether freqtrade reads `-mark` files for the exchange (Hyperliquid: no, its futures candles serve)."""
+    return exchange != "hyperliquid"
+
 
 OHLCV_COLUMNS = ("date", "open", "high", "low", "close", "volume")
 FUNDING_COLUMNS = ("date", "funding_rate")

@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 
 import requests
+import urllib3
 
 from freqfeed.config import ConfigError, InfluxDBConfig
 from freqfeed.influxdb_versions import Server, detect
@@ -95,6 +96,7 @@ class InfluxDB:
         self._server: Server | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._spans: dict[str, int] = {}  # measurement -> the window a file limit taught us
+        self.errors: dict[str, int] = {"write": 0, "query": 0, "ping": 0}  # failed requests (freqfeed.metrics)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -421,7 +423,7 @@ class InfluxDB:
         session: requests.Session | None = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
-            session.verify = self.config.verify_tls
+            session.verify = tls_verify(self.config)
             if self.config.token:
                 session.headers["Authorization"] = f"Token {self.config.token}"
             elif self.config.username:
@@ -437,10 +439,16 @@ class InfluxDB:
         attempt = 0
         while True:
             try:
-                response = self._session().request(method, url, timeout=self.config.timeout, **kwargs)
+                # verify per request: a session's own `verify` loses to REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE
+                response = self._session().request(method, url, timeout=self.config.timeout,
+                                                   verify=tls_verify(self.config), **kwargs)
             except requests.Timeout:
                 error: InfluxDBError = InfluxDBUnavailable(
                     f"InfluxDB {what} timed out after {self.config.timeout:g}s ({self.config.url})")
+            except requests.exceptions.SSLError as exc:
+                error = InfluxDBUnavailable(f"InfluxDB at {self.config.url}: TLS failed ({_tls_reason(exc)}); "
+                                            f"{tls_state(self.config)}: set influxdb.ca_file to the CA that signed "
+                                            "InfluxDB's certificate (or check the URL's host name)")
             except requests.ConnectionError as exc:
                 error = InfluxDBUnavailable(f"InfluxDB is not reachable at {self.config.url}: {_reason(exc)}")
             else:
@@ -448,6 +456,7 @@ class InfluxDB:
                     return response
                 error = self._http_error(response, what)
             if not isinstance(error, InfluxDBUnavailable) or attempt >= self.retries:
+                self.errors[what] = self.errors.get(what, 0) + 1
                 raise error
             delay = self.backoff * 2**attempt
             attempt += 1
@@ -586,6 +595,49 @@ def _error_text(response: requests.Response) -> str:
     except ValueError:
         pass
     return (response.text or response.reason or "").strip()[:300]
+
+
+def tls_verify(config: InfluxDBConfig) -> bool | str:
+    """What requests' `verify` gets: the CA file, the system's CA store (True), or False (with a warning once,
+    and urllib3's per-request warning silenced: one clear line, not one per request)."""
+    if not config.url.startswith("https://"):
+        return True
+    if not config.verify_tls:
+        global _UNVERIFIED_WARNED
+        if not _UNVERIFIED_WARNED:
+            _UNVERIFIED_WARNED = True
+            log.warning("InfluxDB at %s: TLS certificate NOT verified (influxdb.verify_tls: false): anyone on the "
+                        "path can read the credentials; set influxdb.ca_file instead", config.url)
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        return False
+    return config.ca_file or True
+
+
+def tls_state(config: InfluxDBConfig) -> str:
+    """How the connection to InfluxDB is protected, in words (check-influxdb, errors)."""
+    if not config.url.startswith("https://"):
+        return "plain http: credentials and data travel unencrypted"
+    if not config.verify_tls:
+        return "https, certificate NOT verified (influxdb.verify_tls: false)"
+    if config.ca_file:
+        return f"https, certificate verified with the CA file {config.ca_file}"
+    return "https, certificate verified with the system's CA store"
+
+
+_UNVERIFIED_WARNED = False
+
+
+def _tls_reason(exc: Exception) -> str:
+    text = str(exc)
+    for marker in ("certificate verify failed: self-signed certificate in certificate chain",
+                   "certificate verify failed: self signed certificate in certificate chain",
+                   "certificate verify failed: unable to get local issuer certificate",
+                   "certificate verify failed: self-signed certificate", "certificate verify failed: self signed",
+                   "certificate verify failed: certificate has expired", "Hostname mismatch",
+                   "certificate verify failed", "wrong version number", "EOF occurred"):
+        if marker in text:
+            return marker
+    return text[:200]
 
 
 def _reason(exc: Exception) -> str:

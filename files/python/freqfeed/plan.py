@@ -21,14 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freqfeed.config import Config, ConfigError
-from freqfeed.schema import MARK_TIMEFRAME
+from freqfeed.config import HYPERLIQUID_TIMEFRAMES, Config, ConfigError
+from freqfeed.schema import MARK_TIMEFRAME, has_mark_series
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
 
 DAY_MS = 86_400_000
 FUNDING_TIMEFRAME = "1h"  # freqtrade's funding_fee_timeframe for Binance since 2025.12
 LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000  # Binance settles every 8 h at most (4 h or 1 h for some symbols)
 STATIC_PAIRLISTS = {"StaticPairList"}
+TIMEFRAMES = {"binance": BINANCE_TIMEFRAMES, "hyperliquid": HYPERLIQUID_TIMEFRAMES}
+HYPERLIQUID_HORIZON = 5000  # candles Hyperliquid still serves per series (exchanges/hyperliquid/wire.py)
 
 
 class PlanError(ConfigError):
@@ -107,6 +109,8 @@ class BotNeed:
     start_ms: int
     stop_ms: int
     freqai: bool
+    exchange: str = "binance"
+    override_exchange_checks: bool = False  # freqai.override_exchange_checks (FreqAI on Hyperliquid needs it)
 
     @property
     def span_ms(self) -> int:
@@ -135,9 +139,13 @@ def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> 
     exchange = config.get("exchange")
     if not isinstance(exchange, dict) or not exchange.get("name"):
         raise PlanError(f"{source}: not a freqtrade config (no exchange.name)")
-    if str(exchange["name"]).lower() != "binance":
-        raise PlanError(f"{source}: exchange {exchange['name']!r}: freqfeed serves Binance only")
+    name = str(exchange["name"]).lower()
+    if name not in TIMEFRAMES:
+        raise PlanError(f"{source}: exchange {exchange['name']!r}: freqfeed serves Binance and Hyperliquid only")
     trading_mode = str(config.get("trading_mode", "spot"))
+    if name == "hyperliquid" and trading_mode != "futures":
+        raise PlanError(f"{source}: Hyperliquid {trading_mode}: freqfeed collects Hyperliquid's perpetuals only "
+                        "(trading_mode futures)")
     now = time.time() if now_ms is None else now_ms / 1000
     freqai = config.get("freqai") if isinstance(config.get("freqai"), dict) else None
     strategy_tf = config.get("timeframe")
@@ -151,9 +159,9 @@ def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> 
     else:  # no FreqAI: only the startup candles of the strategy's timeframe
         timeframes, periods, train_days = ([strategy_tf] if strategy_tf else []), [0], 0.0
     for timeframe in timeframes:
-        if timeframe not in BINANCE_TIMEFRAMES:
-            raise PlanError(f"{source}: timeframe {timeframe!r} is not one freqfeed collects "
-                            f"({', '.join(BINANCE_TIMEFRAMES)})")
+        if timeframe not in TIMEFRAMES[name]:
+            raise PlanError(f"{source}: timeframe {timeframe!r} is not one freqfeed collects on {name} "
+                            f"({', '.join(TIMEFRAMES[name])})")
     startup = int(config.get("startup_candle_count", 0) or 0)
     max_period = int(max(startup, *(int(p) for p in periods)) * 1.5)
     max_tf_seconds = max((timeframe_ms(tf) // 1000 for tf in timeframes), default=0)
@@ -167,8 +175,9 @@ def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> 
     pairs = tuple(exchange.get("pair_whitelist") or []) if not dynamic or "StaticPairList" in pairlists else ()
     corr = tuple(freqai.get("feature_parameters", {}).get("include_corr_pairlist") or []) \
         if freqai is not None and freqai.get("enabled", False) else ()
+    override = bool(freqai.get("override_exchange_checks", False)) if freqai is not None else False
     return BotNeed(source, trading_mode, pairs, corr, dynamic, tuple(dict.fromkeys(timeframes)), train_days,
-                   max_period, start * 1000, stop * 1000, freqai is not None)
+                   max_period, start * 1000, stop * 1000, freqai is not None, name, override)
 
 
 @dataclass
@@ -177,6 +186,7 @@ class Plan:
 
     bots: list[BotNeed]
     trading_mode: str = "futures"
+    exchange: str = "binance"
     pairs: list[str] = field(default_factory=list)
     timeframes: list[str] = field(default_factory=list)
     days: dict[str, int] = field(default_factory=dict)  # timeframe -> days of history to keep
@@ -190,7 +200,11 @@ class Plan:
         if len(modes) > 1:
             raise PlanError(f"the bots trade in different modes ({', '.join(sorted(modes))}): one freqfeed fleet "
                             "serves one trading mode")
-        plan = cls(list(bots), trading_mode=modes.pop())
+        exchanges = {b.exchange for b in bots}
+        if len(exchanges) > 1:
+            raise PlanError(f"the bots trade on different exchanges ({', '.join(sorted(exchanges))}): plan each "
+                            "exchange's bots on their own (one producer per exchange)")
+        plan = cls(list(bots), trading_mode=modes.pop(), exchange=exchanges.pop())
         for bot in bots:
             plan.pairs += [p for p in bot.all_pairs if p not in plan.pairs]
             plan.timeframes += [t for t in bot.timeframes if t not in plan.timeframes]
@@ -210,6 +224,7 @@ class Plan:
         # mark candles and funding rates (futures) are kept as long as the longest of these
         lines = [
             "# freqfeed plan: the history every bot's FreqAI downloads at start-up",
+            *([f"freqfeed_exchange: {self.exchange}"] if self.exchange != "binance" else []),
             f"freqfeed_trading_mode: {self.trading_mode}",
             f"freqfeed_pairs: [{', '.join(self.pairs)}]",
             f"freqfeed_timeframes: [{', '.join(self.timeframes)}]",
@@ -231,10 +246,30 @@ class Plan:
                          + time.strftime("%Y-%m-%d %H:%M", time.gmtime(bot.start_ms / 1000)) + " UTC")
             for timeframe in bot.timeframes:
                 lines.append(f"  {timeframe:>4}: {bot.candles(timeframe):>7} candles")
-            if bot.trading_mode == "futures":
+            if bot.trading_mode == "futures" and has_mark_series(bot.exchange):
                 lines.append(f"  mark {MARK_TIMEFRAME} and funding {FUNDING_TIMEFRAME}: {bot.candles(MARK_TIMEFRAME)} "
                              "candles each")
+            elif bot.trading_mode == "futures":
+                lines.append(f"  funding {FUNDING_TIMEFRAME}: {bot.candles(FUNDING_TIMEFRAME)} rates (no mark files: "
+                             "freqtrade uses the 1h futures candles as mark candles on Hyperliquid)")
+            if bot.exchange == "hyperliquid":
+                lines += hyperliquid_notes(bot)
         return lines
+
+
+def hyperliquid_notes(bot: BotNeed) -> list[str]:
+    """What a Hyperliquid bot must know: the exchange keeps 5000 candles, FreqAI needs the override."""
+    lines = []
+    for timeframe in bot.timeframes:
+        horizon_days = HYPERLIQUID_HORIZON * timeframe_ms(timeframe) / DAY_MS
+        if bot.candles(timeframe) > HYPERLIQUID_HORIZON:
+            lines.append(f"  {timeframe:>4}: Hyperliquid itself serves only its last {HYPERLIQUID_HORIZON} candles "
+                         f"({horizon_days:.1f} days): the rest only from freqfeed's recorded files")
+    if bot.freqai:
+        state = "set" if bot.override_exchange_checks else "NOT set: freqtrade refuses to start FreqAI"
+        lines.append("  FreqAI on Hyperliquid needs freqai.override_exchange_checks: true (freqtrade's "
+                     f"ohlcv_has_history is False there) with freqfeed's files in data/hyperliquid: {state}")
+    return lines
 
 
 def covers(config: Config, plan: Plan) -> list[str]:
@@ -267,6 +302,8 @@ class Coverage:
     file_count: int | None = None
     file_oldest: int | None = None
     file_holes: int | None = None
+    recorded_days: float | None = None  # InfluxDB's oldest point of the series (within the retention) to now
+    covered_from: int | None = None  # when the window will be covered if the history only grows from today's oldest
 
     @property
     def covered(self) -> bool:
@@ -287,6 +324,7 @@ def coverage(config: Config, plan: Plan, client: Any, now_ms: int) -> list[Cover
         counts_select,
         first_times_select,
         ohlcv_measurement,
+        retention_floor,
     )
     from freqfeed.timeframes import last_closed_open
 
@@ -294,8 +332,9 @@ def coverage(config: Config, plan: Plan, client: Any, now_ms: int) -> list[Cover
     series: list[tuple[str, str, str, str]] = []  # (label, pair, timeframe, measurement)
     for timeframe in plan.timeframes:
         series += [(f"{pair} {timeframe}", pair, timeframe, ohlcv_measurement(timeframe)) for pair in plan.pairs]
-    if plan.trading_mode == "futures":
+    if plan.trading_mode == "futures" and has_mark_series(plan.exchange):
         series += [(f"{pair} {MARK_TIMEFRAME} mark", pair, MARK_TIMEFRAME, MARK_MEASUREMENT) for pair in plan.pairs]
+    if plan.trading_mode == "futures":
         series += [(f"{pair} funding", pair, FUNDING_TIMEFRAME, FUNDING_MEASUREMENT) for pair in plan.pairs]
     start = min((b.start_ms for b in plan.bots), default=now_ms)
     horizon = now_ms + FUTURE_MARGIN_MS
@@ -303,16 +342,22 @@ def coverage(config: Config, plan: Plan, client: Any, now_ms: int) -> list[Cover
     selects = []
     for measurement in measurements:
         selects += [counts_select(measurement, start, horizon, pairs=plan.pairs),
-                    first_times_select(measurement, start, horizon, pairs=plan.pairs)]
+                    first_times_select(measurement, start, horizon, pairs=plan.pairs),
+                    first_times_select(measurement, retention_floor(now_ms, config.influxdb.retention_days), horizon,
+                                       pairs=plan.pairs)]
     answers = client.select(selects)
     counts: dict[tuple[str, str], int] = {}
     oldest: dict[tuple[str, str], int] = {}
+    recorded: dict[tuple[str, str], int] = {}
     for index, measurement in enumerate(measurements):
-        for s in answers[2 * index]:
+        for s in answers[3 * index]:
             counts[(measurement, s.tags.get("pair", ""))] = int(s.values[0][1]) if s.values else 0
-        for s in answers[2 * index + 1]:
+        for s in answers[3 * index + 1]:
             if s.values:
                 oldest[(measurement, s.tags.get("pair", ""))] = int(s.values[0][0])
+        for s in answers[3 * index + 2]:
+            if s.values:
+                recorded[(measurement, s.tags.get("pair", ""))] = int(s.values[0][0])
     files = {(job.pair, job.measurement): job for job in sync.plan(config)} if config.sync.datadir else {}
     for label, pair, timeframe, measurement in series:
         period = timeframe_ms(timeframe)
@@ -324,6 +369,10 @@ def coverage(config: Config, plan: Plan, client: Any, now_ms: int) -> list[Cover
                        else start + LONGEST_FUNDING_INTERVAL_MS - 1)
         row.influx_count = counts.get((measurement, pair), 0)
         row.influx_oldest = oldest.get((measurement, pair))
+        first_recorded = recorded.get((measurement, pair))
+        if first_recorded is not None:
+            row.recorded_days = (now_ms - first_recorded) / DAY_MS
+            row.covered_from = max(now_ms, first_recorded + (now_ms - row.start_ms))
         if measurement != FUNDING_MEASUREMENT and row.influx_oldest is not None:
             row.influx_holes = max(0, (last - max(row.influx_oldest, first_needed)) // period + 1 - row.influx_count)
         else:
@@ -350,13 +399,16 @@ def render_coverage(rows: list[Coverage]) -> list[str]:
         return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
 
     lines = [f"{'series':28} {'need':>7}  {'influxdb':>8} {'oldest':16} {'holes':>5}  {'files':>7} {'oldest':16} "
-             f"{'holes':>5}  covered"]
+             f"{'holes':>5}  {'recorded':>8}  covered"]
     for r in rows:
         need = "-" if r.need is None else r.need
         lines.append(f"{r.series:28} {need:>7}  {r.influx_count if r.influx_count is not None else '-':>8} "
                      f"{day(r.influx_oldest):16} {r.influx_holes if r.influx_holes is not None else '-':>5}  "
                      f"{r.file_count if r.file_count is not None else '-':>7} {day(r.file_oldest):16} "
-                     f"{r.file_holes if r.file_holes is not None else '-':>5}  {'yes' if r.covered else 'NO'}")
+                     f"{r.file_holes if r.file_holes is not None else '-':>5}  "
+                     f"{'-' if r.recorded_days is None else f'{r.recorded_days:.1f}d':>8}  "
+                     + ("yes" if r.covered else "NO" if r.covered_from is None
+                        else f"NO (recorded enough on {day(r.covered_from)})"))
     return lines
 
 

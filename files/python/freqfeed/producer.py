@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.exchange import BinanceRest, ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.exchange import ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.exchanges.clients import ProducerStreams, producer_rest, producer_streams
 from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
 from freqfeed.live import LiveCandles
 from freqfeed.schema import (
@@ -47,12 +48,15 @@ from freqfeed.schema import (
     Candle,
     candle_line,
     counts_select,
+    funding_has_mark_price,
     funding_line,
+    has_mark_series,
     last_times_select,
     ohlcv_measurement,
     series_select,
+    use_exchange,
 )
-from freqfeed.streams import LiveStreams, MarkPrice, StreamEvents
+from freqfeed.streams import MarkPrice, StreamEvents
 from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 from freqfeed.writer import BufferedWriter
 
@@ -184,7 +188,8 @@ class Producer(StreamEvents):
         self.config = config
         self.influx = influx or InfluxDB(config.influxdb, retries=1)
         self.clock = ExchangeClock()
-        self.rest = BinanceRest(config, self.clock)
+        use_exchange(config.exchange.name)
+        self.rest = producer_rest(config, self.clock)
         self.writer = BufferedWriter(self.influx, batch_size=config.producer.batch_size,
                                      flush_interval=config.producer.flush_interval,
                                      buffer_limit=config.producer.buffer_limit)
@@ -196,14 +201,19 @@ class Producer(StreamEvents):
         self.funding: dict[str, Funding] = {}
         if config.futures:
             for pair in config.pairs:
-                self.series[("mark", pair, MARK_TIMEFRAME)] = Series("mark", pair, MARK_TIMEFRAME, MARK_MEASUREMENT)
+                if has_mark_series(config.exchange.name):
+                    self.series[("mark", pair, MARK_TIMEFRAME)] = Series("mark", pair, MARK_TIMEFRAME,
+                                                                         MARK_MEASUREMENT)
                 self.funding[pair] = Funding(pair)
         self.counters: Counter[str] = Counter()
         self.stopping = asyncio.Event()
-        self.streams: LiveStreams | None = None
+        self.streams: ProducerStreams | None = None
         self.stream_started_ms: int | None = None
         self.mark_stream_last = time.monotonic()
         self.mark_stream_silent = False
+        self.stream_seen: dict[str, float] = {}  # timeframe -> monotonic time of its stream's last kline message
+        self.stream_up: dict[str, bool] = {}
+        self.metrics_server: Any = None  # stream label -> connected (freqfeed.metrics reads both)
         self.backfill_summary: dict[str, Any] = {}
         self.backfill_progress: _Progress | None = None
         self.last_verify_ms = 0
@@ -221,6 +231,7 @@ class Producer(StreamEvents):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
+        await self._start_metrics()
         try:
             if not await self._connect_influxdb():
                 return 0
@@ -229,7 +240,7 @@ class Producer(StreamEvents):
             self.rest.check_pairs(info, self.config.pairs)
             self._start_task(self.writer.run(), "writer")
             self._start_task(self.live.run(), "live candles")
-            self.streams = LiveStreams(self.config, info, self)
+            self.streams = producer_streams(self.config, info, self.rest, self)
             self.streams.start()
             self._start_task(self._health_loop(), "health")
             await asyncio.sleep(1.0)
@@ -249,6 +260,22 @@ class Producer(StreamEvents):
             return 1
         finally:
             await self._shutdown()
+
+    async def _start_metrics(self) -> None:
+        """/metrics on producer.metrics_listen; a port taken is logged, the producer runs on without."""
+        if not self.config.producer.metrics_listen:
+            return
+        from freqfeed import metrics
+
+        server = metrics.MetricsServer(self.config.producer.metrics_listen,
+                                       metrics.registry_of(metrics.ProducerCollector(self)))
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("cannot serve metrics on %s: %s (set producer.metrics_listen to a free HOST:PORT, or empty "
+                      "to turn them off)", self.config.producer.metrics_listen, exc.strerror or exc)
+            return
+        self.metrics_server = server
 
     async def _connect_influxdb(self) -> bool:
         reported = 0.0
@@ -321,6 +348,8 @@ class Producer(StreamEvents):
         await self.rest.close()
         self.influx.close()
         self._write_health()
+        if self.metrics_server is not None:
+            await self.metrics_server.stop()
         log.info("stopped in %.1fs: %d points written, %d candles streamed, %d fetched over REST",
                  time.monotonic() - started, self.writer.written, self.counters["streamed candles"],
                  self.counters["fetched candles"])
@@ -335,7 +364,8 @@ class Producer(StreamEvents):
         requests, weight, written = self.rest.stats.requests, self.rest.stats.weight, self._written_total()
         log.info("backfill: checking %d series in InfluxDB (%s)", len(self.series) + len(self.funding),
                  ", ".join(f"{tf}: {self.config.window(tf)} candles" for tf in self.config.timeframes)
-                 + (f", mark and funding: {self.config.window(MARK_TIMEFRAME, hourly=True)} hours"
+                 + (f", {'mark and ' if has_mark_series(self.config.exchange.name) else ''}"
+                    f"funding: {self.config.window(MARK_TIMEFRAME, hourly=True)} hours"
                     if self.funding else ""))
         gaps: list[_Gap] = []
         for group in self._groups():
@@ -583,11 +613,12 @@ class Producer(StreamEvents):
         lasts = {s.tags.get("pair"): int(s.values[0][0]) for s in lasts_answer if s.values}
         rates = {s.tags.get("pair"): int(s.values[0][1]) for s in rates_answer if s.values}
         marks = {s.tags.get("pair"): int(s.values[0][1]) for s in marks_answer if s.values}
+        with_marks = funding_has_mark_price(self.config.exchange.name)
         for state in self.funding.values():
             if self.stopping.is_set():
                 return
             stored_last = lasts.get(state.pair)
-            if marks.get(state.pair, 0) < rates.get(state.pair, 0):
+            if with_marks and marks.get(state.pair, 0) < rates.get(state.pair, 0):
                 stored_last = None  # rates written before they carried the mark price: fetch them again
             elif stored_last is not None:
                 state.last_time = max(state.last_time or 0, stored_last)
@@ -641,6 +672,7 @@ class Producer(StreamEvents):
             return
         self._write_candles(series, [candle])
         self.counters["streamed candles"] += 1
+        self.stream_seen[timeframe] = time.monotonic()
         series.last_delivery_ms = self.clock.now()
         if series.silent:
             series.silent = False
@@ -652,6 +684,7 @@ class Producer(StreamEvents):
             series.last_open = candle.open_time
 
     def on_live_candle(self, pair: str, timeframe: str, candle: Candle, event_ms: int) -> None:
+        self.stream_seen[timeframe] = time.monotonic()
         if ("ohlcv", pair, timeframe) in self.series:
             self.live.update(pair, timeframe, candle, event_ms)
 
@@ -666,6 +699,7 @@ class Producer(StreamEvents):
             self._set_next_funding(exchange_symbol(update.pair), update.next_funding_ms)
 
     def on_connect(self, label: str, reconnect: bool) -> None:
+        self.stream_up[label] = True
         if not reconnect:
             log.info("%s stream connected (%s)", label, self.config.exchange.ws_url)
             return
@@ -680,6 +714,7 @@ class Producer(StreamEvents):
 
     def on_disconnect(self, label: str, reason: str, retry_in: float) -> None:
         self.counters["disconnects"] += 1
+        self.stream_up[label] = False
         log.warning("%s stream disconnected (%s); reconnecting in %.0fs", label, reason, retry_in)
 
     def on_malformed(self, label: str, error: str, message: str) -> None:
@@ -721,6 +756,7 @@ class Producer(StreamEvents):
         while True:
             key = await self._repairs.get()
             start, end, reason = self._pending.pop(key)
+            self.counters[f"repair: {reason}"] += 1
             self._in_flight.add(key)
             try:
                 await self._repair(key, start, end, reason)

@@ -79,6 +79,11 @@ class WeightLimiter:
         if minute != self._used_minute:
             self._used_minute, self._used_weight = minute, 0
 
+    @property
+    def pause_status(self) -> int:
+        """429 or 418: why requests are (or were last) paused; 0: never."""
+        return self._pause_status
+
     def paused_for(self) -> float:
         """Real seconds until requests may go out again after a 429/418 (0: not paused)."""
         return max(0.0, self._paused_until - time.monotonic())

@@ -28,6 +28,7 @@ from freqfeed.schema import (
     ohlcv_measurement,
     retention_floor,
     series_select,
+    use_exchange,
 )
 from freqfeed.timeframes import BINANCE_TIMEFRAMES
 
@@ -63,6 +64,7 @@ class Reader:
     @classmethod
     def from_config(cls, path: str | Path | Config) -> Reader:
         cfg = path if isinstance(path, Config) else config_module.load(path)
+        use_exchange(cfg.exchange.name)  # this exchange's series (exchange tag)
         return cls(cfg.influxdb)
 
     def close(self) -> None:

@@ -10,6 +10,9 @@
                                                     event_time (integer, exchange ms of the update);
                                                     mark: next_funding_time (integer ms)
 
+On Hyperliquid (tag exchange=hyperliquid): no `mark_price` series (has_mark_series); candles have no
+quote_volume or taker-buy volumes, `trades` is the candle's `n`; funding rates hourly.
+
 Time is the candle open time (funding: the funding time). The first three hold closed candles and
 settled rates only, so a point is written once per candle and rewriting it (backfill after a
 reconnect) is idempotent. `live_candle` holds the candle in progress of each series as the producer's
@@ -32,7 +35,8 @@ from freqfeed.timeframes import timeframe_ms
 
 __all__ = ["Select", "quote_identifier", "quote_literal"]  # re-exported: the schema's queries are Selects
 
-EXCHANGE = "binance"
+EXCHANGE = "binance"  # the `exchange` tag of every point: exchange.name (use_exchange); one exchange per process
+EXCHANGES = ("binance", "hyperliquid")
 OHLCV_FIELDS = ("open", "high", "low", "close", "volume")
 KLINE_EXTRA_FIELDS = ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
 KLINE_FIELDS = OHLCV_FIELDS + KLINE_EXTRA_FIELDS  # everything of a Binance kline row
@@ -75,6 +79,31 @@ class FundingRate:
     time: int  # epoch ms of the funding settlement
     rate: float
     mark_price: float | None = None
+
+
+def has_mark_series(exchange: str) -> bool:
+    """Whether `mark_price` holds the exchange's 1h mark candles. Hyperliquid has none: freqtrade uses its 1h
+    futures candles as mark candles there (`mark_ohlcv_price: "futures"` in freqtrade's hyperliquid.py)."""
+    return exchange != "hyperliquid"
+
+
+def funding_has_mark_price(exchange: str) -> bool:
+    """Whether the exchange's settled funding rates carry the mark price (Binance's do; Hyperliquid's
+    fundingHistory has none, so `mark_price` stays empty there and is no sign of rates to fetch again)."""
+    return exchange != "hyperliquid"
+
+
+def use_exchange(name: str) -> None:
+    """Tag what this process writes and reads with `name` (config's exchange.name): Binance's and Hyperliquid's
+    series of one pair (BTC/USDC:USDC is listed on both) stay apart in one database. Called once at start-up by
+    the producer and the sync (modules that copied EXCHANGE at import keep Binance's)."""
+    global EXCHANGE
+    if name not in EXCHANGES:
+        raise ValueError(f"unknown exchange {name!r} (expected one of {', '.join(EXCHANGES)})")
+    if name != EXCHANGE:
+        EXCHANGE = name
+        _series_key.cache_clear()
+        _live_key.cache_clear()
 
 
 @lru_cache(maxsize=16_384)

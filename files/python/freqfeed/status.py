@@ -162,8 +162,13 @@ def check_gateway(config: Config, status: HostStatus) -> None:
     status.gateway = {key: reply.get(key) for key in (
         "up", "local", "forwarded", "refused", "forwarded_weight_last_minute", "forwarded_weight_peak_minute",
         "cache_hits", "coalesced", "close_wait_fallbacks", "influxdb_ok", "influxdb_error", "rate_limited", "banned",
-        "books")} | {"unit": state}
-    if not reply.get("influxdb_ok"):
+        "books", "state", "load")} | {"unit": state}
+    load = reply.get("load") or {}
+    if reply.get("state") in ("connecting", "loading"):
+        status.problem(f"gateway starting: {load.get('progress', reply.get('state'))}")
+    elif reply.get("state") == "degraded":
+        status.problem(f"gateway degraded, its caches not loaded ({load.get('progress')}): bots are served by Binance")
+    elif not reply.get("influxdb_ok"):
         status.problem(f"gateway cannot read InfluxDB ({reply.get('influxdb_error')}): bots are served by Binance")
     if reply.get("banned"):
         status.problem(f"gateway's forwarded requests were banned by Binance (418) {reply['banned']} times")
@@ -288,7 +293,9 @@ def gateway_summary(gateway: dict[str, Any]) -> str:
         return f"DOWN ({gateway.get('unit')}): {gateway.get('error', '')}"
     local, forwarded = int(gateway.get("local") or 0), int(gateway.get("forwarded") or 0)
     share = f"{100 * local / (local + forwarded):.1f}%" if local + forwarded else "-"
-    text = (f"up: {local} answered here ({share}), {forwarded} forwarded, weight "
+    load = gateway.get("load") or {}
+    text = (f"{gateway.get('state') or 'up'} (loaded in {load.get('seconds', '-')}s): "
+            f"{local} answered here ({share}), {forwarded} forwarded, weight "
             f"{gateway.get('forwarded_weight_last_minute')}/min (peak {gateway.get('forwarded_weight_peak_minute')}), "
             f"{gateway.get('cache_hits')} cache hits, {gateway.get('close_wait_fallbacks')} close-wait fallbacks")
     books = gateway.get("books")

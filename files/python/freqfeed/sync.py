@@ -39,6 +39,7 @@ from freqfeed.schema import (
     ohlcv_measurement,
     pairs_select,
     retention_floor,
+    use_exchange,
 )
 from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 
@@ -135,7 +136,7 @@ def plan(config: Config) -> list[SeriesJob]:
     if config.futures:
         funding_tf = config.sync.funding_timeframe
         hourly = keep_rows(config, MARK_TIMEFRAME, hourly=True)
-        for pair in config.pairs:
+        for pair in config.pairs if feather.has_mark_files(config.exchange.name) else ():
             jobs.append(SeriesJob(pair, MARK_TIMEFRAME, "mark", MARK_MEASUREMENT, MARK_FIELDS,
                                   feather.data_path(datadir, pair, MARK_TIMEFRAME, "mark"), hourly))
         for pair in config.pairs:
@@ -238,6 +239,7 @@ class _Pending:
 
 def run(config: Config, client: InfluxDB | None = None, now_ms: int | None = None) -> SyncReport:
     """One sync pass over every configured series."""
+    use_exchange(config.exchange.name)
     jobs = plan(config)
     datadir = _datadir(config)
     uid, gid = _owner_ids(config)

@@ -15,6 +15,7 @@ import requests
 import yaml
 
 from freqfeed.config import InfluxDBConfig, exchange_symbol
+from freqfeed.exchanges.hyperliquid.simulator import HyperliquidMarket
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import free_port
 from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement, series_select
@@ -94,6 +95,61 @@ class SimulatorProcess:
             self.process.kill()
 
 
+class HyperliquidSim:
+    """The Hyperliquid simulator as a process (`freqfeed simulate --exchange hyperliquid`), its truth
+    HyperliquidMarket(seed) in `market`."""
+
+    def __init__(self, workdir: Path, *, speed: float, idle_close: float = 60.0, seed: int = 7,
+                 start_ms: int | None = None, via_cli: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        self.speed = speed
+        self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
+        self.market = HyperliquidMarket(seed, start_ms=self.start_ms)
+        command = [sys.executable, "-m", "freqfeed.exchanges.hyperliquid.simulator", "--port", str(self.port),
+                   "--speed", str(speed), "--seed", str(seed), "--start", str(self.start_ms),
+                   "--idle-close", str(idle_close)]
+        if via_cli:  # the operator's command (no --idle-close there: Hyperliquid's 60 s)
+            command = [sys.executable, "-m", "freqfeed", "simulate", "--exchange", "hyperliquid", "--port",
+                       str(self.port), "--speed", str(speed), "--seed", str(seed), "--start", str(self.start_ms)]
+        self.log = workdir / f"hyperliquid-{self.port}.log"
+        with open(self.log, "wb") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=log)
+        RUNNING.append(self.process)
+        wait_for(self._up, 30, "the Hyperliquid simulator")
+
+    def _up(self) -> bool:
+        try:
+            return self.info({"type": "exchangeStatus"}).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def info(self, body: Any) -> requests.Response:
+        return requests.post(f"{self.url}/info", json=body, timeout=30)
+
+    def stats(self) -> dict[str, Any]:
+        return dict(requests.get(f"{self.url}/_sim/stats", timeout=10).json())
+
+    def now(self) -> int:
+        return int(self.stats()["now"])
+
+    def requests(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return list(requests.get(f"{self.url}/_sim/requests", params={"type": kind} if kind else {},
+                                 timeout=10).json())
+
+    def fault(self, name: str, value: str | None = None) -> None:
+        params = {"name": name} | ({"value": value} if value is not None else {})
+        requests.post(f"{self.url}/_sim/fault", params=params, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
 class ProducerProcess:
     def __init__(self, workdir: Path, config: dict[str, Any], name: str = "producer") -> None:
         self.config_path = workdir / f"{name}.yml"
@@ -158,6 +214,7 @@ def producer_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[s
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url, "ws_url": f"ws://127.0.0.1:{sim.port}{ws_path}", "request_delay": 0.02},
         "backfill": {"candles": candles},
+        "producer": {"metrics_listen": ""},  # tests/test_metrics.py turns it on, on a free port
         "log_level": "INFO",
     }
     for key, value in extra.items():
@@ -252,7 +309,8 @@ def gateway_config(influx: InfluxDBConfig, sim: SimulatorProcess, pairs: list[st
         "timeframes": timeframes,
         "trading_mode": "futures",
         "exchange": {"rest_url": sim.url},
-        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public"},
+        "gateway": {"listen": f"127.0.0.1:{port or free_port()}", "ws_url": f"ws://127.0.0.1:{sim.port}/public",
+                    "metrics_listen": ""},
         "log_level": "INFO",
     }
     for key, value in extra.items():
@@ -271,10 +329,11 @@ class GatewayProcess:
         self.url = f"http://{config['gateway']['listen']}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, wait: bool = True) -> GatewayProcess:
+    def start(self, *, wait: bool = True, env: dict[str, str] | None = None) -> GatewayProcess:
         handle = open(self.log, "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen([sys.executable, "-m", "freqfeed", "serve", "--config", str(self.config_path)],
-                                        stdout=handle, stderr=handle, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                        stdout=handle, stderr=handle,
+                                        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
         RUNNING.append(self.process)
         handle.close()
         if wait:

@@ -154,8 +154,9 @@ def test_parse_funding() -> None:
 
 
 @pytest.mark.parametrize(("market", "limit", "levels_or_code"), [
-    ("futures", None, 500), ("futures", "5", 5), ("futures", "1000", 1000), ("futures", "7", -1130),
-    ("futures", "1", -1130), ("futures", "0", -1130), ("futures", "5000", -1130), ("futures", "x", -1100),
+    ("futures", None, 500), ("futures", "5", 5), ("futures", "1000", 1000), ("futures", "7", -4021),
+    ("futures", "1", -4021), ("futures", "0", -1130), ("futures", "1001", -1130),
+    ("futures", "5000", -1130), ("futures", "x", -1100),
     ("spot", None, 100), ("spot", "1", 1), ("spot", "7", 7), ("spot", "5000", 5000), ("spot", "6000", 5000),
     ("spot", "0", -1130),
 ])
@@ -298,8 +299,9 @@ def test_book_shapes() -> None:
         {"e": "depthUpdate", "E": 2, "T": 1, "s": "BTCUSDT", "U": 6, "u": 9, "pu": 5, "b": bids, "a": asks}
     assert wire.depth_event("spot", "BTCUSDT", bids, asks, final_update_id=9, previous_final_update_id=5,
                             event_ms=2, transaction_ms=1) == {"lastUpdateId": 9, "bids": bids, "asks": asks}
-    assert wire.book_ticker("futures", "BTCUSDT", "1", "2", "3", "4", time_ms=5) == \
-        {"symbol": "BTCUSDT", "bidPrice": "1", "bidQty": "2", "askPrice": "3", "askQty": "4", "time": 5}
+    assert wire.book_ticker("futures", "BTCUSDT", "1", "2", "3", "4", time_ms=5, update_id=8) == \
+        {"lastUpdateId": 8, "symbol": "BTCUSDT", "bidPrice": "1", "bidQty": "2", "askPrice": "3", "askQty": "4",
+         "time": 5}
     assert "time" not in wire.book_ticker("spot", "BTCUSDT", "1", "2", "3", "4", time_ms=5)
     assert wire.book_ticker_event("futures", "BTCUSDT", 8, "1", "2", "3", "4", event_ms=6, transaction_ms=5) == \
         {"e": "bookTicker", "u": 8, "E": 6, "T": 5, "s": "BTCUSDT", "b": "1", "B": "2", "a": "3", "A": "4"}

@@ -32,7 +32,7 @@ def check(tmp_path: Path, influx: InfluxDBConfig | dict[str, Any], *args: str) -
 def test_a_ready_server(influx_config: InfluxDBConfig, influx_server: InfluxServer, tmp_path: Path) -> None:
     code, lines = check(tmp_path, influx_config)
     assert code == 0, lines
-    assert list(lines) == ["server", "auth", "database", "retention", "read", "write", "batching"]
+    assert list(lines) == ["tls", "server", "auth", "database", "retention", "read", "write", "batching"]
     assert all(line.split()[1] in ("OK", "SKIP") for line in lines.values()), lines
     product = {"1.x": "InfluxDB 1.x 1.6.7", "2.7": "InfluxDB 2 OSS 2.7.12", "3.6-core": "InfluxDB 3 Core 3.6.0",
                "3.7-core": "InfluxDB 3 Core 3.7.0"}[influx_server.name]
@@ -91,5 +91,6 @@ def test_a_short_retention_on_1x(influx_server: InfluxServer, tmp_path: Path) ->
 
 def test_nothing_listening(tmp_path: Path) -> None:
     code, lines = check(tmp_path, {"url": "http://127.0.0.1:9", "database": "x", "timeout": 1})
-    assert code == 1 and list(lines) == ["server"]
+    assert code == 1 and list(lines) == ["tls", "server"]
+    assert "plain http" in lines["tls"]
     assert "FAIL" in lines["server"] and "not reachable" in lines["server"]

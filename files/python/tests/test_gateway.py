@@ -1,5 +1,5 @@
 """`freqfeed serve` end to end: simulator + producer + gateway as processes, a real influxd, and ccxt (the
-library freqtrade uses, from freqtrade's venv) as the client, through the README's config snippet.
+library freqtrade uses, from freqtrade's venv) as the client, through the docs' config snippet (docs/gateway.md).
 
 The simulator runs on the real clock here: its candle in progress changes only when a minute starts, so
 an answer through the gateway and one straight from the simulator a moment later are byte for byte
@@ -31,6 +31,7 @@ from .processes import (
     SimulatorProcess,
     client_stats,
     gateway_config,
+    kline_pages,
     producer_config,
     wait_for,
 )
@@ -39,15 +40,15 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.dialects("1
 
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT"]
 TIMEFRAMES = ["1m", "3m"]
-README = Path(__file__).resolve().parents[3] / "README.md"
+GATEWAY_DOC = Path(__file__).resolve().parents[3] / "docs" / "gateway.md"
 GATEWAY_AGENT = "freqfeed-gateway/"
 
 
 def readme_ccxt_config(gateway_url: str) -> dict[str, Any]:
-    """The README's freqtrade snippet, as written, with the test gateway's address."""
-    text = README.read_text()
+    """docs/gateway.md's freqtrade snippet, as written, with the test gateway's address."""
+    text = GATEWAY_DOC.read_text()
     block = re.search(r"<!-- freqtrade-futures-config -->\s*```json\n(.*?)```", text, re.S)
-    assert block, "the README has no freqtrade-futures-config block"
+    assert block, f"{GATEWAY_DOC} has no freqtrade-futures-config block"
     snippet = json.loads(block.group(1).replace("http://127.0.0.1:8091", gateway_url))
     config: dict[str, Any] = snippet["exchange"]["ccxt_config"]
     return config
@@ -89,7 +90,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, influxd: LocalInfluxDB) -> I
     gateway = None
     try:
         producer.wait_for_log("backfill done", timeout=120)
-        gateway = GatewayProcess(work, gateway_config(influx, sim, PAIRS, TIMEFRAMES)).start()
+        gateway = GatewayProcess(work, gateway_config(influx, sim, PAIRS, TIMEFRAMES,
+                                                      gateway={"state_dir": str(work / "gateway-state")})).start()
         yield Fleet(influx, sim, producer, gateway)
     finally:
         if gateway is not None and gateway.process is not None and gateway.process.poll() is None:
@@ -450,7 +452,8 @@ def test_download_data_through_the_gateway_writes_the_same_files(fleet: Fleet, t
     """`freqtrade download-data` (futures: candles, mark, funding) through the gateway writes the same files as
     a download straight from the exchange. Into a feeder's synced data directory, no candle, mark or funding
     request reaches the exchange; into an empty one, only freqtrade's "new pair" probe does (`startTime=0`:
-    the listing date, which 360 days of InfluxDB cannot answer), once per series."""
+    the listing date, which 360 days of InfluxDB cannot answer), once per series and only the first time
+    (then it is kept: test_second_download_into_an_empty_datadir_costs_the_exchange_nothing)."""
     timerange = f"{int(time.time() - 20 * 3600)}-"  # inside InfluxDB's history (1500 1m candles: 25 h)
     for attempt in range(3):
         direct, through = tmp_path / f"direct{attempt}", tmp_path / f"through{attempt}"
@@ -477,8 +480,45 @@ def test_download_data_through_the_gateway_writes_the_same_files(fleet: Fleet, t
         assert sent == {"/fapi/v1/klines": 0, "/fapi/v1/markPriceKlines": 0, "/fapi/v1/fundingRate": 0}
     else:
         reasons = fleet.gateway.status()["forward_reasons"]
-        assert sent == {"/fapi/v1/klines": len(PAIRS) * len(TIMEFRAMES), "/fapi/v1/markPriceKlines": len(PAIRS),
-                        "/fapi/v1/fundingRate": 0}, f"only the new-pair probes: {reasons}"
+        assert sent["/fapi/v1/klines"] <= len(PAIRS) * len(TIMEFRAMES) and \
+            sent["/fapi/v1/markPriceKlines"] <= len(PAIRS) and sent["/fapi/v1/fundingRate"] == 0, \
+            f"only the new-pair probes, if not kept yet: {reasons}"
+
+
+@pytest.mark.freqtrade
+def test_second_download_into_an_empty_datadir_costs_the_exchange_nothing(fleet: Fleet, tmp_path: Path) -> None:
+    """The listing-date probes are immutable: kept by the gateway (in its state directory, across restarts),
+    a second download-data into an empty data directory sends no market-data request upstream at all."""
+    timerange = f"{int(time.time() - 20 * 3600)}-"
+    market_data = ("/fapi/v1/klines", "/fapi/v1/markPriceKlines", "/fapi/v1/fundingRate")
+    first = download(fleet, tmp_path / "first", readme_ccxt_config(fleet.gateway.url), timerange)
+    assert first.returncode == 0, first.stderr[-2000:]
+    since = fleet.sim.now()
+    before = client_stats(fleet.sim, GATEWAY_AGENT)["requests"]
+    second = download(fleet, tmp_path / "second", readme_ccxt_config(fleet.gateway.url), timerange)
+    assert second.returncode == 0, second.stderr[-2000:]
+    after = client_stats(fleet.sim, GATEWAY_AGENT)["requests"]
+    assert {p: after.get(p, 0) - before.get(p, 0) for p in market_data} == dict.fromkeys(market_data, 0)
+    upstream = [r for r in fleet.sim.requests() if r["t"] >= since and r["path"] in market_data
+                and str(r.get("agent", "")).startswith(GATEWAY_AGENT)]
+    assert kline_pages(upstream) == [] and upstream == []
+    assert set(data_files(tmp_path / "second")) == set(data_files(tmp_path / "first"))
+    permanent = fleet.gateway.status()["permanent"]
+    assert permanent["enabled"] and permanent["answers"] >= len(PAIRS) * (len(TIMEFRAMES) + 1) and permanent["hits"]
+
+
+def test_limit_1500_is_answered_from_memory(fleet: Fleet) -> None:
+    """freqtrade's start-up downloads ask limit=1500: the cache is that deep (the producer keeps 1500)."""
+    before = fleet.gateway.status()["by_endpoint"]
+    for path, params in (("klines", {"symbol": "BTCUSDT", "interval": "1m"}),
+                         ("klines", {"symbol": "ETHUSDT", "interval": "3m"}),
+                         ("markPriceKlines", {"symbol": "BTCUSDT", "interval": "1h"})):
+        answer = requests.get(f"{fleet.gateway.url}/fapi/v1/{path}", params={**params, "limit": 1500}, timeout=10)
+        assert answer.status_code == 200 and len(answer.json()) == 1500
+    after = fleet.gateway.status()["by_endpoint"]
+    for endpoint in ("klines", "markPriceKlines"):
+        assert after[endpoint].get("forwarded", 0) == before.get(endpoint, {}).get("forwarded", 0), after
+        assert after[endpoint]["local"] > before.get(endpoint, {}).get("local", 0)
 
 
 def test_status_shows_the_gateway(fleet: Fleet, tmp_path: Path) -> None:

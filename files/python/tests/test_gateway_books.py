@@ -314,7 +314,7 @@ def spot_sync_into(influx: InfluxDBConfig, userdir: Path) -> None:
 
 
 def spot_download(userdir: Path, base: str, timerange: str) -> subprocess.CompletedProcess[str]:
-    """`freqtrade download-data` for spot with the README's spot settings, public market data at `base`."""
+    """`freqtrade download-data` for spot with docs/gateway.md's spot settings, public market data at `base`."""
     python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
     if not python:
         pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")

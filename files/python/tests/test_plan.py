@@ -113,7 +113,7 @@ def test_bad_configs_are_clear_errors(tmp_path: Path) -> None:
     }
     expected = {"missing.json": "cannot read freqtrade config", "notjson.json": "not JSON",
                 "list.json": "expected a JSON object", "noexchange.json": "no exchange.name",
-                "kraken.json": "freqfeed serves Binance only",
+                "kraken.json": "freqfeed serves Binance and Hyperliquid only",
                 "nofeatures.json": "freqai.feature_parameters.include_timeframes is missing"}
     for name, text in cases.items():
         path = tmp_path / name

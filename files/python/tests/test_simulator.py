@@ -238,8 +238,8 @@ def test_spot_depth(sim: SimulatorProcess) -> None:
 
 
 @pytest.mark.parametrize(("params", "code"), [
-    ({"symbol": "NOPEUSDT"}, -1121), ({"symbol": "BTCUSDT", "limit": 7}, -1130),
-    ({"symbol": "BTCUSDT", "limit": 1}, -1130), ({"symbol": "BTCUSDT", "limit": 5000}, -1130),
+    ({"symbol": "NOPEUSDT"}, -1121), ({"symbol": "BTCUSDT", "limit": 7}, -4021),
+    ({"symbol": "BTCUSDT", "limit": 1}, -4021), ({"symbol": "BTCUSDT", "limit": 5000}, -1130),
     ({"symbol": "BTCUSDT", "limit": "lots"}, -1100), ({"limit": 5}, -1102),
 ])
 def test_depth_errors(sim: SimulatorProcess, params: dict[str, Any], code: int) -> None:
@@ -257,7 +257,7 @@ def test_ticker_errors(sim: SimulatorProcess) -> None:
 def test_book_tickers(sim: SimulatorProcess) -> None:
     session = requests.Session()
     used, one = measured_weight(sim, session, "/fapi/v1/ticker/bookTicker", symbol="BTCUSDT")
-    assert used == 2 and set(one) == {"symbol", "bidPrice", "bidQty", "askPrice", "askQty", "time"}
+    assert used == 2 and list(one) == ["lastUpdateId", "symbol", "bidPrice", "bidQty", "askPrice", "askQty", "time"]
     [[bid], [ask]] = book_json(sim.market, "BTCUSDT", one["time"], 1)
     assert [one["bidPrice"], one["bidQty"], one["askPrice"], one["askQty"]] == bid + ask, "the top of the book"
     used, every = measured_weight(sim, session, "/fapi/v1/ticker/bookTicker")

@@ -4,8 +4,9 @@ Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantic
 `/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
 exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
 cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
-(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Signed and private endpoints
-are refused: only the public URL keys of ccxt may point here.
+(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
+binance_wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
+requests are refused whatever the path: only the public URL keys of ccxt may point here.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import signal
+import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -24,8 +28,11 @@ from aiohttp import web
 from freqfeed import binance_wire as wire
 from freqfeed.config import Config
 from freqfeed.exchange import ExchangeClock
+from freqfeed.gateway.admission import Admitted, Refused, admit
 from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
+from freqfeed.gateway.notify import notify
+from freqfeed.gateway.permanent import PermanentAnswers
 from freqfeed.gateway.upstream import Reply, Upstream
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
@@ -33,21 +40,6 @@ from freqfeed.ratelimit import USED_WEIGHT_HEADER
 log = logging.getLogger(__name__)
 
 STATUS_PATH = "/_freqfeed/status"
-# Endpoints that need an account (USER_DATA, TRADE, USER_STREAM): refused even without a signature.
-PRIVATE_ENDPOINTS = frozenset({
-    "order", "batchOrders", "openOrder", "openOrders", "allOrders", "allOpenOrders", "countdownCancelAll", "account",
-    "balance", "positionRisk", "positionSide/dual", "multiAssetsMargin", "leverage", "marginType", "positionMargin",
-    "positionMargin/history", "userTrades", "income", "income/asyn", "income/asyn/id", "leverageBracket",
-    "adlQuantile", "forceOrders", "commissionRate", "apiTradingStatus", "listenKey", "rateLimit/order",
-    "order/amendment", "myTrades", "order/oco", "orderList", "orderList/oco", "orderList/oto", "orderList/otoco",
-    "allOrderList", "openOrderList", "myPreventedMatches", "myAllocations", "account/commission", "userDataStream",
-    "order/test", "order/cancelReplace", "sor/order", "sor/order/test", "historicalTrades", "symbolConfig",
-    "accountConfig", "feeBurn", "pmAccountInfo", "convert/getQuote", "convert/acceptQuote", "convert/orderStatus",
-})
-SIGNED_PARAMS = ("signature", "timestamp", "recvWindow")
-REFUSAL = ("freqfeed gateway serves Binance's public market data only: point only ccxt's public URL keys at it "
-           "(futures: urls.api.fapiPublic, fapiPublicV2, fapiPublicV3; spot: urls.api.public) and keep "
-           "fapiPrivate/sapi/private on Binance")
 
 
 class Gateway:
@@ -58,14 +50,19 @@ class Gateway:
         self.upstream = Upstream(config, self.clock)
         self.influx = influx or InfluxDB(config.influxdb, retries=1)
         self.formats: dict[str, wire.SymbolFormat] = {}
-        self.history = History(config, self.influx, self.clock, self.formats.get)
+        state_dir = config.gateway.state_dir or os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        self.history = History(config, self.influx, self.clock, self.formats.get,
+                               state_dir=Path(state_dir) if state_dir else None)
         self.books = BookStreams(config, self.formats)
+        self.permanent = PermanentAnswers(Path(state_dir) if state_dir else None)
         self.started = time.time()
         self.counters: Counter[str] = Counter()
         self.by_endpoint: dict[str, Counter[str]] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._runner: web.AppRunner | None = None
         self.port = config.gateway.port
+        self.metrics: Any = None  # freqfeed.metrics.MetricsServer when gateway.metrics_listen is set
+        self.latency: Any = None  # its request duration histogram (freqfeed.metrics.Latency)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -82,11 +79,25 @@ class Gateway:
         site = web.TCPSite(self._runner, self.config.gateway.host, self.config.gateway.port, reuse_address=True)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        if self.config.gateway.metrics_listen:
+            from freqfeed import metrics
+
+            registry = metrics.registry_of(metrics.GatewayCollector(self))
+            self.latency = metrics.Latency(registry)
+            self.metrics = metrics.MetricsServer(self.config.gateway.metrics_listen, registry)
+            try:
+                await self.metrics.start()
+            except OSError as exc:  # the bots' data first: the gateway serves on without /metrics
+                log.error("cannot serve metrics on %s: %s (set gateway.metrics_listen to a free HOST:PORT, or "
+                          "empty to turn them off)", self.config.gateway.metrics_listen, exc.strerror or exc)
         log.info("gateway listening on http://%s:%d for %s market data (InfluxDB %s, Binance %s)",
                  self.config.gateway.host, self.port, self.market, self.config.influxdb.url,
                  self.config.exchange.rest_url)
 
     async def _run(self) -> None:
+        self._tasks.append(asyncio.create_task(self.history.watch_load(), name="load-deadline"))
+        if self.history.snapshot_path is not None and self.history.snapshot_path.exists():
+            self.history.prefetch_snapshot()
         await self._connect_binance()
         self._tasks.append(asyncio.create_task(self.history.run(), name="history"))
         self._tasks.append(asyncio.create_task(self.books.run(), name="books"))
@@ -120,63 +131,72 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self._runner is not None:
-            await self._runner.cleanup()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.upstream.close()
-        self.influx.close()
+        # a read under way (daemon thread) is abandoned, not waited for: the stop takes well under a second
+        threading.Thread(target=self.influx.close, daemon=True).start()
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _count(self, endpoint: str, outcome: str) -> None:
+    def _count(self, endpoint: str, outcome: str, started: float = 0.0) -> None:
+        """Counted per known endpoint (admission's labels) plus one "other": the table stays bounded."""
+        if self.latency is not None and started:
+            self.latency.observe(endpoint, outcome, time.perf_counter() - started)
         self.counters["requests"] += 1
         self.counters[outcome] += 1
         self.by_endpoint.setdefault(endpoint, Counter())[outcome] += 1
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path
-        split = wire.split_path(path)
-        endpoint = split[1] if split else path
-        params = list(request.query.items())
-        refusal = self._refusal(request, split)
-        if refusal is not None:
-            self._count(endpoint, "refused")
-            return _send(refusal)
+        started = time.perf_counter()
+        try:
+            admitted = self._refusal(request)
+        except Refused as refused:
+            self._count(refused.label, "refused", started)
+            self.counters[f"refused: {refused.kind}"] += 1
+            return _send(refused.reply)
+        endpoint, params = admitted.label, admitted.params
         try:
             reply = await self._local(endpoint, dict(params))
         except wire.BinanceError as exc:
-            self._count(endpoint, "local errors")
+            self._count(endpoint, "local errors", started)
             reply = Reply(exc.status, json.dumps({"code": exc.code, "msg": exc.msg}).encode(),
                           {"Content-Type": "application/json", **exc.headers})
             return _send(reply)
         except Forward as why:
             if why.fallback:
                 self.counters["close-wait fallbacks"] += 1
-                log.warning("close wait over, asking Binance: %s %s: %s", path, dict(params), why.reason)
-            self.counters[f"forward: {_reason_kind(why.reason)}"] += 1
+                log.warning("close wait over, asking Binance: %s %s: %s", admitted.endpoint.path, dict(params),
+                            why.reason)
             reply = None
             reason = why.reason
         else:
             reason = ""
+        if reply is None and (kept := self.permanent.get(endpoint, dict(params))) is not None:
+            reply = self._json(kept)  # an immutable answer kept from an earlier forward
         if reply is None:
-            reply = await self.upstream.get(path, params, endpoint=endpoint, reason=reason)
-            self._count(endpoint, "forwarded")
+            if reason:
+                self.counters[f"forward: {_reason_kind(reason)}"] += 1
+            reply = await self.upstream.get(admitted.endpoint.path, params, endpoint=endpoint, reason=reason)
+            self._count(endpoint, "forwarded", started)
+            self.permanent.offer(endpoint, dict(params), reply.status, reply.body, self.clock.now())
         else:
-            self._count(endpoint, "local")
+            self._count(endpoint, "local", started)
         return _send(reply)
 
-    def _refusal(self, request: web.Request, split: tuple[str, str] | None) -> Reply | None:
-        """The answer to what is not served: other methods, other markets' paths, signed or private endpoints."""
-        if request.method not in ("GET", "HEAD"):
-            return Reply.error(405, -1000, f"freqfeed gateway: {request.method} is not served; {REFUSAL}")
-        if split is None or split[0] != self.market:
-            prefix = wire.market_info(self.market).rest_prefix
-            return Reply.error(404, -1000, f"freqfeed gateway: {request.path} is not a public {self.market} "
-                                           f"market-data path (this gateway serves {prefix}/...)")
-        if split[1] in PRIVATE_ENDPOINTS or any(k in request.query for k in SIGNED_PARAMS) or \
-                "X-MBX-APIKEY" in request.headers:
-            log.warning("refused %s %s: signed or private (%s)", request.method, request.path,
-                        request.headers.get("User-Agent", "?"))
-            return Reply.error(403, -2015, REFUSAL)
-        return None
+    def _refusal(self, request: web.Request) -> Admitted:
+        """The request as admitted (freqfeed.gateway.admission, on the raw target), or Refused: other methods,
+        other markets' paths, anything not a public endpoint, signed or private requests, unknown parameters."""
+        try:
+            return admit(self.market, request.method, request.raw_path, request.headers)
+        except Refused as refused:
+            if refused.kind in ("signed", "private"):
+                path = request.raw_path.partition("?")[0][:200]  # never the query: it may hold a signature
+                log.warning("refused %s %r: signed or private (%s)", request.method, path,
+                            request.headers.get("User-Agent", "?")[:100])
+            raise
 
     async def _local(self, endpoint: str, params: dict[str, str]) -> Reply | None:
         """The answer from here, or None for endpoints that are always forwarded."""
@@ -185,7 +205,15 @@ class Gateway:
         if self.market == "futures":
             answers.update({"markPriceKlines": self._mark_klines, "fundingRate": self._funding})
         answer = answers.get(endpoint)
-        return None if answer is None else self._json(await answer(params))
+        if answer is None:
+            symbol = params.get("symbol")
+            if symbol is not None and self.formats and symbol not in self.formats:
+                raise wire.invalid_symbol()  # Binance's answer, without spending forwarded weight on it
+            return None
+        if not self.formats and endpoint not in ("ping", "time"):
+            # starting: held (at most gateway.load_timeout) until exchangeInfo is in, not forwarded
+            await self.history.hold(lambda: bool(self.formats))
+        return self._json(await answer(params))
 
     async def _ping(self, params: dict[str, str]) -> bytes:
         return b"{}"
@@ -240,11 +268,15 @@ class Gateway:
             "local": self.counters["local"],
             "forwarded": self.counters["forwarded"],
             "refused": self.counters["refused"],
+            "refused_reasons": {k.removeprefix("refused: "): v for k, v in self.counters.items()
+                                if k.startswith("refused: ")},
             "local_errors": self.counters["local errors"],
             "close_wait_fallbacks": self.counters["close-wait fallbacks"],
             "forward_reasons": {k.removeprefix("forward: "): v for k, v in self.counters.items()
                                 if k.startswith("forward: ")},
             "cache_hits": self.upstream.cache_hits,
+            "forward_cache": {"entries": len(self.upstream._cache), "bytes": self.upstream.cache_bytes,
+                              "evictions": self.upstream.cache_evictions},
             "coalesced": self.upstream.coalesced,
             "upstream_requests": self.upstream.forwarded,
             "refused_locally_rate_limited": self.upstream.refused_locally,
@@ -254,12 +286,19 @@ class Gateway:
             "used_weight": self.upstream.limiter.used_weight,
             "rate_limited": stats.rate_limited,
             "banned": stats.banned,
+            "state": history.state,
+            "load": {"state": history.state,
+                     "seconds": round(history.load_seconds, 2) if history.load_seconds is not None else None,
+                     "pieces": history.pieces_done, "pieces_total": history.pieces_total,
+                     "candles": history.load_rows, "error": history.load_error, "progress": history.progress(),
+                     "restored_series": history.restored, "snapshot_error": history.snapshot_error},
             "influxdb_ok": history.poll_error is None and history.loaded,
             "influxdb_error": history.poll_error,
             "influxdb_last_poll_s": round(time.monotonic() - history.last_poll_ok, 1) if history.last_poll_ok else None,
             "exchange_info_age_s": round(time.monotonic() - self.upstream.exchange_info_at, 1)
             if self.upstream.exchange_info_at else None,
             "books": self.books.status(),
+            "permanent": self.permanent.status(),
             "by_endpoint": {k: dict(v) for k, v in sorted(self.by_endpoint.items())},
         }
 
@@ -310,12 +349,30 @@ async def serve(config: Config) -> int:
         log.error("gateway cannot listen on %s: %s", config.gateway.listen, exc.strerror or exc)
         await gateway.stop()
         return 1
+    notifier = asyncio.create_task(_notify_systemd(gateway, stop), name="sd_notify")
     with contextlib.suppress(asyncio.CancelledError):
         await stop.wait()
+    notifier.cancel()
+    notify("STOPPING=1")
     await gateway.stop()
     log.info("gateway stopped: %d requests, %d answered here, %d forwarded", gateway.counters["requests"],
              gateway.counters["local"], gateway.counters["forwarded"])
     return 0
+
+
+async def _notify_systemd(gateway: Gateway, stop: asyncio.Event) -> None:
+    """STATUS= with the load's progress every second, READY=1 once loaded or degraded (gateway.load_timeout)."""
+    history = gateway.history
+    while not history.settled.is_set():
+        notify(f"STATUS={history.progress()}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(history.settled.wait(), timeout=1.0)
+    notify("READY=1", f"STATUS={history.progress()}")
+    log.log(logging.INFO if history.state == "ready" else logging.ERROR, "gateway %s", history.progress())
+    while history.state != "ready":  # degraded: say when the load completes
+        await asyncio.sleep(1.0)
+        notify(f"STATUS={history.progress()}")
+    notify(f"STATUS={history.progress()}")
 
 
 def main(config: Config) -> int:

@@ -13,11 +13,16 @@ has dropped, is never served; the request is forwarded instead, and counted. A s
 for `gateway.book_idle` seconds is unsubscribed (the configured pairs stay). Connections keep within
 Binance's limits: at most 200 streams each (spot 1024) and a few control messages a second (the limit is
 10, spot 5), and reconnect with a growing delay (1 s to 30 s), as the producer's streams do.
+
+Half-open connections are noticed: a websocket ping every `gateway.book_heartbeat` seconds (closed when no
+pong comes), and a connection that carries streams but delivers no message for `gateway.book_silence`
+seconds is closed and replaced, its books not served meanwhile (the requests are forwarded).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -93,6 +98,7 @@ class BookStreams:
         self.oldest_served_ms = 0.0  # the oldest book age served in the current minute
         self._oldest_minute = 0
         self.reconnects = 0
+        self.silences = 0  # connections replaced because they went silent
 
     # -- what is streamed ------------------------------------------------------------------------
 
@@ -160,29 +166,29 @@ class BookStreams:
 
     async def _run(self, conn: _Connection) -> None:
         delay = 1.0
+        heartbeat = self.config.gateway.book_heartbeat
         while True:
             reason = "closed"
             try:
                 if self._session is None:
                     self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-                async with self._session.ws_connect(f"{self.base}/stream", heartbeat=None, autoping=True,
+                # heartbeat: a ping every `book_heartbeat` s, the connection closed when no pong comes
+                async with self._session.ws_connect(f"{self.base}/stream", heartbeat=heartbeat, autoping=True,
                                                     max_msg_size=1 << 22) as ws:
                     conn.up = True
                     conn.pending_subscribe = sorted(conn.streams)
                     conn.pending_unsubscribe = []
                     if self.reconnects or delay > 1.0:
                         log.info("book streams %d connected again (%d streams)", conn.ident, len(conn.streams))
-                    delay = 1.0
                     sender = asyncio.create_task(self._control(conn, ws))
                     try:
-                        async for message in ws:
-                            if message.type == aiohttp.WSMsgType.TEXT:
-                                self._on_message(conn, message.data)
-                            elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
-                                break
+                        reason, streaming = await self._receive(conn, ws)
                     finally:
                         sender.cancel()
-                reason = f"closed by the server ({ws.close_code})"
+                    if streaming:
+                        delay = 1.0  # it streamed: the next reconnect starts from 1 s again
+                if reason == "closed":
+                    reason = f"closed by the server ({ws.close_code})"
             except asyncio.CancelledError:
                 conn.up = False
                 raise
@@ -193,6 +199,34 @@ class BookStreams:
             log.warning("book streams %d down (%s); reconnecting in %.0fs", conn.ident, reason, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    async def _receive(self, conn: _Connection, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, bool]:
+        """Messages until the connection ends or, while it has streams, stays silent for `book_silence`
+        seconds (a half-open connection: closed here, so that it is replaced). Returns why it ended and
+        whether any stream event came."""
+        silence = self.config.gateway.book_silence
+        streaming = False
+        last = time.monotonic()
+        while True:
+            wait = silence - (time.monotonic() - last) if conn.streams else silence
+            try:
+                message = await ws.receive(timeout=max(wait, 0.01))
+            except TimeoutError:
+                if not conn.streams:
+                    last = time.monotonic()
+                    continue
+                conn.up = False
+                self.silences += 1
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), timeout=2)
+                return f"silent for {silence:g}s with {len(conn.streams)} streams", streaming
+            if message.type == aiohttp.WSMsgType.TEXT:
+                last = time.monotonic()
+                streaming = self._on_message(conn, message.data) or streaming
+            elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                  aiohttp.WSMsgType.CLOSED):
+                return ("heartbeat: no pong" if ws.exception() is not None and isinstance(
+                    ws.exception(), aiohttp.ServerTimeoutError) else "closed"), streaming
 
     async def _control(self, conn: _Connection, ws: aiohttp.ClientWebSocketResponse) -> None:
         """SUBSCRIBE/UNSUBSCRIBE in batches, at most MAX_CONTROL_PER_SECOND messages a second."""
@@ -207,12 +241,13 @@ class BookStreams:
             conn.wake.clear()
             await conn.wake.wait()
 
-    def _on_message(self, conn: _Connection, text: str) -> None:
+    def _on_message(self, conn: _Connection, text: str) -> bool:
+        """Store a stream event; True when it was one."""
         try:
             message = json.loads(text)
             stream, data = message.get("stream"), message.get("data")
             if not isinstance(stream, str) or not isinstance(data, dict):
-                return  # an answer to SUBSCRIBE, or an error frame
+                return False  # an answer to SUBSCRIBE, or an error frame
             symbol, _, kind = stream.partition("@")
             symbol = symbol.upper()
             now = time.monotonic()
@@ -226,8 +261,10 @@ class BookStreams:
             elif kind == "bookTicker":
                 self.tickers[symbol] = Ticker(int(data["u"]), int(data.get("T") or 0), str(data["b"]), str(data["B"]),
                                               str(data["a"]), str(data["A"]), now, conn.ident)
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             log.debug("book streams: malformed message skipped (%s): %r", exc, text[:200])
+            return False
+        return True
 
     def _fresh(self, received: float, connection: int) -> float | None:
         """The age in ms of something received on `connection`, or None when it must not be served."""
@@ -288,7 +325,7 @@ class BookStreams:
                 raise Forward(f"book ticker of {symbol}: {reason}")
             oldest = max(oldest, age)
             entries.append(wire.book_ticker(self.market, symbol, ticker.bid, ticker.bid_qty, ticker.ask,
-                                            ticker.ask_qty, time_ms=ticker.transaction_ms))
+                                            ticker.ask_qty, time_ms=ticker.transaction_ms, update_id=ticker.update_id))
         self._served(oldest)
         answer: Any = entries[0] if selection.single else entries
         return json.dumps(answer, separators=(",", ":")).encode()
@@ -299,4 +336,5 @@ class BookStreams:
                 "connections": len(self._connections), "connections_up": sum(c.up for c in self._connections),
                 "served": self.served, "forwarded": sum(self.forwarded.values()),
                 "forward_reasons": dict(self.forwarded),
-                "oldest_served_ms": round(self.oldest_served_ms, 1), "reconnects": self.reconnects}
+                "oldest_served_ms": round(self.oldest_served_ms, 1), "reconnects": self.reconnects,
+                "silences": self.silences}

@@ -22,15 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from freqfeed import binance_wire as wire
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchange import ExchangeClock
+from freqfeed.gateway import snapshot
+from freqfeed.gateway.rows import kline_row_bytes
+from freqfeed.gateway.series import SeriesCache
+from freqfeed.gateway.threads import DaemonWorkers
 from freqfeed.influx import InfluxDB, InfluxDBError, Select, Series
 from freqfeed.schema import (
     EXCHANGE,
@@ -59,6 +66,12 @@ REFRESH_EVERY = 30.0  # real seconds: closed candles are polled at least this of
 FAST_POLL = 0.1  # real seconds between polls while a request waits for a candle
 
 
+LOAD_PIECE_ROWS = 30_000  # rows per load statement: a few MB of JSON, well inside influxdb.timeout
+LOAD_CONCURRENCY = 4  # at most this many pieces at once (and never more than influxdb.concurrency)
+LOAD_RETRY = 2.0  # real seconds before a failed piece is asked again (doubling, at most 30 s)
+MARGIN_CANDLES = 16  # kept beyond cache_candles, for windows that end a few candles back
+
+
 def _dumps(row: object) -> str:
     return json.dumps(row, separators=(",", ":"))
 
@@ -72,65 +85,10 @@ class Forward(Exception):
         self.fallback = fallback  # a close-wait ran out
 
 
-class SeriesCache:
-    """The newest closed candles of one series, contiguous, as JSON rows."""
-
-    def __init__(self, period: int, capacity: int) -> None:
-        self.period = period
-        self.capacity = capacity
-        self.first: int | None = None  # open time of rows[0]
-        self.rows: list[str] = []
-        self.polled = 0.0  # monotonic time of the last poll that asked for this series
-
-    @property
-    def last(self) -> int | None:
-        return None if self.first is None else self.first + (len(self.rows) - 1) * self.period
-
-    def load(self, candles: list[tuple[int, str | None]]) -> None:
-        """Start over from the newest contiguous run of `candles` (ascending; None rows are holes)."""
-        run: list[tuple[int, str]] = []
-        for open_time, row in candles:
-            if row is None or (run and open_time != run[-1][0] + self.period):
-                run = []
-            if row is not None:
-                run.append((open_time, row))
-        run = run[-self.capacity:]
-        self.first = run[0][0] if run else None
-        self.rows = [row for _, row in run]
-
-    def extend(self, candles: list[tuple[int, str | None]]) -> None:
-        """Append newer candles while they continue the run; a hole stops it (until it is filled)."""
-        if self.first is None:
-            self.load(candles)
-            return
-        for open_time, row in candles:
-            last = self.last
-            assert last is not None
-            if open_time <= last:
-                continue
-            if open_time != last + self.period or row is None:
-                break
-            self.rows.append(row)
-        if len(self.rows) > self.capacity:
-            drop = len(self.rows) - self.capacity
-            self.rows = self.rows[drop:]
-            assert self.first is not None
-            self.first += drop * self.period
-
-    def window(self, first_open: int, count: int) -> list[str] | None:
-        """The rows of `count` candles from `first_open`, or None when not all of them are here."""
-        if self.first is None or first_open < self.first:
-            return None
-        start = (first_open - self.first) // self.period
-        if (first_open - self.first) % self.period or start + count > len(self.rows):
-            return None
-        return self.rows[start:start + count]
-
-
 @dataclass(frozen=True)
 class Live:
     open_time: int
-    row: str
+    row: bytes
     event_ms: int
     next_funding_ms: int | None = None
 
@@ -144,49 +102,93 @@ class FundingCache:
 
 class History:
     def __init__(self, config: Config, influx: InfluxDB, clock: ExchangeClock,
-                 formats: Callable[[str], wire.SymbolFormat | None]) -> None:
+                 formats: Callable[[str], wire.SymbolFormat | None], *, state_dir: Path | None = None) -> None:
         self.config = config
+        self.snapshot_path = state_dir / snapshot.NAME if state_dir is not None else None
+        self.restored = 0  # series taken from the snapshot at start
+        self.snapshot_error: str | None = None
+        self._poll_seq = 0  # polls started
+        self._polled_seq = -1  # the newest started poll that succeeded
+        self._fresh_from = 0  # restored caches are current once a poll started after the restore succeeded
+        self._prefetched: asyncio.Future[tuple[dict[str, Any], dict[snapshot.SeriesKey, Any]]] | None = None
         self.influx = influx
         self.clock = clock
         self.formats = formats
         self.futures = config.futures
         self.symbols = {exchange_symbol(pair): pair for pair in config.pairs}
-        capacity = max(config.gateway.cache_candles, 1)
+        self.capacity = max(config.gateway.cache_candles, 1) + MARGIN_CANDLES
+        capacity = self.capacity
         self.trade = {(pair, tf): SeriesCache(timeframe_ms(tf), capacity)
                       for tf in config.timeframes for pair in config.pairs}
         self.mark = {pair: SeriesCache(timeframe_ms(MARK_TIMEFRAME), capacity)
                      for pair in config.pairs} if self.futures else {}
         self.live: dict[tuple[str, str, str], Live] = {}
         self.funding: dict[str, FundingCache] = {}
+        self.funding_loaded = not self.futures
+        self.live_loaded = False
         self.live_timeframes = sorted({*config.timeframes, *([MARK_TIMEFRAME] if self.futures else [])},
                                       key=timeframe_ms)
         self._changed = asyncio.Event()
         self._waiting = 0
         self._loaded = asyncio.Event()
+        self._settled = asyncio.Event()  # loaded, or the load ran out of time (degraded): READY=1
+        self.workers = DaemonWorkers(max(self.influx.concurrency, 1) + 1)
+        # The load's state, for status and systemd: connecting (Binance), loading, ready, degraded.
+        self.state = "connecting"
+        self.started = time.monotonic()
+        self.deadline = self.started + config.gateway.load_timeout
+        self.load_started: float | None = None
+        self.load_seconds: float | None = None
+        self.pieces_total = 0
+        self.pieces_done = 0
+        self.load_rows = 0
+        self.load_error: str | None = None
         self.last_poll_ok = 0.0  # monotonic
         self.poll_error: str | None = None
         self._last_refresh = 0.0
         self._reported = 0.0
 
-    # -- polling ---------------------------------------------------------------------------------
+    # -- loading ---------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Load the caches, then keep them in step with InfluxDB until cancelled."""
-        while True:
-            try:
-                await asyncio.to_thread(self._load)
-                break
-            except InfluxDBError as exc:
-                self._failed(exc)
-                await asyncio.sleep(5)
-        self._loaded.set()
+        """Load the caches in pieces, concurrently (each usable once it is in), while the candles in
+        progress and the loaded caches are polled; then keep everything in step with InfluxDB."""
+        if self.state == "connecting":
+            self.state = "loading"
+        self.load_started = time.monotonic()
+        poller = asyncio.create_task(self._poll_loop(), name="history-poll")
+        keeper = asyncio.create_task(self.keep_snapshots(), name="history-snapshot")
+        try:
+            await self._load()
+            await poller
+        finally:
+            poller.cancel()
+            keeper.cancel()
+
+    async def watch_load(self) -> None:
+        """Past gateway.load_timeout the gateway serves anyway (READY=1), forwarding what is not loaded, loudly;
+        the load goes on."""
+        await asyncio.sleep(max(0.0, self.deadline - time.monotonic()))
+        if not self.loaded:
+            self.state = "degraded"
+            self._settled.set()
+            self._wake()
+            log.error("gateway: caches not loaded after gateway.load_timeout (%gs): %d of %d pieces in (%s); "
+                      "serving now, forwarding requests for what is not loaded; the load goes on",
+                      self.config.gateway.load_timeout, self.pieces_done, self.pieces_total,
+                      self.load_error or "InfluxDB slow")
+
+    def _wake(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _poll_loop(self) -> None:
         while True:
             try:
                 await self.poll()
             except InfluxDBError as exc:
                 self._failed(exc)
-            self._changed.set()
-            self._changed = asyncio.Event()
+            self._wake()
             await asyncio.sleep(FAST_POLL if self._waiting else self.config.gateway.poll_interval)
 
     def _failed(self, exc: InfluxDBError) -> None:
@@ -199,43 +201,210 @@ class History:
     def loaded(self) -> bool:
         return self._loaded.is_set()
 
-    def _load(self) -> None:
-        """Every cache from InfluxDB: the newest `cache_candles` closed candles of each series (one statement
-        per measurement), the candles in progress and the funding rates."""
+    @property
+    def settled(self) -> asyncio.Event:
+        return self._settled
+
+    def progress(self) -> str:
+        """One line for systemd's STATUS= and the log."""
+        if self.state == "ready":
+            return f"ready: {len(self.trade) + len(self.mark)} series loaded in {self.load_seconds:.1f}s"
+        text = f"{self.state}: {self.pieces_done}/{self.pieces_total} pieces, {self.load_rows} candles"
+        if self.state == "degraded":
+            text += ", forwarding what is not loaded"
+        return text + (f" ({self.load_error})" if self.load_error else "")
+
+    def _pieces(self) -> list[tuple[str, str, list[str]]]:
+        """The load, cut into statements of at most LOAD_PIECE_ROWS rows: (kind, timeframe, pairs)."""
+        per = max(1, LOAD_PIECE_ROWS // self.capacity)
+
+        def groups(kind: str, tf: str) -> list[tuple[str, str, list[str]]]:
+            pairs = [p for p in self.config.pairs
+                     if not (self.trade[(p, tf)] if kind == "trade" else self.mark[p]).loaded]  # not restored
+            return [(kind, tf, pairs[i:i + per]) for i in range(0, len(pairs), per)]
+
+        pieces: list[tuple[str, str, list[str]]] = [("live", "", []), *([("funding", "", [])] if self.futures else [])]
+        # short timeframes first: they are the ones most asked for at a close
+        for tf in self.live_timeframes:
+            if tf in self.config.timeframes:
+                pieces += groups("trade", tf)
+            if self.futures and tf == MARK_TIMEFRAME:
+                pieces += groups("mark", tf)
+        return pieces
+
+    async def _load(self) -> None:
+        await self._restore()
+        pieces = self._pieces()
+        self.pieces_total = len(pieces)
+        # concurrent pieces: enough to keep influxd and the gateway busy at once, few enough that the answers
+        # being parsed (a few MB each) do not add up
+        limit = asyncio.Semaphore(max(min(self.influx.concurrency, LOAD_CONCURRENCY), 1))
+
+        async def load(piece: tuple[str, str, list[str]]) -> None:
+            delay = LOAD_RETRY
+            while True:
+                try:
+                    async with limit:
+                        await self._load_piece(*piece)
+                    break
+                except InfluxDBError as exc:
+                    self.load_error = str(exc)
+                    self._failed(exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+                except Exception as exc:  # a bug must not stall the load silently
+                    self.load_error = f"{type(exc).__name__}: {exc}"
+                    log.exception("gateway: loading %s %s failed", piece[0], piece[1])
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 30.0)
+            self.pieces_done += 1
+            self._wake()
+
+        await asyncio.gather(*(load(piece) for piece in pieces))
+        while not self.current:  # what was restored is topped up from InfluxDB before the gateway is ready
+            await self._wait(time.monotonic() + 1.0, fast=False)
+        self.load_seconds = time.monotonic() - (self.load_started or self.started)
+        self.load_error = None
+        was = self.state
+        self.state = "ready"
+        self._loaded.set()
+        self._settled.set()
+        self._wake()
+        log.info("gateway: caches loaded in %.1fs (%d series, %d candles, up to %d each; %d series from the "
+                 "snapshot, %d pieces from InfluxDB)%s", self.load_seconds, len(self.trade) + len(self.mark),
+                 self.load_rows, self.capacity, self.restored, self.pieces_total,
+                 " after running degraded" if was == "degraded" else "")
+
+    # -- snapshot --------------------------------------------------------------------------------
+
+    def _fingerprint(self) -> dict[str, Any]:
+        return {"market": "futures" if self.futures else "spot", "influxdb": self.config.influxdb.url,
+                "database": self.config.influxdb.database, "rp": self.config.influxdb.retention_policy,
+                "capacity": self.capacity}
+
+    def _caches(self) -> dict[snapshot.SeriesKey, SeriesCache]:
+        caches: dict[snapshot.SeriesKey, SeriesCache] = {("trade", tf, p): c for (p, tf), c in self.trade.items()}
+        caches.update({("mark", MARK_TIMEFRAME, p): c for p, c in self.mark.items()})
+        return caches
+
+    def prefetch_snapshot(self) -> asyncio.Future[tuple[dict[str, Any], dict[snapshot.SeriesKey, Any]]]:
+        """Start reading the snapshot (while the gateway still connects to Binance: it needs exchangeInfo to
+        check the snapshot against, not to read it)."""
+        if self._prefetched is None:
+            assert self.snapshot_path is not None
+            self._prefetched = asyncio.ensure_future(self.workers.run(snapshot.read, self.snapshot_path))
+        return self._prefetched
+
+    async def _restore(self) -> None:
+        """The caches kept at the last run, where they still fit; a snapshot that does not is ignored."""
+        path = self.snapshot_path
+        if path is None or (self._prefetched is None and not path.exists()):
+            return
+        try:
+            header, kept = await (self._prefetched or self.prefetch_snapshot())
+        except (OSError, ValueError) as exc:
+            self.snapshot_error = f"{path}: {exc}"
+            log.warning("gateway: ignoring the cache snapshot %s", self.snapshot_error)
+            return
+        if header.get("fingerprint") != self._fingerprint():
+            log.info("gateway: the cache snapshot was made for another configuration; loading from InfluxDB")
+            return
+        formats = header.get("formats", {})
         now = self.clock.now()
-        until = now + FUTURE_MARGIN_MS
-        capacity = self.config.gateway.cache_candles
-        selects: list[Select] = []
-        groups: list[tuple[str, str]] = []
-        for tf in self.config.timeframes:
-            since = last_closed_open(now, tf) - (capacity + 2) * timeframe_ms(tf)
-            selects.append(pairs_select(ohlcv_measurement(tf), KLINE_FIELDS, self.config.pairs, since, until,
-                                        newest=capacity))
-            groups.append(("trade", tf))
-        if self.futures:
-            since = last_closed_open(now, MARK_TIMEFRAME) - (capacity + 2) * timeframe_ms(MARK_TIMEFRAME)
-            selects.append(pairs_select(MARK_MEASUREMENT, MARK_FIELDS, self.config.pairs, since, until,
-                                        newest=capacity))
-            groups.append(("mark", MARK_TIMEFRAME))
-        answers = self.influx.select(selects)
-        for (kind, tf), answer in zip(groups, answers, strict=True):
-            for series in answer:
-                pair = series.tags.get("pair", "")
-                cache = self.trade.get((pair, tf)) if kind == "trade" else self.mark.get(pair)
-                if cache is not None:
-                    cache.load(self._rows(series, pair, tf, mark=kind == "mark"))
-        self._apply_live(self._query_live(now))
-        self._apply_funding(self._query_funding(now, full=True), full=True)
-        self.last_poll_ok = time.monotonic()
-        self.poll_error = None
-        log.info("gateway: caches loaded from InfluxDB (%d series, up to %d closed candles each)",
-                 len(self.trade) + len(self.mark), capacity)
+        caches = self._caches()
+        for key, (first, buffer, offsets) in kept.items():
+            cache = caches.get(key)
+            fmt = self.formats(exchange_symbol(key[2]))
+            if cache is None or first is None or fmt is None or \
+                    formats.get(key[2]) != [fmt.price_decimals, fmt.quantity_decimals]:
+                continue
+            last = first + (len(offsets) - 2) * cache.period
+            if (last_closed_open(now, key[1]) - last) // cache.period > self.capacity // 2:
+                continue  # too far behind: one piece reads it faster than a poll tops it up
+            cache.restore(first, buffer, offsets)
+            self.restored += 1
+            self.load_rows += len(cache)
+        self._fresh_from = self._poll_seq
+        self._prefetched = None
+        log.info("gateway: %d of %d series restored from %s", self.restored, len(caches), path)
+
+    async def keep_snapshots(self) -> None:
+        """Write the snapshot once loaded and every SNAPSHOT_EVERY seconds: series by series from the loop
+        (each a page-cache write of one buffer, a pause every 64 series), fsync and rename on a worker thread."""
+        path = self.snapshot_path
+        if path is None:
+            return
+        await self._loaded.wait()
+        while True:
+            formats: dict[str, list[int]] = {}
+            try:
+                writer = snapshot.Writer(path)
+                finishing = False
+                try:
+                    for count, (key, cache) in enumerate(self._caches().items()):
+                        fmt = self.formats(exchange_symbol(key[2]))
+                        if cache.first is not None and fmt is not None:
+                            formats[key[2]] = [fmt.price_decimals, fmt.quantity_decimals]
+                            writer.add(key, cache.first, cache.buffer, cache.offsets)
+                        if count % 64 == 63:
+                            await asyncio.sleep(0)
+                    header = {"fingerprint": self._fingerprint(), "formats": formats, "written": self.clock.now()}
+                    finishing = True  # from here on the worker owns the file (a stop abandons it there)
+                    size = await self.workers.run(writer.finish, header)
+                except BaseException:
+                    if not finishing:
+                        writer.abort()
+                    raise
+                self.snapshot_error = None
+                log.debug("gateway: cache snapshot written (%d series, %d bytes)", len(writer.entries), size)
+            except OSError as exc:
+                self.snapshot_error = f"{path}: {exc.strerror or exc}"
+                log.error("gateway: cannot write the cache snapshot %s", self.snapshot_error)
+            await asyncio.sleep(snapshot.SNAPSHOT_EVERY)
+
+    async def _load_piece(self, kind: str, tf: str, pairs: list[str]) -> None:
+        if kind == "live":
+            answers = await self.workers.run(self._query_live, self.clock.now())
+            self._apply_live(answers)
+            self.live_loaded = True
+            return
+        if kind == "funding":
+            answer = await self.workers.run(lambda: self._query_funding(self.clock.now(), full=True))
+            self._apply_funding(answer, full=True)
+            self.funding_loaded = True
+            return
+        loaded = await self.workers.run(self._read_piece, kind, tf, pairs, self.clock.now())
+        for pair, rows in loaded.items():
+            cache = self.trade[(pair, tf)] if kind == "trade" else self.mark[pair]
+            cache.load(rows)
+            self.load_rows += len(cache)
+
+    def _read_piece(self, kind: str, tf: str, pairs: list[str], now: int) -> dict[str, list[tuple[int, bytes | None]]]:
+        """(On a worker thread) the newest candles of some series of one measurement, as rows."""
+        mark = kind == "mark"
+        measurement, fields = (MARK_MEASUREMENT, MARK_FIELDS) if mark else (ohlcv_measurement(tf), KLINE_FIELDS)
+        since = last_closed_open(now, tf) - (self.capacity + 2) * timeframe_ms(tf)
+        [answer] = self.influx.select([pairs_select(measurement, fields, pairs, since, now + FUTURE_MARGIN_MS,
+                                                    newest=self.capacity)])
+        found = {series.tags.get("pair", ""): series for series in answer}
+        return {pair: (self._rows(found[pair], pair, tf, mark=mark) if pair in found else []) for pair in pairs}
 
     async def poll(self) -> None:
+        seq = self._poll_seq
+        self._poll_seq += 1
+        await self._poll()
+        self._polled_seq = max(self._polled_seq, seq)
+
+    @property
+    def current(self) -> bool:
+        """Restored caches have been topped up from InfluxDB (always true without a snapshot)."""
+        return self._polled_seq >= self._fresh_from
+
+    async def _poll(self) -> None:
         now = self.clock.now()
         refresh = time.monotonic() - self._last_refresh > REFRESH_EVERY
         plan = self._closed_plan(now, refresh)
-        live, closed, funding = await asyncio.to_thread(self._poll_queries, now, plan, refresh)
+        live, closed, funding = await self.workers.run(self._poll_queries, now, plan, refresh)
         self._apply_live(live)
         for (kind, tf, members), answer in zip(plan, closed, strict=True):
             by_pair = {s.tags.get("pair", ""): s for s in answer}
@@ -259,11 +428,13 @@ class History:
             ("trade", tf, pair, c) for (pair, tf), c in self.trade.items()]
         caches += [("mark", MARK_TIMEFRAME, pair, c) for pair, c in self.mark.items()]
         for kind, tf, pair, cache in caches:
+            if not cache.loaded:
+                continue  # the load reads it
             due = last_closed_open(now, tf)
             if cache.last is not None and cache.last >= due and not refresh:
                 continue
             since = (cache.last + cache.period) if cache.last is not None else \
-                due - self.config.gateway.cache_candles * cache.period
+                due - self.capacity * cache.period
             plan.setdefault((kind, tf, since), []).append(pair)
         return [(kind, tf, members) for (kind, tf, _), members in plan.items()] if plan else []
 
@@ -278,11 +449,11 @@ class History:
             last = caches[0].last
             period = caches[0].period
             since = (last + period) if last is not None else \
-                last_closed_open(now, tf) - self.config.gateway.cache_candles * period
+                last_closed_open(now, tf) - self.capacity * period
             selects.append(pairs_select(measurement, fields, members, since, max(until, since),
-                                        newest=self.config.gateway.cache_candles))
-        funding_select = self._funding_select(now, full=False) if (self.futures and refresh) or \
-            self._funding_due(now) else None
+                                        newest=self.capacity))
+        funding_select = self._funding_select(now, full=False) if self.funding_loaded and (
+            (self.futures and refresh) or self._funding_due(now)) else None
         if funding_select is not None:
             selects.append(funding_select)
         answers = self.influx.select(selects)
@@ -316,15 +487,19 @@ class History:
                 fmt = self.formats(exchange_symbol(pair))
                 if fmt is None or row.get("event_time") is None:
                     continue
+                held = self.live.get((pair, tf, price))
+                if held is not None and held.event_ms == int(row["event_time"]) and \
+                        held.open_time == int(row["time"]):
+                    continue  # unchanged since the last poll
                 try:
-                    kline = wire.kline_row_from_floats(
-                        int(row["time"]), period, fmt, row["open"], row["high"], row["low"], row["close"],
-                        row.get("volume"), row.get("quote_volume"), row.get("trades"), row.get("taker_buy_volume"),
-                        row.get("taker_buy_quote_volume"), mark=price == LIVE_MARK)
+                    kline = kline_row_bytes(int(row["time"]), period, fmt, [
+                        row["open"], row["high"], row["low"], row["close"], row.get("volume"), row.get("quote_volume"),
+                        row.get("trades"), row.get("taker_buy_volume"), row.get("taker_buy_quote_volume")],
+                        mark=price == LIVE_MARK)
                 except (ValueError, TypeError):
                     continue
                 next_funding = row.get("next_funding_time")
-                self.live[(pair, tf, price)] = Live(int(row["time"]), _dumps(kline), int(row["event_time"]),
+                self.live[(pair, tf, price)] = Live(int(row["time"]), kline, int(row["event_time"]),
                                                     int(next_funding) if next_funding is not None else None)
 
     def _fresh_live(self, pair: str, tf: str, price: str, open_time: int) -> Live | None:
@@ -336,24 +511,24 @@ class History:
 
     # -- closed candles --------------------------------------------------------------------------
 
-    def _rows(self, series: Series, pair: str, tf: str, *, mark: bool) -> list[tuple[int, str | None]]:
+    def _rows(self, series: Series, pair: str, tf: str, *, mark: bool) -> list[tuple[int, bytes | None]]:
         """(open time, JSON row or None when a field is missing) of an InfluxDB answer, ascending."""
         fmt = self.formats(exchange_symbol(pair))
         period = timeframe_ms(tf)
-        out: list[tuple[int, str | None]] = []
+        out: list[tuple[int, bytes | None]] = []
         for values in sorted(series.values, key=lambda v: v[0]):
             if fmt is None:
                 out.append((int(values[0]), None))
                 continue
             try:
-                row = wire.kline_row_from_floats(int(values[0]), period, fmt, *values[1:5], *values[5:], mark=mark)
+                row = kline_row_bytes(int(values[0]), period, fmt, values[1:], mark=mark)
             except (ValueError, TypeError):
                 out.append((int(values[0]), None))  # a candle stored before it had every field
                 continue
-            out.append((int(values[0]), _dumps(row)))
+            out.append((int(values[0]), row))
         return out
 
-    async def _from_influxdb(self, pair: str, tf: str, first: int, count: int, *, mark: bool) -> list[str]:
+    async def _from_influxdb(self, pair: str, tf: str, first: int, count: int, *, mark: bool) -> bytes:
         """Closed candles older than the cache, read from InfluxDB; Forward unless every one is there."""
         period = timeframe_ms(tf)
         last = first + (count - 1) * period
@@ -361,15 +536,15 @@ class History:
         if first < retention_floor(self.clock.now(), self.config.influxdb.retention_days):
             raise Forward("older than InfluxDB's retention")
         try:
-            [answer] = await asyncio.to_thread(self.influx.select, [series_select(measurement, fields, pair, first,
-                                                                                  last)])
+            [answer] = await self.workers.run(self.influx.select, [series_select(measurement, fields, pair, first,
+                                                                                 last)])
         except InfluxDBError as exc:
             raise Forward(f"InfluxDB: {exc}") from None
         rows = self._rows(answer[0], pair, tf, mark=mark) if answer else []
         if len(rows) != count or any(row is None for _, row in rows) or \
                 [t for t, _ in rows] != list(range(first, last + 1, period)):
             raise Forward("InfluxDB does not hold every candle of the window")
-        return [row for _, row in rows if row is not None]
+        return b",".join(row for _, row in rows if row is not None)
 
     # -- answers ---------------------------------------------------------------------------------
 
@@ -381,9 +556,9 @@ class History:
             raise Forward(f"{query.symbol} is not collected by the producer")
         if (mark and query.interval != MARK_TIMEFRAME) or (not mark and query.interval not in self.config.timeframes):
             raise Forward(f"{'mark ' if mark else ''}{query.interval} is not collected by the producer")
-        if not self.loaded:
-            raise Forward("the gateway is still loading its caches")
         cache = self.mark[pair] if mark else self.trade[(pair, query.interval)]
+        if not await self.hold(lambda: cache.loaded and self.live_loaded and self.current):
+            raise Forward("the gateway is still loading its caches")
         deadline = time.monotonic() + self.config.gateway.close_wait
         while True:
             now = self.clock.now()
@@ -400,8 +575,9 @@ class History:
     async def _klines_now(self, pair: str, tf: str, cache: SeriesCache, window: wire.KlineWindow, now: int, *,
                           mark: bool) -> bytes:
         period = window.period_ms
-        rows: list[str] = []
+        parts: list[bytes | memoryview] = []
         closed = window.closed_count
+        from_cache = False
         if closed:
             closed_last = window.first_open + (closed - 1) * period
             if cache.last is not None and closed_last > cache.last:
@@ -411,12 +587,11 @@ class History:
                                   f"InfluxDB yet")
                 raise Forward(f"InfluxDB's newest {tf} candle of {pair} is {cache.last}, the window needs "
                               f"{closed_last}")
-            cached = cache.window(window.first_open, closed)
-            if cached is None:
+            from_cache = cache.view(window.first_open, closed) is not None  # taken below, after the last await
+            if not from_cache:
                 if cache.last is None:
                     raise Forward(f"no {tf} candles of {pair} in InfluxDB")
-                cached = await self._from_influxdb(pair, tf, window.first_open, closed, mark=mark)
-            rows = cached
+                parts.append(await self._from_influxdb(pair, tf, window.first_open, closed, mark=mark))
         if window.in_progress:
             live = self._fresh_live(pair, tf, LIVE_MARK if mark else LIVE_TRADE, window.last_open)
             if live is None:
@@ -426,15 +601,37 @@ class History:
                                   f"InfluxDB yet")
                 raise Forward(f"no current {tf} {'mark ' if mark else ''}candle of {pair} from the producer "
                               f"(last update {held.event_ms if held else 'never'})")
-            rows = [*rows, live.row]
-        return ("[" + ",".join(rows) + "]").encode()
+            parts.append(live.row)
+        if closed and from_cache:
+            view = cache.view(window.first_open, closed)  # no await from here on: the view is used at once
+            if view is None:
+                raise Forward(f"the {tf} cache of {pair} changed under the request")  # cannot happen: no await
+            parts.insert(0, view)
+        pieces: list[bytes | memoryview] = [b"["]
+        for index, part in enumerate(parts):
+            pieces += [b",", part] if index else [part]
+        pieces.append(b"]")
+        return b"".join(pieces)  # one allocation for the whole answer
+
+    async def hold(self, ready: Callable[[], bool]) -> bool:
+        """Wait while the gateway starts until `ready()` (what a request needs is loaded); False when the start
+        is over (degraded: gateway.load_timeout ran out) and it is still not there."""
+        while not ready():
+            if self.state not in ("connecting", "loading") or time.monotonic() >= self.deadline:
+                return False
+            await self._wait(self.deadline, fast=False)
+        return True
 
     def _wait_ms(self) -> int:
         """How recent a close must be for a request to wait for it, in exchange ms."""
         return int((self.config.gateway.close_wait + 2 * self.config.gateway.poll_interval + 1) * 1000 *
                    self.clock.rate)
 
-    async def _wait(self, deadline: float) -> None:
+    async def _wait(self, deadline: float, *, fast: bool = True) -> None:
+        if not fast:  # a load piece or the deadline wakes it, not a poll
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - time.monotonic()))
+            return
         self._waiting += 1
         try:
             await asyncio.wait_for(self._changed.wait(), timeout=max(0.0, deadline - time.monotonic()))
@@ -500,7 +697,7 @@ class History:
         pair = self.symbols.get(query.symbol)
         if pair is None or not self.futures:
             raise Forward(f"{query.symbol} is not collected by the producer")
-        if not self.loaded:
+        if not await self.hold(lambda: self.funding_loaded and self.live_loaded):
             raise Forward("the gateway is still loading its caches")
         deadline = time.monotonic() + self.config.gateway.close_wait
         while True:

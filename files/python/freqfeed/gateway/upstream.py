@@ -16,6 +16,7 @@ import logging
 import math
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,7 +69,11 @@ class Upstream:
                                      share=config.exchange.max_weight_share)
         self.user_agent = f"freqfeed-gateway/{__version__} ({socket.gethostname()})"
         self._session: aiohttp.ClientSession | None = None
-        self._cache: dict[tuple[str, tuple[tuple[str, str], ...]], _Cached] = {}
+        self._cache: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], _Cached] = OrderedDict()
+        self.max_cache_entries = config.gateway.forward_cache_entries
+        self.max_cache_bytes = int(config.gateway.forward_cache_mb * 1_000_000)
+        self.cache_bytes = 0
+        self.cache_evictions = 0
         self._in_flight: dict[tuple[str, tuple[tuple[str, str], ...]], asyncio.Future[Reply]] = {}
         self.exchange_info: dict[str, Any] | None = None
         self.exchange_info_body: bytes = b""
@@ -96,12 +101,14 @@ class Upstream:
     async def get(self, path: str, params: Sequence[tuple[str, str]], *, endpoint: str, ttl: float | None = None,
                   reason: str = "") -> Reply:
         """Binance's answer to GET `path` (`/fapi/v1/depth`), from the cache while it is fresh, shared with
-        identical requests in flight, else sent through the limiter."""
+        identical requests in flight, else sent through the limiter. `path` is an allowlisted endpoint's
+        and `params` its normalised parameters (freqfeed.gateway.admission): both key the cache."""
         key = (path, tuple(sorted(params)))
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached is not None and cached.expires > now:
             self.cache_hits += 1
+            self._cache.move_to_end(key)
             return cached.reply
         in_flight = self._in_flight.get(key)
         if in_flight is not None:
@@ -124,15 +131,29 @@ class Upstream:
             self._in_flight.pop(key, None)
         seconds = self.config.gateway.ttl(endpoint) if ttl is None else ttl
         if reply.status == 200 and seconds > 0:
-            self._cache[key] = _Cached(time.monotonic() + seconds, reply)
-            if len(self._cache) > 10_000:
-                self._prune()
+            self._store(key, _Cached(time.monotonic() + seconds, reply))
         return reply
 
-    def _prune(self) -> None:
-        now = time.monotonic()
-        for key in [k for k, v in self._cache.items() if v.expires <= now]:
-            del self._cache[key]
+    def _store(self, key: tuple[str, tuple[tuple[str, str], ...]], entry: _Cached) -> None:
+        """Keep `entry` within `gateway.forward_cache_entries` and `forward_cache_mb`: expired answers go
+        first, then the least recently used."""
+        size = len(entry.reply.body)
+        if size > self.max_cache_bytes or self.max_cache_entries == 0:
+            return
+        old = self._cache.pop(key, None)
+        if old is not None:
+            self.cache_bytes -= len(old.reply.body)
+        if len(self._cache) >= self.max_cache_entries or self.cache_bytes + size > self.max_cache_bytes:
+            now = time.monotonic()
+            for stale in [k for k, v in self._cache.items() if v.expires <= now]:
+                self.cache_bytes -= len(self._cache.pop(stale).reply.body)
+        while self._cache and (len(self._cache) >= self.max_cache_entries
+                               or self.cache_bytes + size > self.max_cache_bytes):
+            _, dropped = self._cache.popitem(last=False)
+            self.cache_bytes -= len(dropped.reply.body)
+            self.cache_evictions += 1
+        self._cache[key] = entry
+        self.cache_bytes += size
 
     async def _send(self, path: str, params: Sequence[tuple[str, str]], endpoint: str, reason: str) -> Reply:
         try:

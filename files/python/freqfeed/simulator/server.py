@@ -248,6 +248,9 @@ class Simulator:
             if self.fail_429 > 0:
                 self.fail_429 -= 1
                 self._reject_429(market, now)
+            public = wire.public_endpoint(request.path)
+            if public is not None:  # unknown (-1104) and repeated (-1101) parameters, as Binance
+                wire.read_params(public, list(request.query.items()))
             payload = answer(request.query, market, now)
             weight = wire.request_weight(market, endpoint, request.query)
             used = self._charge(market, weight, now)
@@ -395,7 +398,8 @@ class Simulator:
         entries = []
         for inst in self._selected(selection):
             book = self.source.book(inst.symbol, now, 1)
-            entries.append(wire.book_ticker(market, inst.symbol, *self._top(inst, book), time_ms=book.transaction_ms))
+            entries.append(wire.book_ticker(market, inst.symbol, *self._top(inst, book), time_ms=book.transaction_ms,
+                                            update_id=book.update_id))
         return self._answer(selection, entries)
 
     def ticker_price(self, params: Mapping[str, str], market: str, now: int) -> Any:

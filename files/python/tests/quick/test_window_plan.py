@@ -78,7 +78,7 @@ def test_dynamic_pairlists_are_reported_not_guessed() -> None:
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"exchange": {"name": "kraken"}}, "freqfeed serves Binance only"),
+    ({"exchange": {"name": "kraken"}}, "freqfeed serves Binance and Hyperliquid only"),
     ({"exchange": {}}, "no exchange.name"),
     ({"include_timeframes": []}, "must not be empty"),
     ({"include_timeframes": ["2m"]}, "timeframe '2m' is not one freqfeed collects"),
