@@ -10,8 +10,8 @@ start-up download, limit 1500) decompresses only the blocks it needs. Each block
 (`array('I')`) before the rows, so a window can start or end inside a block without looking at the rows.
 
 Appending a candle is amortised O(1): every `block` appends, the oldest `block` plain rows are compressed
-into a block. Old rows are dropped a whole block at a time (a plain row at a time while there are no
-blocks, in batches of `slack`), so a series holds at most `capacity + slack` rows.
+into a block. Old rows are dropped a whole block at a time (plain rows, while there are no blocks, in
+batches of `slack`), so a series holds at most `capacity + slack` rows (`capacity + block - 1` with blocks).
 """
 
 from __future__ import annotations
@@ -142,16 +142,17 @@ class SeriesCache:
         self.offsets = array("I", (o - cut for o in self.offsets[count * block:]))
 
     def _trim(self) -> None:
-        count = len(self)
-        if count <= self.capacity + self.slack:
+        """Drop the oldest rows beyond `capacity`: a whole block as soon as a block's worth is over (so a series
+        with blocks holds fewer than capacity + block rows), plain rows in batches of `slack`."""
+        excess = len(self) - self.capacity
+        if excess <= 0:
             return
         assert self.first is not None
-        excess = count - self.capacity
-        whole = min(len(self.blocks), excess // self.block)  # whole blocks first (the oldest rows)
+        whole = min(len(self.blocks), excess // self.block)
         del self.blocks[:whole]
         self.first += whole * self.block * self.period
         excess -= whole * self.block
-        if self.blocks or excess <= 0:
+        if self.blocks or excess <= self.slack:
             return  # fewer than a block too many: dropped with the next block
         cut = self.offsets[excess]
         del self.buffer[:cut]

@@ -101,7 +101,7 @@ def test_appends_compress_a_block_at_a_time_and_drop_whole_blocks() -> None:
         packed.extend([data[index]])
         plain_rows = len(packed.offsets) - 1
         assert 10 <= plain_rows < 18 or len(packed) < 18  # a block compressed every 8 appends
-        assert packed.capacity <= len(packed) <= packed.capacity + packed.slack or len(packed) == index + 1
+        assert packed.capacity <= len(packed) < packed.capacity + packed.block or len(packed) == index + 1
         assert packed.last == data[index][0]
         low = max(packed.first or 0, plain.first or 0)
         count = (packed.last - low) // P + 1
