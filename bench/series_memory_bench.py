@@ -4,7 +4,7 @@ series.py): 300 pairs x 1m/3m/5m/15m/1h + 1h mark = 1,800 SeriesCache of 1,516 r
 simulator's market through freqfeed.gateway.rows, as the gateway builds them from InfluxDB), laid out
 `plain` (every row plain JSON: the layout before compressed blocks) and `blocks` (the default: the newest
 rows plain, older ones in zlib blocks). For each: bytes a row, the process's RSS before and after building
-the caches, CPU to build them, an append, and the cost of an answer (the window joined into `[...]`, as
+the caches, CPU to build them, the same after 100 closes appended to every series, an append, and the cost of an answer (the window joined into `[...]`, as
 history.py does) for limits 5 .. 1500 ending at the newest row.
 
 Usage: .venv/bin/python bench/series_memory_bench.py [--pairs 300] [--symbols 50] [--json out.json]
@@ -69,6 +69,13 @@ def rss_mib() -> float:
     return 0.0
 
 
+def answer(cache: SeriesCache, first_open: int, count: int) -> bytes:
+    """As history.py joins an answer (the view released when it returns)."""
+    view = cache.view(first_open, count)
+    assert view is not None
+    return b"".join([b"[", view, b"]"])
+
+
 def measure(layout: str, pairs: int, path: Path) -> dict[str, Any]:
     """(In its own process) build the caches and measure."""
     kwargs = {"hot": 10**9} if layout == "plain" else {}
@@ -98,10 +105,18 @@ def measure(layout: str, pairs: int, path: Path) -> dict[str, Any]:
         repeat = 2000 if limit <= 500 else 300
         started = time.perf_counter()
         for _ in range(repeat):
-            view = cache.view(first_open, limit)
-            assert view is not None
-            b"".join([b"[", view, b"]"])
+            answer(cache, first_open, limit)
         answers[limit] = round((time.perf_counter() - started) / repeat * 1e6, 1)
+    started = time.process_time()
+    for index, each in enumerate(caches):  # 100 closes a series (every series compresses and drops a block)
+        rows = series[index % len(series)][2]
+        for step in range(100):
+            assert each.last is not None
+            each.extend([(each.last + each.period, rows[step])])
+    appended = time.process_time() - started
+    gc.collect()
+    steady = rss_mib()
+    steady_bytes = sum(cache.nbytes for cache in caches)
     tf, first, rows = series[0]
     append = SeriesCache(cache.period, ROWS, **kwargs)
     append.load([(first + i * cache.period, row) for i, row in enumerate(rows)])
@@ -112,6 +127,8 @@ def measure(layout: str, pairs: int, path: Path) -> dict[str, Any]:
     return {"layout": layout, "series": len(caches), "rows": count, "cache_mib": round(nbytes / 2**20, 1),
             "bytes_per_row": round(nbytes / count, 1), "rss_before_mib": round(before), "rss_after_mib": round(after),
             "rss_caches_mib": round(after - before), "build_cpu_s": round(build, 1),
+            "after_100_appends": {"cache_mib": round(steady_bytes / 2**20, 1), "rss_mib": round(steady),
+                                  "rss_caches_mib": round(steady - before), "cpu_s": round(appended, 1)},
             "append_us": round((time.perf_counter() - started) / 3000 * 1e6, 1), "answer_us": answers}
 
 
@@ -132,7 +149,7 @@ def main() -> None:
             pickle.dump(templates(min(args.symbols, args.pairs)), handle)
         for layout in ("plain", "blocks"):
             out = subprocess.run([sys.executable, __file__, "--pairs", str(args.pairs), "--measure", layout, str(path)],
-                                 check=True, capture_output=True, text=True).stdout
+                                 check=True, stdout=subprocess.PIPE, text=True).stdout
             results.append(json.loads(out))
             print(json.dumps(results[-1]), flush=True)
     if args.json:

@@ -86,12 +86,13 @@ class SeriesCache:
         run = run[-self.capacity:]
         cold = max(0, (len(run) - self.hot) // self.block) * self.block
         self.blocks = [self._pack([row for _, row in run[at:at + self.block]]) for at in range(0, cold, self.block)]
-        buffer = bytearray()
+        plain = [row for _, row in run[cold:]]
+        buffer = bytearray(b",".join(plain) + b"," if plain else b"")  # allocated to size (+= would leave slack)
         offsets = array("I", [0])
-        for _, row in run[cold:]:
-            buffer += row
-            buffer += b","
-            offsets.append(len(buffer))
+        end = 0
+        for row in plain:
+            end += len(row) + 1
+            offsets.append(end)
         self.first = run[0][0] if run else None
         self.buffer, self.offsets = buffer, offsets
         self.loaded = True
@@ -138,7 +139,7 @@ class SeriesCache:
             rows = [bytes(self.buffer[self.offsets[base + i]:self.offsets[base + i + 1] - 1]) for i in range(block)]
             self.blocks.append(self._pack(rows))
         cut = self.offsets[count * block]
-        del self.buffer[:cut]
+        self.buffer = self.buffer[cut:]  # a new buffer of just the plain rows (a del would keep the old allocation)
         self.offsets = array("I", (o - cut for o in self.offsets[count * block:]))
 
     def _trim(self) -> None:
