@@ -374,20 +374,24 @@ class History:
             self.funding_loaded = True
             return
         loaded = await self.workers.run(self._read_piece, kind, tf, pairs, self.clock.now())
-        for pair, rows in loaded.items():
+        for pair, built in loaded.items():
             cache = self.trade[(pair, tf)] if kind == "trade" else self.mark[pair]
-            cache.load(rows)
+            cache.adopt(built)
             self.load_rows += len(cache)
 
-    def _read_piece(self, kind: str, tf: str, pairs: list[str], now: int) -> dict[str, list[tuple[int, bytes | None]]]:
-        """(On a worker thread) the newest candles of some series of one measurement, as rows."""
+    def _read_piece(self, kind: str, tf: str, pairs: list[str], now: int) -> dict[str, SeriesCache]:
+        """(On a worker thread) the newest candles of some series of one measurement, as loaded caches."""
         mark = kind == "mark"
         measurement, fields = (MARK_MEASUREMENT, MARK_FIELDS) if mark else (ohlcv_measurement(tf), KLINE_FIELDS)
         since = last_closed_open(now, tf) - (self.capacity + 2) * timeframe_ms(tf)
         [answer] = self.influx.select([pairs_select(measurement, fields, pairs, since, now + FUTURE_MARGIN_MS,
                                                     newest=self.capacity)])
         found = {series.tags.get("pair", ""): series for series in answer}
-        return {pair: (self._rows(found[pair], pair, tf, mark=mark) if pair in found else []) for pair in pairs}
+        built: dict[str, SeriesCache] = {}
+        for pair in pairs:
+            cache = built[pair] = SeriesCache(timeframe_ms(tf), self.capacity)
+            cache.load(self._rows(found[pair], pair, tf, mark=mark) if pair in found else [])
+        return built
 
     async def poll(self) -> None:
         seq = self._poll_seq

@@ -97,6 +97,12 @@ class SeriesCache:
         self.buffer, self.offsets = buffer, offsets
         self.loaded = True
 
+    def adopt(self, other: SeriesCache) -> None:
+        """Take over the rows of `other` (a cache of the same series loaded on a worker thread: compressing the
+        blocks of a load there keeps it off the event loop; zlib lets go of the GIL while it works)."""
+        self.first, self.blocks, self.buffer, self.offsets = other.first, other.blocks, other.buffer, other.offsets
+        self.loaded = True
+
     def restore(self, first: int | None, blocks: list[bytes], buffer: bytearray, offsets: array[int]) -> None:
         """Take over rows kept earlier (freqfeed.gateway.snapshot), as they were (blocks of `block` rows)."""
         if first is None or len(offsets) < 1 or (not blocks and len(offsets) < 2):

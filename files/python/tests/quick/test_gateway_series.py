@@ -122,3 +122,13 @@ def test_holes_and_deep_gaps_with_blocks() -> None:
     assert packed.window(500 * P, 30) == b",".join(row for _, row in real_rows(500, 30))
     packed.load([*real_rows(0, 30), (30 * P, None), *real_rows(31, 20)])  # a hole in a load: the run after it
     assert packed.first == 31 * P and len(packed) == 20
+
+
+def test_adopt_takes_over_a_cache_loaded_elsewhere() -> None:
+    built = SeriesCache(P, capacity=40, hot=10, block=8)  # as a worker thread loads it
+    built.load(real_rows(0, 40))
+    cache = SeriesCache(P, capacity=40, hot=10, block=8)
+    cache.adopt(built)
+    assert cache.loaded and cache.rows() == built.rows() and cache.last == 39 * P
+    cache.extend(real_rows(40, 1))
+    assert cache.last == 40 * P
