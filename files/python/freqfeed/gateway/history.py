@@ -312,16 +312,16 @@ class History:
         formats = header.get("formats", {})
         now = self.clock.now()
         caches = self._caches()
-        for key, (first, buffer, offsets) in kept.items():
+        for key, (first, block_rows, blocks, buffer, offsets) in kept.items():
             cache = caches.get(key)
             fmt = self.formats(exchange_symbol(key[2]))
-            if cache is None or first is None or fmt is None or \
+            if cache is None or first is None or fmt is None or block_rows != cache.block or \
                     formats.get(key[2]) != [fmt.price_decimals, fmt.quantity_decimals]:
                 continue
-            last = first + (len(offsets) - 2) * cache.period
+            last = first + (len(blocks) * block_rows + len(offsets) - 2) * cache.period
             if (last_closed_open(now, key[1]) - last) // cache.period > self.capacity // 2:
                 continue  # too far behind: one piece reads it faster than a poll tops it up
-            cache.restore(first, buffer, offsets)
+            cache.restore(first, blocks, buffer, offsets)
             self.restored += 1
             self.load_rows += len(cache)
         self._fresh_from = self._poll_seq
@@ -345,7 +345,7 @@ class History:
                         fmt = self.formats(exchange_symbol(key[2]))
                         if cache.first is not None and fmt is not None:
                             formats[key[2]] = [fmt.price_decimals, fmt.quantity_decimals]
-                            writer.add(key, cache.first, cache.buffer, cache.offsets)
+                            writer.add(key, cache)
                         if count % 64 == 63:
                             await asyncio.sleep(0)
                     header = {"fingerprint": self._fingerprint(), "formats": formats, "written": self.clock.now()}
@@ -374,20 +374,24 @@ class History:
             self.funding_loaded = True
             return
         loaded = await self.workers.run(self._read_piece, kind, tf, pairs, self.clock.now())
-        for pair, rows in loaded.items():
+        for pair, built in loaded.items():
             cache = self.trade[(pair, tf)] if kind == "trade" else self.mark[pair]
-            cache.load(rows)
+            cache.adopt(built)
             self.load_rows += len(cache)
 
-    def _read_piece(self, kind: str, tf: str, pairs: list[str], now: int) -> dict[str, list[tuple[int, bytes | None]]]:
-        """(On a worker thread) the newest candles of some series of one measurement, as rows."""
+    def _read_piece(self, kind: str, tf: str, pairs: list[str], now: int) -> dict[str, SeriesCache]:
+        """(On a worker thread) the newest candles of some series of one measurement, as loaded caches."""
         mark = kind == "mark"
         measurement, fields = (MARK_MEASUREMENT, MARK_FIELDS) if mark else (ohlcv_measurement(tf), KLINE_FIELDS)
         since = last_closed_open(now, tf) - (self.capacity + 2) * timeframe_ms(tf)
         [answer] = self.influx.select([pairs_select(measurement, fields, pairs, since, now + FUTURE_MARGIN_MS,
                                                     newest=self.capacity)])
         found = {series.tags.get("pair", ""): series for series in answer}
-        return {pair: (self._rows(found[pair], pair, tf, mark=mark) if pair in found else []) for pair in pairs}
+        built: dict[str, SeriesCache] = {}
+        for pair in pairs:
+            cache = built[pair] = SeriesCache(timeframe_ms(tf), self.capacity)
+            cache.load(self._rows(found[pair], pair, tf, mark=mark) if pair in found else [])
+        return built
 
     async def poll(self) -> None:
         seq = self._poll_seq
@@ -587,7 +591,7 @@ class History:
                                   f"InfluxDB yet")
                 raise Forward(f"InfluxDB's newest {tf} candle of {pair} is {cache.last}, the window needs "
                               f"{closed_last}")
-            from_cache = cache.view(window.first_open, closed) is not None  # taken below, after the last await
+            from_cache = cache.covers(window.first_open, closed)  # taken below, after the last await
             if not from_cache:
                 if cache.last is None:
                     raise Forward(f"no {tf} candles of {pair} in InfluxDB")

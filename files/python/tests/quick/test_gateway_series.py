@@ -63,3 +63,72 @@ def test_memory_is_about_the_rows_bytes() -> None:
     cache.load(candles(0, 1500))
     row_bytes = sum(len(row(t * P)) + 1 for t in range(1500))
     assert cache.nbytes <= row_bytes * 1.2 + 4 * 1501
+
+
+# -- the older rows in compressed blocks ---------------------------------------------------------
+
+
+def real_rows(first: int, count: int) -> list[tuple[int, bytes]]:
+    """Rows of candles `first` .. `first + count - 1` (numbered from open time 0)."""
+    return [((first + i) * P, f'[{(first + i) * P},"{100 + i * 0.37:.2f}","{i * 13 % 97}.5",{i},"0"]'.encode())
+            for i in range(count)]
+
+
+def test_every_window_across_blocks_equals_the_plain_answer_byte_for_byte() -> None:
+    plain = SeriesCache(P, capacity=100, hot=1000)  # never compresses: the reference
+    packed = SeriesCache(P, capacity=100, hot=10, block=8)
+    data = real_rows(0, 100)
+    plain.load(data)
+    packed.load(data)
+    assert len(packed.blocks) == 11 and len(packed) == 100 and packed.rows() == plain.rows()
+    assert packed.nbytes < plain.nbytes
+    for start in range(0, 100):
+        for count in (1, 2, 7, 8, 9, 15, 16, 17, 50, 100 - start):
+            if start + count <= 100:
+                assert packed.window(start * P, count) == plain.window(start * P, count), (start, count)
+    assert packed.window(95 * P, 6) is None and packed.window(-P, 3) is None and not packed.covers(0, 101)
+    assert isinstance(packed.view(90 * P, 5), memoryview)  # the newest rows: no copy, no decompression
+
+
+def test_appends_compress_a_block_at_a_time_and_drop_whole_blocks() -> None:
+    plain = SeriesCache(P, capacity=40, hot=1000)
+    packed = SeriesCache(P, capacity=40, hot=10, block=8)
+    data = real_rows(0, 300)
+    plain.load(data[:5])
+    packed.load(data[:5])
+    for index in range(5, 300):
+        plain.extend([data[index]])
+        packed.extend([data[index]])
+        plain_rows = len(packed.offsets) - 1
+        assert 10 <= plain_rows < 18 or len(packed) < 18  # a block compressed every 8 appends
+        assert packed.capacity <= len(packed) < packed.capacity + packed.block or len(packed) == index + 1
+        assert packed.last == data[index][0]
+        low = max(packed.first or 0, plain.first or 0)
+        count = (packed.last - low) // P + 1
+        assert packed.window(low, count) == plain.window(low, count)
+    assert len(packed) - packed.capacity < packed.block  # old rows dropped a whole block at a time
+    assert packed.first == packed.last - (len(packed) - 1) * P
+
+
+def test_holes_and_deep_gaps_with_blocks() -> None:
+    packed = SeriesCache(P, capacity=40, hot=10, block=8)
+    packed.load(real_rows(0, 40))
+    packed.extend([(40 * P, real_rows(40, 1)[0][1]), (41 * P, None), (42 * P, b"[42]")])  # stops at the hole
+    assert packed.last == 40 * P
+    packed.extend(real_rows(41, 3))  # filled
+    assert packed.last == 43 * P and packed.window(41 * P, 3) == b",".join(row for _, row in real_rows(41, 3))
+    packed.extend(real_rows(500, 30))  # deeper than the cache: starts over
+    assert packed.first == 500 * P and packed.last == 529 * P and packed.blocks
+    assert packed.window(500 * P, 30) == b",".join(row for _, row in real_rows(500, 30))
+    packed.load([*real_rows(0, 30), (30 * P, None), *real_rows(31, 20)])  # a hole in a load: the run after it
+    assert packed.first == 31 * P and len(packed) == 20
+
+
+def test_adopt_takes_over_a_cache_loaded_elsewhere() -> None:
+    built = SeriesCache(P, capacity=40, hot=10, block=8)  # as a worker thread loads it
+    built.load(real_rows(0, 40))
+    cache = SeriesCache(P, capacity=40, hot=10, block=8)
+    cache.adopt(built)
+    assert cache.loaded and cache.rows() == built.rows() and cache.last == 39 * P
+    cache.extend(real_rows(40, 1))
+    assert cache.last == 40 * P
