@@ -4,8 +4,8 @@ series.py): 300 pairs x 1m/3m/5m/15m/1h + 1h mark = 1,800 SeriesCache of 1,516 r
 simulator's market through freqfeed.gateway.rows, as the gateway builds them from InfluxDB), laid out
 `plain` (every row plain JSON: the layout before compressed blocks) and `blocks` (the default: the newest
 rows plain, older ones in zlib blocks). For each: bytes a row, the process's RSS before and after building
-the caches, CPU to build them, the same after 100 closes appended to every series, an append, and the cost of an answer (the window joined into `[...]`, as
-history.py does) for limits 5 .. 1500 ending at the newest row.
+the caches, CPU to build them, the same after 100 closes appended to every series, an append, and the
+cost of an answer (the window joined into `[...]`, as history.py does) for limits 5 .. 1500 ending at the newest row.
 
 Usage: .venv/bin/python bench/series_memory_bench.py [--pairs 300] [--symbols 50] [--json out.json]
 Rows of `--symbols` distinct pairs are built once (about 20 s) and reused for the other pairs.
