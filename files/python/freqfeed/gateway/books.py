@@ -8,11 +8,13 @@ every book on websocket streams at no REST weight, so the gateway keeps, per sym
 moment) and `ticker/bookTicker` from them, in Binance's REST shapes (`lastUpdateId`, `E`, `T` of the
 stream event, string prices and quantities).
 
-Freshness is guaranteed: a book received more than `gateway.book_max_age` ago, or on a connection that
-has dropped, is never served; the request is forwarded instead, and counted. A symbol nobody asked about
-for `gateway.book_idle` seconds is unsubscribed (the configured pairs stay). Connections keep within
-Binance's limits: at most 200 streams each (spot 1024) and a few control messages a second (the limit is
-10, spot 5), and reconnect with a growing delay (1 s to 30 s), as the producer's streams do.
+Freshness is guaranteed: a book received more than `gateway.book_max_age` ago, or on a connection that has
+dropped, is never served (a book ticker, which Binance pushes only on change, stays current while its
+connection is up and delivered an event within `book_max_age`, never from before a reconnect); the request is
+forwarded instead, and counted. A symbol nobody asked about for `gateway.book_idle` seconds is unsubscribed
+(the configured pairs stay). Connections keep within Binance's limits: at most 200 streams each (spot 1024)
+and a few control messages a second (the limit is 10, spot 5), and reconnect with a growing delay (1 s to 30
+s), as the producer's streams do.
 
 Half-open connections are noticed: a websocket ping every `gateway.book_heartbeat` seconds (closed when no
 pong comes), and a connection that carries streams but delivers no message for `gateway.book_silence`
@@ -72,6 +74,8 @@ class _Connection:
     ident: int
     streams: set[str] = field(default_factory=set)  # subscribed (or being subscribed)
     up: bool = False
+    since: float = 0.0  # monotonic: when the current websocket came up
+    last_event: float = 0.0  # monotonic: the newest stream event on it
     pending_subscribe: list[str] = field(default_factory=list)
     pending_unsubscribe: list[str] = field(default_factory=list)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -175,7 +179,7 @@ class BookStreams:
                 # heartbeat: a ping every `book_heartbeat` s, the connection closed when no pong comes
                 async with self._session.ws_connect(f"{self.base}/stream", heartbeat=heartbeat, autoping=True,
                                                     max_msg_size=1 << 22) as ws:
-                    conn.up = True
+                    conn.up, conn.since = True, time.monotonic()
                     conn.pending_subscribe = sorted(conn.streams)
                     conn.pending_unsubscribe = []
                     if self.reconnects or delay > 1.0:
@@ -251,6 +255,7 @@ class BookStreams:
             symbol, _, kind = stream.partition("@")
             symbol = symbol.upper()
             now = time.monotonic()
+            conn.last_event = now
             if kind.startswith("depth"):
                 if self.market == "futures":
                     self.books[symbol] = Book(int(data["E"]), int(data["T"]), int(data["u"]), data["b"], data["a"],
@@ -272,6 +277,22 @@ class BookStreams:
             return None
         age = time.monotonic() - received
         return age * 1000 if age <= self.config.gateway.book_max_age else None
+
+    def _ticker_fresh(self, symbol: str, ticker: Ticker) -> float | None:
+        """A book ticker's age in ms, or None when it must not be served. Binance pushes a book ticker only
+        when the best bid or ask changes, so a quiet symbol's ticker stays current as long as it came on the
+        websocket still up and that websocket has delivered an event within `book_max_age` (it is not lagging
+        or half-open); a ticker from before a reconnect is never current (changes meanwhile were missed)."""
+        age = self._fresh(ticker.received, ticker.connection)
+        if age is not None:
+            return age
+        if ticker.connection >= len(self._connections):
+            return None
+        conn = self._connections[ticker.connection]
+        if not conn.up or ticker.received < conn.since or f"{symbol.lower()}@bookTicker" not in conn.streams:
+            return None  # dropped since, or no longer subscribed there
+        lag = time.monotonic() - conn.last_event
+        return lag * 1000 if lag <= self.config.gateway.book_max_age else None
 
     def _count_forward(self, reason: str) -> None:
         self.forwarded[reason] = self.forwarded.get(reason, 0) + 1
@@ -318,7 +339,7 @@ class BookStreams:
         entries, oldest = [], 0.0
         for symbol in symbols:
             ticker = self.tickers.get(symbol)
-            age = self._fresh(ticker.received, ticker.connection) if ticker is not None else None
+            age = self._ticker_fresh(symbol, ticker) if ticker is not None else None
             if ticker is None or age is None:
                 reason = "not streamed yet" if ticker is None else "stale or dropped"
                 self._count_forward(f"book ticker {reason}")
