@@ -289,43 +289,128 @@ async def load(url: str, symbols: list[str], timeframes: list[str], limit: int, 
             "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2)}
 
 
+WRK_SCRIPT = Path(__file__).with_name("wrk_klines.lua")
+
+
+def wrk_load(url: str, symbols: list[str], timeframes: list[str], limit: int, clients: int,
+             seconds: float) -> dict[str, float]:
+    """The same load from wrk (C, one thread, `clients` connections): the bots' latency without a Python
+    client's own queueing on the shared cores (50 coroutines in one event loop parse 2,000 answers a second)."""
+    wrk = shutil.which("wrk")
+    assert wrk, "wrk is not installed (scripts/setup.sh installs Debian's wrk)"
+    done = subprocess.run([wrk, "-t1", f"-c{clients}", f"-d{seconds:g}s", "-s", str(WRK_SCRIPT), url, "--", str(limit),
+                           ",".join(symbols), ",".join(timeframes)], capture_output=True, text=True, check=True,
+                          timeout=seconds + 60)
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("WRK_JSON ")]
+    result = json.loads(line.removeprefix("WRK_JSON "))
+    return {"requests": result["requests"], "errors": result["errors"],
+            "rps": round(result["requests"] / result["seconds"], 1), "p50_ms": round(result["p50_ms"], 2),
+            "p99_ms": round(result["p99_ms"], 2)}
+
+
 def measure(gateway: GatewayProcess, pairs: list[str], timeframes: list[str], seconds: float,
-            label: str) -> list[dict[str, Any]]:
+            label: str, client: str = "wrk") -> list[dict[str, Any]]:
     symbols = [p.split(":")[0].replace("/", "") for p in pairs]
     cases = []
     for limit in LIMITS:
         for clients in CLIENTS:
             before = gateway.status()["by_endpoint"].get("klines", {})
-            case: dict[str, Any] = asyncio.run(load(gateway.url, symbols, timeframes, limit, clients, seconds))
+            run = wrk_load if client == "wrk" else lambda *a: asyncio.run(load(*a))
+            case: dict[str, Any] = run(gateway.url, symbols, timeframes, limit, clients, seconds)
+            case["client"] = client
             after = gateway.status()["by_endpoint"].get("klines", {})
             case.update({"limit": limit, "clients": clients,
                          "local": after.get("local", 0) - before.get("local", 0),
                          "forwarded": after.get("forwarded", 0) - before.get("forwarded", 0),
                          "load_avg_1m": round(os.getloadavg()[0], 2)})
             cases.append(case)
-            print(f"  {label:12} limit {limit:4} {clients:3} clients: p50 {case['p50_ms']:6.2f} ms  p99 "
+            print(f"  {label:12} {client:7} limit {limit:4} {clients:3} clients: p50 {case['p50_ms']:6.2f} ms  p99 "
                   f"{case['p99_ms']:6.2f} ms  {case['rps']:7.0f} req/s  ({case['requests']} requests, "
                   f"{case['local']} local, {case['forwarded']} forwarded, {case['errors']} errors, load "
                   f"{case['load_avg_1m']})", flush=True)
-            case["all_local"] = case["forwarded"] == 0 and case["errors"] == 0 and case["local"] == case["requests"]
+            case["all_local"] = case["forwarded"] == 0 and case["errors"] == 0 and case["local"] >= case["requests"]
             if not case["all_local"]:
                 case["forward_reasons"] = gateway.status()["forward_reasons"]
                 print(f"  NOT ALL LOCAL: {case['forward_reasons']}", flush=True)
     return cases
 
 
-def profile(gateway: GatewayProcess, out: Path, pairs: list[str], timeframes: list[str], seconds: float) -> str | None:
-    py_spy = shutil.which("py-spy")
-    if py_spy is None or gateway.process is None:
-        return None
-    target = out / "gateway-scale-profile.txt"
-    spy = subprocess.Popen([py_spy, "record", "--pid", str(gateway.process.pid), "--format", "raw", "--duration",
-                            str(int(seconds)), "--output", str(target), "--nonblocking"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def floor_process(bodies: dict[str, bytes]) -> tuple[multiprocessing.Process, str]:
+    """The floor: a bare aiohttp server that answers every klines request with a constant body of the same size
+    (a real answer of the gateway's per limit), nothing looked up, nothing counted: what aiohttp and the
+    loopback cost on this machine, the least any aiohttp gateway could do."""
+    from aiohttp import web
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+
+    async def klines(request: web.Request) -> web.Response:
+        return web.Response(body=bodies[request.query.get("limit", "499")], content_type="application/json")
+
+    def main() -> None:
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+        app = web.Application()
+        app.router.add_get("/fapi/v1/klines", klines)
+        web.run_app(app, sock=sock, print=None, access_log=None, handle_signals=False)
+
+    process = multiprocessing.get_context("fork").Process(target=main, daemon=True)
+    process.start()
+    sock.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(f"{url}/fapi/v1/klines", timeout=2)
+            return process, url
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def floor_cases(gateway: GatewayProcess, pairs: list[str], timeframes: list[str],
+                seconds: float) -> list[dict[str, Any]]:
+    """wrk against the floor server at every limit and client count, beside the gateway's cases."""
+    symbol = pairs[0].split(":")[0].replace("/", "")
+    bodies = {str(limit): requests.get(f"{gateway.url}/fapi/v1/klines", params={"symbol": symbol, "interval": "1m",
+                                                                                  "limit": limit}, timeout=30).content
+              for limit in LIMITS}
+    process, url = floor_process(bodies)
+    cases = []
+    try:
+        for limit in LIMITS:
+            for clients in CLIENTS:
+                case: dict[str, Any] = wrk_load(url, [symbol], timeframes, limit, clients, seconds)
+                case.update({"client": "wrk", "server": "floor", "limit": limit, "clients": clients,
+                             "body_bytes": len(bodies[str(limit)]), "load_avg_1m": round(os.getloadavg()[0], 2)})
+                print(f"  {'floor':12} wrk     limit {limit:4} {clients:3} clients: p50 {case['p50_ms']:6.2f} ms  p99 "
+                      f"{case['p99_ms']:6.2f} ms  {case['rps']:7.0f} req/s  ({len(bodies[str(limit)]):,} bytes an "
+                      f"answer, load {case['load_avg_1m']})", flush=True)
+                cases.append(case)
+    finally:
+        process.terminate()
+        process.join(5)
+    return cases
+
+
+def profile(gateway: GatewayProcess, out: Path, pairs: list[str], timeframes: list[str], seconds: float) -> list[str]:
+    """py-spy's samples of the gateway under wrk's load at 50 clients, limit 499 and 1500 (raw folded stacks:
+    `py-spy` from requirements-dev.txt; read them with bench/profile_summary.py or any flame-graph tool)."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists() or gateway.process is None:
+        return []
     symbols = [p.split(":")[0].replace("/", "") for p in pairs]
-    asyncio.run(load(gateway.url, symbols, timeframes, 1500, 50, seconds))
-    spy.wait(timeout=seconds + 30)
-    return str(target)
+    written = []
+    for limit in LIMITS:
+        target = out / f"gateway-scale-profile-{limit}.txt"
+        spy = subprocess.Popen([py_spy, "record", "--pid", str(gateway.process.pid), "--format", "raw", "--duration",
+                                str(int(seconds)), "--output", str(target), "--nonblocking"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wrk_load(gateway.url, symbols, timeframes, limit, 50, seconds)
+        spy.wait(timeout=seconds + 30)
+        written.append(str(target))
+    return written
 
 
 def main() -> int:
@@ -336,6 +421,10 @@ def main() -> int:
     parser.add_argument("--history-pairs", type=int, default=300, help="pairs of the 35-day database")
     parser.add_argument("--parts", default="default,history")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--clients", default="wrk,aiohttp",
+                        help="load generators, measured one after the other: wrk (C) and/or aiohttp (Python)")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure a bare aiohttp server with constant answers of the same size beside each")
     parser.add_argument("--profile", type=Path, help="a py-spy profile of limit 1500 at 50 clients (300 pairs)")
     args = parser.parse_args()
     results: dict[str, Any] = {"seconds": args.seconds, "cpus": os.cpu_count(), "runs": []}
@@ -389,9 +478,12 @@ def main() -> int:
                             gateway.terminate()
                     start = {"cold": starts["cold"], **starts["restart"]}
                     try:
-                        cases = measure(gateway, config_pairs, timeframes, args.seconds, label)
+                        cases = [case for client in args.clients.split(",")
+                                 for case in measure(gateway, config_pairs, timeframes, args.seconds, label, client)]
                         assert gateway.process is not None
                         after = proc_stats(gateway.process.pid)
+                        if args.floor:
+                            start["floor"] = floor_cases(gateway, config_pairs, timeframes, args.seconds)
                         if args.profile and part == "default" and label.startswith(str(len(fill_pairs))):
                             args.profile.mkdir(parents=True, exist_ok=True)
                             start["profile"] = profile(gateway, args.profile, config_pairs, timeframes, args.seconds)

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   debootstrap         # builds the local Debian base image (no registry here)
   python3-venv python3-dev gcc make  # the venv; cryptofeed builds from sdist
   ca-certificates curl util-linux procps
+  wrk                 # the gateway benchmarks' load generator (C: the bots' latency without a Python client's)
 )
 FREQTRADE_VERSION="${FREQTRADE_VERSION:-2026.9}"
 

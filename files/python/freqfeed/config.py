@@ -315,6 +315,9 @@ class GatewayConfig:
                                          kind="int", check=_between(0, 1_000_000))
     forward_cache_mb: float = setting(64.0, "and at most this many MB of their bodies", kind="number",
                                       check=_between(0.0, 65536.0), shows="MB")
+    block_cache_mb: float = setting(32.0, "decompressed blocks of older candles kept for windows that reach them "
+                                    "(limit 1500; least recently used dropped first)", kind="number",
+                                    check=_between(0.0, 65536.0), shows="MB")
     metrics_listen: str = setting("127.0.0.1:9818", "where the gateway serves Prometheus `/metrics` (empty: off)",
                                   kind="off_str", check=_listen_or_off, shows="HOST:PORT or empty")
     configured: bool = derived(False, "the file has a gateway section: this host runs `freqfeed serve`")

@@ -114,6 +114,9 @@ METRICS: dict[str, Spec] = {s.name: s for s in [
     Spec("freqfeed_gateway_forward_cache_entries", "gauge", "answers in the forward cache"),
     Spec("freqfeed_gateway_forward_cache_bytes", "gauge", "bytes of answers in the forward cache"),
     Spec("freqfeed_gateway_forward_cache_evictions_total", "counter", "answers dropped from the forward cache"),
+    Spec("freqfeed_gateway_block_cache_bytes", "gauge", "bytes of decompressed candle blocks kept (block_cache_mb)"),
+    Spec("freqfeed_gateway_block_cache_hits_total", "counter", "candle blocks found decompressed in the block cache"),
+    Spec("freqfeed_gateway_block_cache_misses_total", "counter", "candle blocks decompressed (not in the block cache)"),
     Spec("freqfeed_gateway_refused_locally_rate_limited_total", "counter",
          "forwards refused here (429) because the weight budget was spent"),
     *(Spec(f"freqfeed_gateway_upstream_{suffix}", kind, help) for suffix, (kind, help) in _REST.items()),  # type: ignore[arg-type]
@@ -323,6 +326,11 @@ class GatewayCollector(Collector):
         yield family("freqfeed_gateway_forward_cache_bytes", float(up.cache_bytes))
         yield family("freqfeed_gateway_forward_cache_evictions_total", float(up.cache_evictions))
         yield family("freqfeed_gateway_refused_locally_rate_limited_total", float(up.refused_locally))
+        blocks = getattr(g.history, "blocks", None)
+        if blocks is not None:
+            yield family("freqfeed_gateway_block_cache_bytes", float(blocks.nbytes))
+            yield family("freqfeed_gateway_block_cache_hits_total", float(blocks.hits))
+            yield family("freqfeed_gateway_block_cache_misses_total", float(blocks.misses))
         yield from _rest("freqfeed_gateway_upstream", up.limiter)
         history = g.history
         mono = time.monotonic()

@@ -292,6 +292,7 @@ class Gateway:
                      "pieces": history.pieces_done, "pieces_total": history.pieces_total,
                      "candles": history.load_rows, "error": history.load_error, "progress": history.progress(),
                      "restored_series": history.restored, "snapshot_error": history.snapshot_error},
+            "block_cache": history.blocks.status(),
             "influxdb_ok": history.poll_error is None and history.loaded,
             "influxdb_error": history.poll_error,
             "influxdb_last_poll_s": round(time.monotonic() - history.last_poll_ok, 1) if history.last_poll_ok else None,

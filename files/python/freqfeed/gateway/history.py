@@ -36,7 +36,7 @@ from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchange import ExchangeClock
 from freqfeed.gateway import snapshot
 from freqfeed.gateway.rows import kline_row_bytes
-from freqfeed.gateway.series import SeriesCache
+from freqfeed.gateway.series import BlockCache, SeriesCache
 from freqfeed.gateway.threads import DaemonWorkers
 from freqfeed.influx import InfluxDB, InfluxDBError, Select, Series
 from freqfeed.schema import (
@@ -122,6 +122,7 @@ class History:
                       for tf in config.timeframes for pair in config.pairs}
         self.mark = {pair: SeriesCache(timeframe_ms(MARK_TIMEFRAME), capacity)
                      for pair in config.pairs} if self.futures else {}
+        self.blocks = BlockCache(int(config.gateway.block_cache_mb * 1_000_000))
         self.live: dict[tuple[str, str, str], Live] = {}
         self.funding: dict[str, FundingCache] = {}
         self.funding_loaded = not self.futures
@@ -607,7 +608,7 @@ class History:
                               f"(last update {held.event_ms if held else 'never'})")
             parts.append(live.row)
         if closed and from_cache:
-            view = cache.view(window.first_open, closed)  # no await from here on: the view is used at once
+            view = cache.view(window.first_open, closed, self.blocks)  # no await from here on: the view is used at once
             if view is None:
                 raise Forward(f"the {tf} cache of {pair} changed under the request")  # cannot happen: no await
             parts.insert(0, view)

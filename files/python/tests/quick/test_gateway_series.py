@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from freqfeed.gateway.series import SeriesCache
+from freqfeed.gateway.series import BlockCache, SeriesCache
 
 P = 60_000
 
@@ -132,3 +132,39 @@ def test_adopt_takes_over_a_cache_loaded_elsewhere() -> None:
     assert cache.loaded and cache.rows() == built.rows() and cache.last == 39 * P
     cache.extend(real_rows(40, 1))
     assert cache.last == 40 * P
+
+
+def as_bytes(view: memoryview | bytes | None) -> bytes | None:
+    return bytes(view) if view is not None else None
+
+
+def test_windows_through_the_block_cache_are_the_same_bytes_and_decompress_once() -> None:
+    plain = SeriesCache(P, capacity=100, hot=1000)
+    packed = SeriesCache(P, capacity=100, hot=10, block=8)
+    data = real_rows(0, 100)
+    plain.load(data)
+    packed.load(data)
+    blocks = BlockCache(10_000_000)
+    for start in range(0, 100, 3):
+        for count in (1, 8, 9, 17, 100 - start):
+            if start + count <= 100:
+                assert as_bytes(packed.view(start * P, count, blocks)) == plain.window(start * P, count), (start, count)
+    assert blocks.misses == len(packed.blocks) and len(blocks.entries) == len(packed.blocks)
+    hits = blocks.hits
+    assert as_bytes(packed.view(0, 90, blocks)) == plain.window(0, 90)
+    assert blocks.hits == hits + len(packed.blocks) and blocks.misses == len(packed.blocks)  # no new zlib work
+
+
+def test_the_block_cache_stays_within_its_bytes_dropping_the_least_recently_used() -> None:
+    packed = SeriesCache(P, capacity=100, hot=10, block=8)
+    packed.load(real_rows(0, 100))
+    one = len(packed.blocks[0]) + len(BlockCache(10**9).get(packed.blocks[0]))  # a block's cost: kept + key
+    blocks = BlockCache(3 * one + one // 2)  # room for three blocks (all about the same size)
+    for index in range(len(packed.blocks)):
+        packed.view(index * 8 * P, 8, blocks)
+        assert blocks.nbytes <= blocks.max_bytes and len(blocks.entries) <= 3
+    assert list(blocks.entries) == packed.blocks[-3:]  # the newest three asked for
+    packed.view(len(packed.blocks) * 8 * P - 24 * P, 8, blocks)  # the oldest of the three, asked again
+    assert list(blocks.entries)[-1] == packed.blocks[-3]
+    none = BlockCache(0)  # block_cache_mb: 0 keeps nothing, answers the same
+    assert as_bytes(packed.view(0, 40, none)) == packed.window(0, 40) and not none.entries and none.nbytes == 0
