@@ -607,14 +607,14 @@ class History:
                 raise Forward(f"no current {tf} {'mark ' if mark else ''}candle of {pair} from the producer "
                               f"(last update {held.event_ms if held else 'never'})")
             parts.append(live.row)
-        if closed and from_cache:
-            view = cache.view(window.first_open, closed, self.blocks)  # no await from here on: the view is used at once
-            if view is None:
-                raise Forward(f"the {tf} cache of {pair} changed under the request")  # cannot happen: no await
-            parts.insert(0, view)
         pieces: list[bytes | memoryview] = [b"["]
-        for index, part in enumerate(parts):
-            pieces += [b",", part] if index else [part]
+        if closed and from_cache:
+            rows = cache.pieces(window.first_open, closed, self.blocks)  # no await from here on: used at once
+            if rows is None:
+                raise Forward(f"the {tf} cache of {pair} changed under the request")  # cannot happen: no await
+            pieces += rows
+        for part in parts:
+            pieces += [b",", part] if len(pieces) > 1 else [part]
         pieces.append(b"]")
         return b"".join(pieces)  # one allocation for the whole answer
 

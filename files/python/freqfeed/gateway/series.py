@@ -212,11 +212,12 @@ class SeriesCache:
         start, off = divmod(first_open - self.first, self.period)
         return not off and start + count <= len(self)
 
-    def view(self, first_open: int, count: int, blocks: BlockCache | None = None) -> memoryview | bytes | None:
-        """The rows of `count` candles from `first_open`, comma-separated, or None when not all are here. A
-        window within the plain rows is a view without a copy: it pins the buffer, use it before the next await
-        (the answer is joined from it at once, one allocation for the whole answer). A window reaching into the
-        blocks is new bytes (the blocks it needs decompressed, or taken from `blocks`, one join)."""
+    def pieces(self, first_open: int, count: int,
+               blocks: BlockCache | None = None) -> list[memoryview | bytes] | None:
+        """The rows of `count` candles from `first_open`, comma-separated, as consecutive pieces (joined, they
+        are the rows), or None when not all are here. The pieces are views without a copy: of the plain buffer
+        (it pins the buffer: use them before the next await; the answer is joined from them at once, one
+        allocation for the whole answer) and of the blocks it needs, decompressed or taken from `blocks`."""
         if not self.covers(first_open, count):
             return None
         assert self.first is not None
@@ -225,23 +226,34 @@ class SeriesCache:
         block = self.block
         cold = len(self.blocks) * block
         if start >= cold:
-            return memoryview(self.buffer)[self.offsets[start - cold]:self.offsets[end - cold] - 1]
+            return [memoryview(self.buffer)[self.offsets[start - cold]:self.offsets[end - cold] - 1]]
         pieces: list[bytes | memoryview] = []
         head = block * _LEN
         for index in range(start // block, min(end, cold) // block + (min(end, cold) % block > 0)):
             compressed = self.blocks[index]
             raw = blocks.get(compressed) if blocks is not None else memoryview(zlib.decompress(compressed))
-            lengths = array("I")
-            lengths.frombytes(raw[:head])
             base = index * block
             skip, keep = max(start - base, 0), min(end - base, block)
+            if not skip and keep == block:
+                pieces.append(raw[head:])  # a whole block: its rows, no lengths needed
+                continue
+            lengths = array("I")
+            lengths.frombytes(raw[:head])
             lo = head + (sum(lengths[:skip]) if skip else 0)
             hi = head + sum(lengths[:keep]) if keep < block else len(raw)
             pieces.append(raw[lo:hi])
         if end > cold:
             pieces.append(memoryview(self.buffer)[:self.offsets[end - cold]])
         pieces[-1] = pieces[-1][:-1]  # the last row's comma
-        return b"".join(pieces)
+        return pieces
+
+    def view(self, first_open: int, count: int, blocks: BlockCache | None = None) -> memoryview | bytes | None:
+        """As pieces(), in one: a window within the plain rows is a view without a copy (it pins the buffer),
+        one reaching into the blocks new bytes (one join)."""
+        pieces = self.pieces(first_open, count, blocks)
+        if pieces is None:
+            return None
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def window(self, first_open: int, count: int) -> bytes | None:
         """As view(), copied."""
