@@ -114,6 +114,8 @@ METRICS: dict[str, Spec] = {s.name: s for s in [
     Spec("freqfeed_gateway_forward_cache_entries", "gauge", "answers in the forward cache"),
     Spec("freqfeed_gateway_forward_cache_bytes", "gauge", "bytes of answers in the forward cache"),
     Spec("freqfeed_gateway_forward_cache_evictions_total", "counter", "answers dropped from the forward cache"),
+    Spec("freqfeed_gateway_state", "gauge", "1 for the gateway's state: connecting, loading, ready or degraded "
+         "(load_timeout ran out: what is not loaded is forwarded)", ("state",)),
     Spec("freqfeed_gateway_block_cache_bytes", "gauge", "bytes of decompressed candle blocks kept (block_cache_mb)"),
     Spec("freqfeed_gateway_block_cache_hits_total", "counter", "candle blocks found decompressed in the block cache"),
     Spec("freqfeed_gateway_block_cache_misses_total", "counter", "candle blocks decompressed (not in the block cache)"),
@@ -163,6 +165,7 @@ REPAIR_REASONS = ("start-up", "gap in the stream", "reconnect", "closed", "silen
 FORWARD_REASONS = ("not collected", "retention", "does not hold", "no current", "newest", "before InfluxDB",
                    "close wait", "after", "InfluxDB:", "loading", "exchangeInfo", "holds", "complete",
                    "every symbol", "other")  # freqfeed.gateway.app._reason_kind
+GATEWAY_STATES = ("connecting", "loading", "ready", "degraded")  # gateway.history.History.state
 REFUSAL_REASONS = ("method", "signed", "target", "path", "private", "market", "parameters")  # gateway.admission
 BOOK_FORWARD_REASONS = ("deeper than 20 levels", "not streamed yet", "stale or dropped", "book ticker not streamed yet",
                         "book ticker stale or dropped")  # freqfeed.gateway.books
@@ -333,6 +336,10 @@ class GatewayCollector(Collector):
             yield family("freqfeed_gateway_block_cache_misses_total", float(blocks.misses))
         yield from _rest("freqfeed_gateway_upstream", up.limiter)
         history = g.history
+        states = family("freqfeed_gateway_state")
+        for state in GATEWAY_STATES:
+            states.add_metric([state], float(getattr(history, "state", "") == state))
+        yield states
         mono = time.monotonic()
         loaded = bool(getattr(history, "loaded", False))
         yield family("freqfeed_gateway_influxdb_up", float(loaded and getattr(history, "poll_error", None) is None))

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from freqfeed import config as config_module
 from freqfeed import metrics, producer
-from freqfeed.gateway import app
+from freqfeed.gateway import app, history
 from freqfeed.sync import SyncReport, plan
 
 ALLOWED_LABELS = {"pair", "timeframe", "kind", "stream", "state", "operation", "reason", "endpoint", "outcome"}
@@ -63,6 +63,13 @@ def test_the_repair_reasons_exposed_are_the_producers() -> None:
     assert used == set(metrics.REPAIR_REASONS)
 
 
+def test_the_gateway_states_exposed_are_the_histories() -> None:
+    assigned = {node.value.value for node in ast.walk(ast.parse(inspect.getsource(history)))
+                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                and any(isinstance(t, ast.Attribute) and t.attr == "state" for t in node.targets)}
+    assert assigned == set(metrics.GATEWAY_STATES)
+
+
 def test_slugs_are_plain_label_values() -> None:
     assert metrics.slug("InfluxDB:") == "influxdb"
     assert metrics.slug("book ticker stale or dropped") == "book_ticker_stale_or_dropped"
@@ -98,6 +105,8 @@ def test_the_gateway_exposes_declared_families_only() -> None:
     requests = {(labels["endpoint"], labels["outcome"]): value
                 for labels, value in exposed["freqfeed_gateway_requests"] if "endpoint" in labels}
     assert requests == {("klines", "local"): 1.0, ("other", "refused"): 1.0}
+    states = {labels["state"]: value for labels, value in exposed["freqfeed_gateway_state"]}
+    assert states == {"connecting": 1.0, "loading": 0.0, "ready": 0.0, "degraded": 0.0}
 
 
 def test_the_sync_figures(tmp_path: Path) -> None:
