@@ -74,6 +74,10 @@ HOST_PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("Gateway: books", "s", [
         ("oldest served", f"freqfeed_gateway_book_oldest_served_age_seconds{{{H}}}"),
         ("forwarded {{reason}}/s", f"sum by (reason) (rate(freqfeed_gateway_book_forwards_total{{{H}}}[{R}]))")]),
+    ("Gateway: state (1 = current) and block cache", "none", [
+        ("{{state}}", f"freqfeed_gateway_state{{{H}}}"),
+        ("block cache hits/s", f"rate(freqfeed_gateway_block_cache_hits_total{{{H}}}[{R}])"),
+        ("block cache misses/s", f"rate(freqfeed_gateway_block_cache_misses_total{{{H}}}[{R}])")]),
     ("Gateway: cached candle age", "s", [
         ("{{timeframe}}", f"max by (timeframe) (freqfeed_gateway_newest_candle_age_seconds{{{H}}})")]),
     ("Sync: last run", "s", [
