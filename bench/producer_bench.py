@@ -8,9 +8,10 @@
   (b) restart after a 10-minute outage: requests and weight of the start-up backfill;
   (c) sustained ingest: the simulator's firehose replays closed klines as fast as the producer reads
       them; points/s written to InfluxDB and the producer's peak RSS;
-  (d) candle close -> visible in InfluxDB latency, p50/p99, at a 60x clock (a 3m close every 3 s).
+  (d) candle close -> visible in InfluxDB latency, p50/p99, at a 60x clock (a 3m close every 3 s);
+  (e) the same on Hyperliquid (its simulator; 100 coins, 3m), whose candles carry no closed flag.
 
-Usage: .venv/bin/python bench/producer_bench.py [--parts a,b,c,d] [--pairs 100] [--json bench/results/producer.json]
+Usage: .venv/bin/python bench/producer_bench.py [--parts a,b,c,d,e] [--pairs 100] [--json bench/results/producer.json]
 (a) and (b) run at real speed and take about six minutes.
 """
 
@@ -27,13 +28,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
 
 from freqfeed.config import InfluxDBConfig
+from freqfeed.exchanges.hyperliquid.wire import Universe
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
-from tests.processes import ProducerProcess, SimulatorProcess, producer_config, wait_for
+from tests.processes import HyperliquidSim, ProducerProcess, SimulatorProcess, producer_config, wait_for
 
 TIMEFRAMES = ["3m", "15m", "1h"]
 
@@ -168,6 +171,41 @@ def part_c(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> 
           f"CPU cores {cpu}", flush=True)
 
 
+def close_latencies(client: InfluxDB, sim_now: Any, speed: float, measurement: str, period_ms: int,
+                    seconds: float) -> list[float]:
+    """Real seconds from each candle's close (the simulator's clock, mapped to this process's monotonic clock)
+    to its first sight in InfluxDB, polling `last(close)` of every pair every 20 ms for `seconds`."""
+    samples = []
+    for _ in range(5):  # exchange ms -> local monotonic seconds
+        before = time.monotonic()
+        now = sim_now()
+        samples.append(now / 1000 / speed - (before + time.monotonic()) / 2)
+    offset = statistics.median(samples)
+    seen: dict[str, int] = {}
+    latencies: list[float] = []
+    statement = f'SELECT last(close) FROM "{measurement}" WHERE time > now() - 30d GROUP BY pair'
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        [answer] = client.query(statement)
+        observed = time.monotonic()
+        for series in answer:
+            pair, newest = series.tags["pair"], int(series.values[0][0])
+            if pair in seen and newest > seen[pair]:
+                close_local = (newest + period_ms) / 1000 / speed - offset
+                latencies.append(observed - close_local)
+            seen[pair] = max(seen.get(pair, 0), newest)
+        time.sleep(0.02)
+    return sorted(latencies)
+
+
+def latency_result(name: str, latencies: list[float], speed: float, **extra: Any) -> dict[str, Any]:
+    p50, p99 = latencies[len(latencies) // 2], latencies[int(len(latencies) * 0.99)]
+    print(f"{name} close -> InfluxDB latency over {len(latencies)} candles: p50 {p50 * 1000:.0f} ms, "
+          f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms", flush=True)
+    return {"samples": len(latencies), "p50_s": round(p50, 3), "p99_s": round(p99, 3),
+            "max_s": round(latencies[-1], 3), "speed": speed, "poll_interval_s": 0.02, **extra}
+
+
 def part_d(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> None:
     speed = 60
     with LocalInfluxDB(workdir / "influxd-d") as influxd:
@@ -177,43 +215,41 @@ def part_d(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> 
         producer = ProducerProcess(workdir, config, name="latency").start()
         producer.wait_for_log("backfill done", timeout=300)
         client = InfluxDB(InfluxDBConfig(url=influxd.url, database="bench"))
-        # exchange ms -> local monotonic seconds
-        samples = []
-        for _ in range(5):
-            before = time.monotonic()
-            now = sim.now()
-            samples.append(now / 1000 / speed - (before + time.monotonic()) / 2)
-        offset = statistics.median(samples)
-        seen: dict[str, int] = {}
-        latencies: list[float] = []
-        statement = "SELECT last(close) FROM ohlcv_3m WHERE time > now() - 30d GROUP BY pair"
-        deadline = time.monotonic() + args.latency_seconds
-        while time.monotonic() < deadline:
-            [answer] = client.query(statement)
-            observed = time.monotonic()
-            for series in answer:
-                pair, newest = series.tags["pair"], int(series.values[0][0])
-                if pair in seen and newest > seen[pair]:
-                    close_local = (newest + 180_000) / 1000 / speed - offset
-                    latencies.append(observed - close_local)
-                seen[pair] = max(seen.get(pair, 0), newest)
-            time.sleep(0.02)
+        latencies = close_latencies(client, sim.now, speed, "ohlcv_3m", 180_000, args.latency_seconds)
         producer.terminate()
         sim.stop()
-    latencies.sort()
-    p50 = latencies[len(latencies) // 2]
-    p99 = latencies[int(len(latencies) * 0.99)]
-    results["d_latency"] = {"samples": len(latencies), "p50_s": round(p50, 3), "p99_s": round(p99, 3),
-                            "max_s": round(latencies[-1], 3), "speed": speed, "poll_interval_s": 0.02}
-    print(f"(d) close -> InfluxDB latency over {len(latencies)} candles: p50 {p50 * 1000:.0f} ms, "
-          f"p99 {p99 * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms", flush=True)
+    results["d_latency"] = latency_result("(d) Binance", latencies, speed)
+
+
+def part_e(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> None:
+    """(e) the same on Hyperliquid: `candle` subscriptions carry no closed flag, a candle is final when a later
+    one starts or its end passes (freqfeed.exchanges.hyperliquid.streams)."""
+    speed = 60
+    with LocalInfluxDB(workdir / "influxd-e") as influxd:
+        sim = HyperliquidSim(workdir, speed=speed, extra_coins=max(0, args.hyperliquid_coins - 19))  # 19 majors
+        universe = Universe.from_answer(sim.info({"type": "meta"}).json())
+        pairs = [pair for pair, asset in universe.by_pair.items() if not asset.delisted][: args.hyperliquid_coins]
+        influx = InfluxDBConfig(url=influxd.url, database="bench")
+        config = {"influxdb": {"url": influx.url, "database": influx.database},
+                  "exchange": {"name": "hyperliquid", "rest_url": sim.url, "ws_url": sim.ws_url},
+                  "pairs": pairs, "timeframes": ["3m"], "backfill": {"candles": 20},
+                  "producer": {"health_file": str(workdir / "health-e.json")}, "log_level": "INFO"}
+        requests.post(f"{influx.url}/query", data={"q": 'CREATE DATABASE "bench" WITH DURATION 360d'}, timeout=30)
+        producer = ProducerProcess(workdir, config, name="latency-hyperliquid").start()
+        producer.wait_for_log("backfill done", timeout=300)
+        client = InfluxDB(influx)
+        latencies = close_latencies(client, sim.now, speed, "ohlcv_3m", 180_000, args.latency_seconds)
+        producer.terminate()
+        sim.stop()
+    results["e_latency_hyperliquid"] = latency_result("(e) Hyperliquid", latencies, speed, coins=len(pairs))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="a,b,c,d")
+    parser.add_argument("--parts", default="a,b,c,d,e")
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--latency-seconds", type=float, default=60)
+    parser.add_argument("--hyperliquid-coins", type=int, default=100, help="(e): coins streamed")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     parts = set(args.parts.split(","))
@@ -226,6 +262,8 @@ def main() -> int:
             part_c(args, workdir, results)
         if "d" in parts:
             part_d(args, workdir, results)
+        if "e" in parts:
+            part_e(args, workdir, results)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))

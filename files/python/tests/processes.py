@@ -100,16 +100,16 @@ class HyperliquidSim:
     HyperliquidMarket(seed) in `market`."""
 
     def __init__(self, workdir: Path, *, speed: float, idle_close: float = 60.0, seed: int = 7,
-                 start_ms: int | None = None, via_cli: bool = False) -> None:
+                 start_ms: int | None = None, via_cli: bool = False, extra_coins: int = 0) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         self.speed = speed
         self.start_ms = int(time.time() * 1000) if start_ms is None else start_ms
-        self.market = HyperliquidMarket(seed, start_ms=self.start_ms)
+        self.market = HyperliquidMarket(seed, extra_coins=extra_coins, start_ms=self.start_ms)
         command = [sys.executable, "-m", "freqfeed.exchanges.hyperliquid.simulator", "--port", str(self.port),
                    "--speed", str(speed), "--seed", str(seed), "--start", str(self.start_ms),
-                   "--idle-close", str(idle_close)]
+                   "--idle-close", str(idle_close), "--coins", str(extra_coins)]
         if via_cli:  # the operator's command (no --idle-close there: Hyperliquid's 60 s)
             command = [sys.executable, "-m", "freqfeed", "simulate", "--exchange", "hyperliquid", "--port",
                        str(self.port), "--speed", str(speed), "--seed", str(seed), "--start", str(self.start_ms)]
