@@ -135,7 +135,8 @@ def up(hosts: list[str]) -> int:
 
 def prometheus_report() -> list[dict[str, object]]:
     """Print Prometheus' URL, the targets that are down and the active alerts; return the firing ones."""
-    step(f"Prometheus {PROMETHEUS} (rules: .lab/services/prometheus/freqfeed-rules.lab.yml)")
+    step(f"Prometheus {PROMETHEUS}: {PROMETHEUS}/classic/alerts, /classic/targets (Debian's UI); config and the "
+         "lab's rules in .lab/services/prometheus/")
     if not lab_prometheus.wait_evaluated(PROMETHEUS, timeout=60):
         print("    Prometheus has not scraped every target and evaluated the rules within 60s")
     for line in lab_prometheus.report(PROMETHEUS):

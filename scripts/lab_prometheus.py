@@ -56,16 +56,25 @@ def _load(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
 
 
+def _vars_file(path: Path) -> dict[str, Any]:
+    """A vars file's plain values; an Ansible Vault file (encrypted, or with !vault tags) has none we read."""
+    try:
+        content = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return {}
+    return content if isinstance(content, dict) else {}
+
+
 def _group_vars(inventory_dir: Path, group: str) -> dict[str, Any]:
     """group_vars/<group>.yml, or every *.yml in group_vars/<group>/ (sorted, later files win)."""
     merged: dict[str, Any] = {}
     base = inventory_dir / "group_vars"
     for name in (f"{group}.yml", f"{group}.yaml"):
         if (base / name).is_file():
-            merged.update(_load(base / name))
+            merged.update(_vars_file(base / name))
     if (base / group).is_dir():
         for path in sorted((base / group).glob("*.y*ml")):
-            merged.update(_load(path))
+            merged.update(_vars_file(path))
     return merged
 
 
@@ -85,7 +94,7 @@ def host_vars(inventory_dir: Path) -> dict[str, tuple[set[str], dict[str, Any]]]
     for host, (_, merged) in hosts.items():
         for name in (f"{host}.yml", f"{host}.yaml"):
             if (inventory_dir / "host_vars" / name).is_file():
-                merged.update(_load(inventory_dir / "host_vars" / name))
+                merged.update(_vars_file(inventory_dir / "host_vars" / name))
     return hosts
 
 

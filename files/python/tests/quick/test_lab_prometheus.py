@@ -143,6 +143,12 @@ def test_switched_off_parts_give_no_target(inventory: Path) -> None:
     assert not [t for t in lab_prometheus.targets(inventory, ROLES) if t.job == "node"]
 
 
+def test_vault_files_in_group_vars_are_skipped(inventory: Path) -> None:
+    (inventory / "group_vars" / "all" / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6638643965\n")
+    (inventory / "group_vars" / "all" / "tagged.yml").write_text("token: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n")
+    assert len(lab_prometheus.targets(inventory, ROLES)) == 10
+
+
 @pytest.mark.parametrize(("listen", "address"), [
     ("127.0.0.1:9100", "127.0.0.1:9100"), ("0.0.0.0:9100", "127.0.0.1:9100"), ("[::]:9100", "127.0.0.1:9100"),
     ("[::1]:9100", "[::1]:9100"), ("host120:9818", "host120:9818")])
