@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """The lab's Prometheus: its scrape configuration from the lab inventory, a lab copy of the shipped alert rules
 with shorter `for:`, and what `lab.py up` prints (targets, active alerts) from its HTTP API.
 
@@ -284,3 +285,28 @@ def report(base: str) -> list[str]:
     lines += [f"  {a['state']:8} {a['labels'].get('alertname')} {a['labels'].get('host', '')}: "
               f"{a.get('annotations', {}).get('summary', '')}" for a in alerts]
     return lines
+
+
+def main() -> int:
+    """Write the lab's prometheus.yml and rules copy into a directory (`make rules` checks them with promtool)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--dir", type=Path, required=True, help="where to write prometheus.yml and the rules copy")
+    parser.add_argument("--inventory", type=Path, default=REPO / "inventory" / "lab")
+    parser.add_argument("--hosts", default="", help="only these hosts (comma-separated); default: every host")
+    parser.add_argument("--interval", default="5s")
+    parser.add_argument("--max-for", default="30s")
+    args = parser.parse_args()
+    try:
+        found = targets(args.inventory.resolve(), REPO / "roles", [h for h in args.hosts.split(",") if h] or None)
+        print(write_files(args.dir.resolve(), found, args.interval, args.max_for))
+    except LabPrometheusError as error:
+        print(f"lab_prometheus: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
