@@ -12,7 +12,7 @@ The exchange is the simulator on 127.0.0.1:18290 (real time); FREQFEED_LAB_EXCHA
 producer at Binance instead. influxd (auth on) listens on 127.0.0.1:18286; its data live in .lab/.
 Prometheus (Debian's package) on 127.0.0.1:18295 scrapes every lab host's producer or gateway /metrics and
 node_exporter (targets from inventory/lab, scripts/lab_prometheus.py) with the shipped alert rules, `for:` cut
-to 30s; `up` ends with its URL, the targets that are down and the active alerts.
+to 30s (FreqfeedHistoryShort's kept); `up` ends with its URL, the targets that are down and the active alerts.
 The containers mix Debian 12 (bookworm: host73, host75, host124) and 13 (trixie: host120, host121) as
 inventory/lab/hosts.yml says; FREQFEED_LAB_RELEASE=bookworm or trixie puts them all on one release.
 """
