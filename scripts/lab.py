@@ -144,6 +144,18 @@ def prometheus_report() -> list[dict[str, object]]:
     return [alert for alert in lab_prometheus.active_alerts(PROMETHEUS) if alert["state"] == "firing"]
 
 
+def dashboard_report() -> None:
+    """After the bots: which of the Grafana dashboard's queries return nothing from the lab's Prometheus
+    (printed, not yet a failure: issue 17 part 3 wants none empty in a healthy lab)."""
+    import json
+
+    queries = lab_prometheus.dashboard_queries(json.loads(lab_prometheus.DASHBOARD.read_text()))
+    empty = lab_prometheus.empty_panels(PROMETHEUS, queries)
+    step(f"dashboard queries against the lab's Prometheus: {len(queries) - len(empty)} of {len(queries)} return data")
+    for title in empty:
+        print(f"    empty: {title}")
+
+
 def status(hosts: list[str] | None = None, wide: bool = False) -> int:
     args = ["playbooks/status.yml"] + (["--limit", ",".join(hosts)] if hosts else [])
     args += ["-e", "fleet_wide=true"] if wide else []
@@ -219,6 +231,7 @@ def test() -> int:  # noqa: PLR0911 - one return per stage that failed
             print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",
                   file=sys.stderr)
             return 1
+        dashboard_report()
         outage = int(os.environ.get("FREQFEED_LAB_OUTAGE", "200"))
         step(f"stopping the producer container for {outage}s (at least one 3m candle closes meanwhile)")
         run("podman", "stop", "-t", "20", container(PRODUCER), capture=True)

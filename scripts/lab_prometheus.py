@@ -280,6 +280,24 @@ def active_alerts(base: str) -> list[dict[str, Any]]:
                                          a["labels"].get("host", "")))
 
 
+DASHBOARD = REPO / "monitoring" / "grafana" / "freqfeed-fleet.json"
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(panel / legend, PromQL) of every panel query, for every host ($host -> .*, as tests/test_metrics.py)."""
+    found = []
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace('"$host"', '".*"').replace("$__rate_interval", "30s")
+            found.append((f"{panel['title']} / {target.get('legendFormat', '')}", expr))
+    return found
+
+
+def empty_panels(base: str, queries: list[tuple[str, str]]) -> list[str]:
+    """The panel queries that return nothing from this Prometheus now."""
+    return [title for title, expr in queries if not api(base, "query", query=expr)["result"]]
+
+
 def report(base: str) -> list[str]:
     """Lines for the end of `lab.py up`: the targets that are down, then the active alerts ("none")."""
     active = api(base, "targets", state="active")["activeTargets"]

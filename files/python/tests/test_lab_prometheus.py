@@ -99,7 +99,16 @@ def test_down_targets_fire_the_lab_s_alerts_and_the_report_says_so(prometheus: t
     assert any("FreqfeedProducerDown host73: freqfeed producer on host73 is down" in line for line in lines)
 
 
-def test_down_stops_it(prometheus: tuple[str, Path]) -> None:
+def test_the_dashboard_queries_run_against_it(prometheus: tuple[str, Path]) -> None:
+    """lab.py test's dashboard report: every query is valid PromQL here (an error raises); with no target up,
+    a query returns data only if it also counts what is absent (e.g. the fleet row's `up`)."""
+    base, _ = prometheus
+    queries = lab_prometheus.dashboard_queries(json.loads(lab_prometheus.DASHBOARD.read_text()))
+    empty = lab_prometheus.empty_panels(base, queries)
+    assert 0 < len(empty) < len(queries)
+
+
+def test_down_stops_it(prometheus: tuple[str, Path]) -> None:  # last: the module's Prometheus is gone after it
     base, state = prometheus
     services.down(state)
     with pytest.raises(requests.RequestException):

@@ -212,3 +212,9 @@ def test_api_times() -> None:
     assert lab_prometheus.timestamp("1970-01-01T01:00:10.5+01:00") == pytest.approx(10.5)
     assert lab_prometheus.timestamp("0001-01-01T00:00:00Z") < 0  # Go's zero time: "never scraped"
     assert lab_prometheus.timestamp("") == 0
+
+
+def test_the_dashboard_queries_are_read_for_every_host() -> None:
+    queries = lab_prometheus.dashboard_queries(json.loads(lab_prometheus.DASHBOARD.read_text()))
+    assert len(queries) >= 30
+    assert not [expr for _, expr in queries if "$" in expr]  # no Grafana variable left for Prometheus
