@@ -52,6 +52,9 @@ rules:
 	promtool check rules monitoring/prometheus/freqfeed-rules.yml
 	promtool test rules monitoring/prometheus/freqfeed-rules.test.yml
 	promtool check config --syntax-only monitoring/prometheus/prometheus.example.yml
+	@# the lab's Prometheus config (generated from inventory/lab) and its copy of the rules, as services.py writes them
+	tmp=$$(mktemp -d) && $(BIN)/python scripts/lab_prometheus.py --dir $$tmp >/dev/null \
+	  && promtool check config $$tmp/prometheus.yml; status=$$?; rm -rf $$tmp; exit $$status
 
 # Rewrite the generated tables (docs/configuration.md, roles/*/README.md) from config.py and argument_specs.
 docs-gen: setup

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Host-side services for Molecule and the lab: Debian's influxd (auth on) and `freqfeed simulate`.
+"""Host-side services for Molecule and the lab: Debian's influxd (auth on), `freqfeed simulate` and Prometheus.
 
   services.py up   --dir DIR --influx-port P --sim-port Q [--speed S] --password-file F [--produce PAIRS]
+                   [--prometheus-port R --inventory INV [--hosts H1,H2]]
   services.py down --dir DIR
 
 Containers run with host networking, so they reach both on 127.0.0.1. `up` replaces whatever a
@@ -9,7 +10,9 @@ previous `up` with the same DIR left running, waits until both answer, and creat
 user `freqfeed` (all privileges) with the password from --password-file. `down` stops both; the
 data directory stays until DIR is removed. With --produce, a host-side `freqfeed produce` also streams
 those pairs into InfluxDB (a stand-in producer for the feeder scenario); `up` returns once it has
-backfilled.
+backfilled. With --prometheus-port, Debian's `prometheus` also runs on 127.0.0.1:R (data in DIR/prometheus),
+scraping every target the inventory INV gives the hosts (all, or --hosts) with a lab copy of the shipped rules
+(scripts/lab_prometheus.py); `up` returns once it is ready.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +31,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import lab_prometheus
 
 from freqfeed.localinflux import LocalInfluxDB
 
@@ -94,7 +101,41 @@ def _start_producer(state: Path, influx_url: str, sim_port: int, password: str, 
     raise SystemExit(f"services: the producer did not finish its backfill in 180s; see {state}/producer.log")
 
 
-def up(state: Path, influx_port: int, sim_port: int, speed: float, password: str, produce: list[str]) -> None:
+def start_prometheus(state: Path, port: int, inventory: Path, hosts: list[str] | None = None,
+                     interval: str = "5s", max_for: str = "30s", timeout: float = 60) -> subprocess.Popen[bytes]:
+    """Debian's prometheus on 127.0.0.1:port with a config generated from the inventory; returns once ready."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise SystemExit("services: no prometheus here (Debian's `prometheus` package; scripts/setup.sh installs it)")
+    try:
+        found = lab_prometheus.targets(inventory.resolve(), REPO / "roles", hosts)
+    except lab_prometheus.LabPrometheusError as error:
+        raise SystemExit(f"services: the lab's Prometheus: {error}") from None
+    work = state / "prometheus"
+    config = lab_prometheus.write_files(work, found, interval, max_for)
+    with open(work / "prometheus.log", "ab") as log:
+        prometheus = subprocess.Popen(
+            [binary, f"--config.file={config}", f"--storage.tsdb.path={work / 'data'}",
+             "--storage.tsdb.retention.time=7d", f"--web.listen-address=127.0.0.1:{port}"],
+            stdout=log, stderr=log, start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if prometheus.poll() is not None:
+            tail = (work / "prometheus.log").read_text(errors="replace").splitlines()[-5:]
+            raise SystemExit(f"services: prometheus exited with {prometheus.returncode}; {work}/prometheus.log ends:\n"
+                             + "\n".join(tail))
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=1).ok:
+                return prometheus
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    prometheus.terminate()
+    raise SystemExit(f"services: prometheus was not ready on 127.0.0.1:{port} within {timeout:.0f}s; see {work}")
+
+
+def up(state: Path, influx_port: int, sim_port: int, speed: float, password: str, produce: list[str],
+       prometheus_port: int = 0, inventory: Path | None = None, hosts: list[str] | None = None) -> None:
     down(state)
     state.mkdir(parents=True, exist_ok=True)
     influxd = LocalInfluxDB(state / "influxd", port=influx_port, auth=True)
@@ -118,8 +159,14 @@ def up(state: Path, influx_port: int, sim_port: int, speed: float, password: str
     if produce:
         pids["producer"] = _start_producer(state, influxd.url, sim_port, password, produce)
         (state / "pids.json").write_text(json.dumps(pids))
+    if prometheus_port:
+        assert inventory is not None
+        pids["prometheus"] = start_prometheus(state, prometheus_port, inventory, hosts).pid
+        (state / "pids.json").write_text(json.dumps(pids))
     print(f"influxd http://127.0.0.1:{influx_port} (user {INFLUX_USER}), "
           f"simulator http://127.0.0.1:{sim_port} (speed {speed}x); state in {state}")
+    if prometheus_port:
+        print(f"prometheus http://127.0.0.1:{prometheus_port} (config {state}/prometheus/prometheus.yml)")
 
 
 def main() -> int:
@@ -131,6 +178,9 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--password-file", type=Path)
     parser.add_argument("--produce", default="", help="comma-separated pairs to stream with a host-side producer")
+    parser.add_argument("--prometheus-port", type=int, default=0, help="also run Prometheus on 127.0.0.1:PORT")
+    parser.add_argument("--inventory", type=Path, help="with --prometheus-port: the inventory whose hosts it scrapes")
+    parser.add_argument("--hosts", default="", help="with --prometheus-port: only these hosts (comma-separated)")
     args = parser.parse_args()
     state = args.dir.resolve()
     if args.action == "down":
@@ -138,8 +188,11 @@ def main() -> int:
         return 0
     if args.password_file is None:
         parser.error("up needs --password-file")
+    if args.prometheus_port and args.inventory is None:
+        parser.error("--prometheus-port needs --inventory")
     up(state, args.influx_port, args.sim_port, args.speed, args.password_file.read_text().strip(),
-       [pair for pair in args.produce.split(",") if pair])
+       [pair for pair in args.produce.split(",") if pair], args.prometheus_port, args.inventory,
+       [host for host in args.hosts.split(",") if host] or None)
     return 0
 
 
