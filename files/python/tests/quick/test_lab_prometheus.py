@@ -169,7 +169,7 @@ def test_the_lab_rules_cut_every_for_and_change_nothing_else() -> None:
     lab = lab_prometheus.lab_rules(shipped, "30s")
     assert json.dumps(shipped) == before  # the input is not changed
     pairs = list(zip(shipped["groups"][0]["rules"], lab["groups"][0]["rules"], strict=True))
-    assert len(pairs) == 17
+    assert len(pairs) == 19
     for original, copy in pairs:
         assert {k: v for k, v in copy.items() if k != "for"} == {k: v for k, v in original.items() if k != "for"}
         if "for" not in original:
@@ -179,7 +179,7 @@ def test_the_lab_rules_cut_every_for_and_change_nothing_else() -> None:
         else:
             seconds = lab_prometheus.duration_seconds(original["for"])
             assert copy["for"] == ("30s" if seconds > 30 else original["for"])
-    assert sum(copy.get("for") == "30s" for _, copy in pairs) == 11  # 12 rules have a for:
+    assert sum(copy.get("for") == "30s" for _, copy in pairs) == 13  # 14 rules have a for:
     assert lab_prometheus.lab_rules(shipped, "30s", keep=frozenset())["groups"][0]["rules"][-1]["for"] == "30s"
 
 
