@@ -145,6 +145,7 @@ class HyperliquidGateway:
         self.influxdb_error: str | None = None
         self.influxdb_ok_at = 0.0
         self.started = time.time()
+        self.ready_after: float | None = None  # seconds from start until the clock and meta were in
         self.counters: Counter[str] = Counter()
         self.by_type: dict[str, Counter[str]] = {}
         self.ready = asyncio.Event()
@@ -191,6 +192,7 @@ class HyperliquidGateway:
                 await asyncio.sleep(5)
                 continue
             self.ready.set()
+            self.ready_after = time.time() - self.started
         last_meta = time.monotonic()
         while True:
             await asyncio.sleep(CLOCK_SYNC_EVERY)
@@ -390,11 +392,16 @@ class HyperliquidGateway:
     def status(self) -> dict[str, Any]:
         stats = self.rest.limiter.stats
         minute = self.clock.now() // 60_000
-        return {
+        ready = self.ready.is_set()
+        progress = "serving Hyperliquid /info" if ready else "waiting for Hyperliquid's time and meta"
+        return {  # the keys `freqfeed status` reads of Binance's gateway, where they mean the same
             "up": True, "exchange": "hyperliquid",
             "listen": f"{self.config.gateway.host}:{self.port}",
             "started": int(self.started * 1000),
-            "ready": self.ready.is_set(),
+            "state": "ready" if ready else "connecting",
+            "load": {"seconds": round(self.ready_after, 2) if self.ready_after is not None else None,
+                     "progress": progress},
+            "close_wait_fallbacks": self.counters["forward: close wait"],
             "requests": self.counters["requests"], "local": self.counters["local"],
             "forwarded": self.counters["forwarded"], "refused": self.counters["refused"],
             "refused_reasons": {k.removeprefix("refused: "): v for k, v in self.counters.items()
@@ -407,10 +414,11 @@ class HyperliquidGateway:
             "cache_hits": self.cache.hits, "coalesced": self.cache.coalesced,
             "cache": {"entries": len(self.cache), "bytes": self.cache.bytes, "evictions": self.cache.evictions},
             "forwarded_weight_last_minute": stats.by_minute.get(minute - 1, 0),
+            "forwarded_weight_peak_minute": max((w for m, w in stats.by_minute.items() if m < minute), default=0),
             "forwarded_weight_total": stats.weight,
             "rate_limited": stats.rate_limited,
             "coins": sorted(self.coins),
-            "influxdb_ok": self.ready.is_set() and self.influxdb_error is None,
+            "influxdb_ok": ready and self.influxdb_error is None,
             "influxdb_error": self.influxdb_error,
             "exchange_info_age_s": round(time.monotonic() - self.meta_at, 1) if self.meta_at else None,
             "by_type": {k: dict(v) for k, v in sorted(self.by_type.items())},
