@@ -110,6 +110,17 @@ def test_ccxt_through_the_gateway_equals_the_exchange(fleet: Fleet) -> None:
         now = fleet.sim.now()
         return now // MINUTE > used and 5_000 <= now % MINUTE <= 30_000
 
+    # at a close: a request in the first moments of a minute waits (gateway.close_wait) for the candle that just
+    # closed and the new one in progress, and is answered from InfluxDB
+    wait_for(lambda: fleet.sim.now() // MINUTE > used, 70, "a close", interval=0.05)
+    close = fleet.sim.now()
+    at_close = fleet.post(wire.candle_snapshot_body("BTC", "1m", close - 10 * MINUTE, close))
+    assert at_close.status_code == 200
+    rows = at_close.json()
+    assert [r["t"] for r in rows] == list(range(candle_open(close, "1m") - 10 * MINUTE, close + 1, MINUTE))
+    assert rows[:-1] == [fleet.sim.market.final_candle("BTC", "1m", r["t"]) for r in rows[:-1]]
+    used = close // MINUTE - 1  # the close request cost no weight: this minute is fresh for the ccxt runs
+
     for _attempt in range(3):  # both runs inside one exchange minute: the horizon and current candles the same
         wait_for(fresh_minute, 130, "the start of a new exchange minute")
         started = fleet.sim.now()

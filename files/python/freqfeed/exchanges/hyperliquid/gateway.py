@@ -29,6 +29,7 @@ import signal
 import threading
 import time
 from collections import Counter, OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,7 +73,7 @@ class AnswerCache:
     def __init__(self, entries: int = CACHE_ENTRIES, max_bytes: int = CACHE_BYTES) -> None:
         self.entries, self.max_bytes = entries, max_bytes
         self._answers: OrderedDict[str, tuple[float, Reply]] = OrderedDict()
-        self._pending: dict[str, asyncio.Future[Reply]] = {}
+        self._pending: dict[str, asyncio.Future[Reply]] = {}  # bounded by the requests under way
         self.bytes = 0
         self.hits = self.coalesced = self.evictions = 0
 
@@ -102,27 +103,27 @@ class AnswerCache:
         if held is not None:
             self.bytes -= len(held[1].body)
 
-    async def shared(self, key: str, ttl: float, make: Any) -> Reply:
-        """The cached answer, or the one under way for the same key, or a new one from `make()`."""
+    async def shared(self, key: str, ttl: float, make: Callable[[], Awaitable[Reply]]) -> Reply:
+        """The cached answer, or the one under way for the same key, or a new one from `make()`. The work runs
+        as a task of its own: a client that goes away cancels neither it nor the others waiting for it."""
         cached = self.get(key)
         if cached is not None:
             return cached
         pending = self._pending.get(key)
-        if pending is not None:
+        if pending is None:
+            pending = asyncio.ensure_future(self._make(key, ttl, make))
+            pending.add_done_callback(_retrieve)
+            self._pending[key] = pending
+        else:
             self.coalesced += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        return await asyncio.shield(pending)
+
+    async def _make(self, key: str, ttl: float, make: Callable[[], Awaitable[Reply]]) -> Reply:
         try:
             reply = await make()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: waiters get it, nobody else must log it
-            raise
         finally:
             self._pending.pop(key, None)
         self.put(key, reply, ttl)
-        future.set_result(reply)
         return reply
 
     def __len__(self) -> int:
@@ -426,6 +427,12 @@ class HyperliquidGateway:
 
     async def status_endpoint(self, request: web.Request) -> web.Response:
         return web.json_response(self.status())
+
+
+def _retrieve(task: asyncio.Future[Reply]) -> None:
+    """Its exception went to whoever waited; if nobody did any more, it must not be logged as unretrieved."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _reason_kind(reason: str) -> str:
