@@ -1,5 +1,6 @@
 """`freqfeed serve` on Hyperliquid: ccxt's `hyperliquid` (freqtrade's venv) through the gateway answers as the
-simulator does directly, while candleSnapshot and fundingHistory come from InfluxDB (0 reach the exchange),
+simulator does directly, while candleSnapshot and fundingHistory come from InfluxDB and l2Book from the
+gateway's own subscriptions (0 reach the exchange),
 public types are shared (N concurrent identical requests: one upstream) and user types are forwarded alone.
 
 One module fixture: the simulator in real time (its horizons stay put while ccxt asks), a producer that has
@@ -75,7 +76,8 @@ def fleet(influxd: LocalInfluxDB, tmp_path_factory: pytest.TempPathFactory) -> I
     wait_for(lambda: live_candles(influx, database), 60, "the producer's candles in progress")
     # the simulator pushes a quiet candle once an exchange minute: a live candle is current that long
     gateway = GatewayProcess(tmp, {**common, "gateway": {"listen": f"127.0.0.1:{free_port()}", "metrics_listen": "",
-                                                         "live_max_age": 70}}).start()
+                                                         "ws_url": sim.ws_url, "live_max_age": 70}}).start()
+    wait_for(lambda: (gateway.status()["books"] or {}).get("held") == len(PAIRS), 30, "the gateway's books")
     yield Fleet(sim, producer, gateway)
     gateway.terminate()
     producer.terminate()
@@ -151,7 +153,8 @@ def test_ccxt_through_the_gateway_equals_the_exchange(fleet: Fleet) -> None:
     assert status["by_type"]["candleSnapshot"]["local"] >= len(calls) - 3
     assert not status["forward_reasons"], status["forward_reasons"]
 
-    # books: forwarded (0.5 s at most shared), equal to the exchange's book at their time
+    # books: from the gateway's l2Book subscriptions (never older than book_max_age), equal to the exchange's
+    # book at their time; none asked of the exchange
     books = run_ccxt(fleet.gateway.url, [{"call": "fetch_order_book", "args": [symbol]} for symbol in PAIRS])
     for symbol, answer in zip(PAIRS, books, strict=True):
         book = answer["ok"]
@@ -159,6 +162,8 @@ def test_ccxt_through_the_gateway_equals_the_exchange(fleet: Fleet) -> None:
         assert truth is not None
         assert book["bids"] == [[float(level["px"]), float(level["sz"])] for level in truth["levels"][0]]
         assert book["asks"] == [[float(level["px"]), float(level["sz"])] for level in truth["levels"][1]]
+    assert fleet.upstream().get("l2Book", 0) == 0
+    assert fleet.gateway.status()["by_type"]["l2Book"] == {"local": len(PAIRS)}
 
 
 def test_concurrent_identical_public_requests_cost_one(fleet: Fleet) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from freqfeed.exchanges.hyperliquid import admission, local, wire
 from freqfeed.exchanges.hyperliquid.admission import Refused
+from freqfeed.exchanges.hyperliquid.books import BookStreams
 from freqfeed.exchanges.hyperliquid.gateway import AnswerCache, Reply
 from freqfeed.exchanges.hyperliquid.simulator import HyperliquidMarket
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError
@@ -248,3 +249,26 @@ def test_concurrent_identical_requests_make_one_and_answers_expire() -> None:
         assert cache.get("y") is None  # only answers with 200 are kept
 
     asyncio.run(scenario())
+
+
+# -- books from the subscription ----------------------------------------------------------------
+
+
+def test_streamed_books_are_served_fresh_and_never_across_a_reconnect() -> None:
+    market = HyperliquidMarket(3, start_ms=T0)
+    books = BookStreams("ws://127.0.0.1:1/ws", ["BTC", "kPEPE"], max_age_s=60.0, silence_s=10.0)
+    plain = admission.parse_body(body(type="l2Book", coin="BTC"))
+    assert books.answer(plain) is None  # nothing streamed yet: forwarded
+    book = market.book("BTC", T0)
+    books.on_message("l2Book", book)
+    books.on_message("l2Book", {"coin": "ETH", "time": T0, "levels": [[], []]})  # not ours
+    books.on_message("trades", [])
+    assert json.loads(books.answer(plain) or b"") == book
+    assert books.answer(admission.parse_body(body(type="l2Book", coin="BTC", nSigFigs=5))) is None  # aggregated
+    assert books.answer(admission.parse_body(body(type="l2Book", coin="ETH"))) is None
+    books.on_disconnect("gateway books", "closed", 1.0)
+    assert books.answer(plain) is None and books.status()["disconnects"] == 1
+    books.max_age_s = -1.0
+    books.on_message("l2Book", book)
+    assert books.answer(plain) is None  # older than book_max_age
+    assert books.status()["served"] == 1

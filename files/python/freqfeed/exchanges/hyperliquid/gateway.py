@@ -40,6 +40,7 @@ from freqfeed.config import Config
 from freqfeed.exchange import ExchangeClock
 from freqfeed.exchanges.hyperliquid import admission, local, wire
 from freqfeed.exchanges.hyperliquid.admission import Refused
+from freqfeed.exchanges.hyperliquid.books import BookStreams
 from freqfeed.exchanges.hyperliquid.rest import HyperliquidRest
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, InfoRequest
 from freqfeed.gateway.notify import notify
@@ -142,6 +143,7 @@ class HyperliquidGateway:
         self.cache = AnswerCache(min(CACHE_ENTRIES, max(config.gateway.forward_cache_entries, 1)),
                                  int(config.gateway.forward_cache_mb * 1024 * 1024))
         self.coins: dict[str, str] = {}  # coin (as meta spells it) -> pair, for the configured pairs listed
+        self.books: BookStreams | None = None  # the configured coins' l2Book subscriptions, once ready
         self.meta_at = 0.0  # monotonic time of the last meta answer
         self.influxdb_error: str | None = None
         self.influxdb_ok_at = 0.0
@@ -192,6 +194,10 @@ class HyperliquidGateway:
                               self.config.exchange.rest_url, exc)
                 await asyncio.sleep(5)
                 continue
+            self.books = BookStreams(self.config.gateway.ws_url, self.coins,
+                                     max_age_s=self.config.gateway.book_max_age,
+                                     silence_s=self.config.gateway.book_silence)
+            self.books.start()
             self.ready.set()
             self.ready_after = time.time() - self.started
         last_meta = time.monotonic()
@@ -225,6 +231,8 @@ class HyperliquidGateway:
         for task in [*self._tasks, *self._charges]:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._charges, return_exceptions=True)
+        if self.books is not None:
+            await self.books.stop()
         if self._runner is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
@@ -266,18 +274,25 @@ class HyperliquidGateway:
         return _text(exc.status, exc.body)
 
     async def answer(self, info: InfoRequest) -> Reply:
-        if info.type in ("candleSnapshot", "fundingHistory"):
+        reason = ""
+        if info.type == "l2Book" and self.books is not None:
+            book = self.books.answer(info)
+            if book is not None:
+                self._count(info.type, "local")
+                return Reply(200, book)
+            if info.coin in self.books.coins and info.n_sig_figs is None:
+                reason = "no fresh streamed book"
+        elif info.type in ("candleSnapshot", "fundingHistory"):
             try:
                 reply = await self._local(info)
             except local.Incomplete as why:
                 reason = str(why)
+                log.debug("forwarding %s: %s", info.type, reason)
             else:
                 self._count(info.type, "local")
                 return reply
+        if reason:
             self.counters[f"forward: {_reason_kind(reason)}"] += 1
-            log.debug("forwarding %s: %s", info.type, reason)
-        else:
-            reason = ""
         reply = await self._forward(info, reason)
         self._count(info.type, "forwarded")
         return reply
@@ -422,6 +437,7 @@ class HyperliquidGateway:
             "influxdb_ok": ready and self.influxdb_error is None,
             "influxdb_error": self.influxdb_error,
             "exchange_info_age_s": round(time.monotonic() - self.meta_at, 1) if self.meta_at else None,
+            "books": self.books.status() if self.books is not None else None,
             "by_type": {k: dict(v) for k, v in sorted(self.by_type.items())},
         }
 
@@ -436,7 +452,8 @@ def _retrieve(task: asyncio.Future[Reply]) -> None:
 
 
 def _reason_kind(reason: str) -> str:
-    for kind in ("not recorded", "closed", "current", "stale", "funding", "InfluxDB:", "starting", "close wait"):
+    for kind in ("not recorded", "closed", "current", "stale", "funding", "InfluxDB:", "starting", "close wait",
+                 "streamed book"):
         if kind in reason:
             return kind
     return "other"
