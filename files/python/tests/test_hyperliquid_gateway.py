@@ -14,10 +14,12 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
+import yaml
 
 from freqfeed.exchanges.hyperliquid import admission, wire
 from freqfeed.localinflux import LocalInfluxDB, free_port
@@ -210,6 +212,25 @@ def test_what_is_not_recorded_is_forwarded_and_counted(fleet: Fleet) -> None:
     assert through.status_code == 200 and through.json() == fleet.sim.info(body).json()
     assert fleet.upstream().get("candleSnapshot", 0) == 1
     assert fleet.gateway.status()["forward_reasons"].get("not recorded", 0) >= 1
+
+
+def test_influxdb_down_forwards_and_counts(fleet: Fleet, tmp_path: Path) -> None:
+    """A gateway whose InfluxDB does not answer: candles and funding forwarded, equal to the exchange's."""
+    config = yaml.safe_load(fleet.gateway.config_path.read_text())
+    config["influxdb"]["url"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config["gateway"]["listen"] = f"127.0.0.1:{free_port()}"
+    down = GatewayProcess(tmp_path, config, "gateway-no-influxdb").start()
+    try:
+        now = fleet.sim.now()
+        for body in (wire.candle_snapshot_body("BTC", "1h", now - 30 * HOUR, now - 20 * HOUR),
+                     wire.funding_history_body("kPEPE", now - 30 * HOUR, now - 20 * HOUR)):
+            through = requests.post(f"{down.url}/info", json=body, timeout=30)
+            assert through.status_code == 200 and through.json() == fleet.sim.info(body).json() != []
+        status = down.status()
+        assert status["forward_reasons"] == {"InfluxDB:": 2} and status["local"] == 0
+        assert status["influxdb_ok"] is False and status["influxdb_error"]
+    finally:
+        down.terminate()
 
 
 def test_log_is_clean(fleet: Fleet) -> None:
