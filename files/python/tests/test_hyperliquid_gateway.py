@@ -11,6 +11,7 @@ the gateway in front of both.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -178,6 +179,25 @@ def test_concurrent_identical_public_requests_cost_one(fleet: Fleet) -> None:
     assert fleet.upstream().get("metaAndAssetCtxs", 0) == before + 1
     direct = fleet.sim.info(body).json()
     assert json.loads(answers[0].content)[0] == direct[0]  # meta; contexts move with the clock
+
+
+def test_ten_bots_load_markets_cost_one_request_per_type_and_ttl(fleet: Fleet) -> None:
+    """10 bots starting at once (ccxt's load_markets: spotMeta, spotMetaAndAssetCtxs, metaAndAssetCtxs,
+    perpDexs): the exchange sees at most one request per type and TTL, instead of 10."""
+    before = fleet.upstream()
+    started = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        runs = list(pool.map(lambda _: run_ccxt(fleet.gateway.url, [{"call": "load_markets"}]), range(10)))
+    seconds = time.monotonic() - started
+    assert all("ok" in run[0] for run in runs), runs[0]
+    assert all(run[0]["ok"] == runs[0][0]["ok"] for run in runs)
+    after = fleet.upstream()
+    asked = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in ("spotMeta", "spotMetaAndAssetCtxs",
+                                                                         "metaAndAssetCtxs", "perpDexs")}
+    assert all(count >= 1 for count in asked.values()), asked  # every type ccxt sends was really asked
+    for kind, count in asked.items():
+        assert count <= seconds // admission.DEFAULT_TTL[kind] + 1, (kind, count, seconds)
+    print(f"10 bots' load_markets in {seconds:.1f}s: upstream {asked} (without the gateway: 10 each)")
 
 
 def test_user_types_are_forwarded_alone_and_signed_actions_never(fleet: Fleet) -> None:
