@@ -11,6 +11,9 @@ the gateway in front of both.
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +41,7 @@ TIMEFRAMES = ["1m", "1h"]
 MINUTE, HOUR = 60_000, 3_600_000
 HOURS = 1300  # backfill of 1h candles and funding: enough for freqtrade's funding pages, cheap in weight
 AGENT = "freqfeed-gateway"
+EXCHANGES_DOC = Path(__file__).resolve().parents[3] / "docs" / "exchanges.md"
 
 
 @dataclass
@@ -251,6 +255,57 @@ def test_influxdb_down_forwards_and_counts(fleet: Fleet, tmp_path: Path) -> None
         assert status["influxdb_ok"] is False and status["influxdb_error"]
     finally:
         down.terminate()
+
+
+def docs_exchange_section(url: str) -> dict[str, Any]:
+    """docs/exchanges.md's freqtrade snippet for Hyperliquid, as written, with this gateway's address."""
+    text = EXCHANGES_DOC.read_text()
+    block = re.search(r"<!-- freqtrade-hyperliquid-config -->\s*```json\n(.*?)```", text, re.S)
+    assert block, f"{EXCHANGES_DOC} has no freqtrade-hyperliquid-config block"
+    section: dict[str, Any] = json.loads(block.group(1).replace("http://127.0.0.1:8091", url))["exchange"]
+    return section
+
+
+def run_freqtrade(exchange: dict[str, Any], wanted: list[list[str]]) -> dict[str, Any]:
+    python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
+    if not python:
+        pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")
+    result = subprocess.run([python, str(Path(__file__).with_name("hyperliquid_freqtrade_runner.py")),
+                             json.dumps(exchange), json.dumps(wanted)], capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    return answer
+
+
+@pytest.mark.freqtrade
+def test_freqtrade_through_the_docs_config(fleet: Fleet) -> None:
+    """freqtrade's own Hyperliquid class with the docs' snippet: markets, 1m candles and funding rates as a dry-run
+    bot refreshes them at start-up, equal to the same run against the exchange directly."""
+    # 1m: freqtrade asks for the whole 5000-candle horizon, which the producer recorded (1h: only 1300 hours here,
+    # so a 1h start-up refresh would be forwarded, counted as not held)
+    wanted = [["BTC/USDC:USDC", "1m", "futures"], ["KPEPE/USDC:USDC", "1m", "futures"],
+              ["BTC/USDC:USDC", "1h", "funding_rate"]]
+    before = fleet.upstream()
+    used = fleet.sim.now() // MINUTE
+    for _attempt in range(3):
+        wait_for(lambda used=used: fleet.sim.now() // MINUTE > used and fleet.sim.now() % MINUTE <= 30_000, 130,
+                 "the start of a new exchange minute")
+        started = fleet.sim.now()
+        used = started // MINUTE
+        through = run_freqtrade(docs_exchange_section(fleet.gateway.url), wanted)
+        direct = run_freqtrade(docs_exchange_section(fleet.sim.url), wanted)
+        if fleet.sim.now() // MINUTE == used:
+            break
+    assert through == direct
+    frames = through["frames"]
+    assert len(frames["BTC/USDC:USDC|1m|futures"]) == len(frames["KPEPE/USDC:USDC|1m|futures"]) == \
+        wire.CANDLE_HORIZON - 1  # freqtrade drops the candle in progress
+    assert len(frames["BTC/USDC:USDC|1h|funding_rate"]) >= 400
+    assert "KPEPE/USDC:USDC" in through["markets"]
+    after = fleet.upstream()
+    assert after.get("candleSnapshot", 0) == before.get("candleSnapshot", 0)
+    assert after.get("fundingHistory", 0) == before.get("fundingHistory", 0)
 
 
 def test_log_is_clean(fleet: Fleet) -> None:
