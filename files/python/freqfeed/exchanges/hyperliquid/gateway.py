@@ -253,9 +253,11 @@ class HyperliquidGateway:
         except Refused as refused:
             self._count("other", "refused")
             self.counters[f"refused: {refused.kind}"] += 1
-            if refused.kind == "exchange":
-                log.warning("refused %s %s: signed actions are never forwarded (%s)", request.method,
-                            request.path[:100], request.headers.get("User-Agent", "?")[:100])
+            refusals = self.counters["refused: exchange"]
+            if refused.kind == "exchange" and (refusals <= 10 or refusals % 1000 == 0):  # a bot's loop: not a flood
+                log.warning("refused %s %s (%d so far): signed actions are never forwarded; point only ccxt's "
+                            "urls.api.public here (%s)", request.method, request.path[:100], refusals,
+                            request.headers.get("User-Agent", "?")[:100])
             return _text(refused.status, refused.body)
         try:
             raw = await request.read()
