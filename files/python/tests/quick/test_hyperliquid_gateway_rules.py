@@ -272,3 +272,15 @@ def test_streamed_books_are_served_fresh_and_never_across_a_reconnect() -> None:
     books.on_message("l2Book", book)
     assert books.answer(plain) is None  # older than book_max_age
     assert books.status()["served"] == 1
+
+
+def test_streamed_mids_answer_the_main_dex_only() -> None:
+    market = HyperliquidMarket(3, start_ms=T0)
+    books = BookStreams("ws://127.0.0.1:1/ws", [], max_age_s=60.0, silence_s=10.0)
+    mids = admission.parse_body(body(type="allMids"))
+    assert books.answer(mids) is None
+    books.on_message("allMids", wire.all_mids(market.mids(T0)))  # wrapped on the websocket, not over REST
+    assert json.loads(books.answer(mids) or b"") == market.mids(T0)
+    assert books.answer(admission.parse_body(body(type="allMids", dex="xyz"))) is None  # another dex: forwarded
+    books.on_disconnect("gateway books", "closed", 1.0)
+    assert books.answer(mids) is None

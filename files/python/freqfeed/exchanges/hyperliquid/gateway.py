@@ -277,12 +277,14 @@ class HyperliquidGateway:
 
     async def answer(self, info: InfoRequest) -> Reply:
         reason = ""
-        if info.type == "l2Book" and self.books is not None:
+        if info.type in ("l2Book", "allMids") and self.books is not None:
             book = self.books.answer(info)
             if book is not None:
                 self._count(info.type, "local")
                 return Reply(200, book)
-            if info.coin in self.books.coins and info.n_sig_figs is None:
+            streamed = (info.type == "allMids" and not info.dex) or (info.coin in self.books.coins
+                                                                      and info.n_sig_figs is None)
+            if streamed:
                 reason = "no fresh streamed book"
         elif info.type in ("candleSnapshot", "fundingHistory"):
             try:
