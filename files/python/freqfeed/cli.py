@@ -80,9 +80,13 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if cfg.exchange.name == "hyperliquid":
+        from freqfeed.exchanges.hyperliquid import gateway
+
+        return gateway.main(cfg)
     from freqfeed.gateway import app
 
-    cfg = _load(args)
     return app.main(cfg)
 
 

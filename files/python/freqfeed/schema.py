@@ -11,7 +11,9 @@
                                                     mark: next_funding_time (integer ms)
 
 On Hyperliquid (tag exchange=hyperliquid): no `mark_price` series (has_mark_series); candles have no
-quote_volume or taker-buy volumes, `trades` is the candle's `n`; funding rates hourly.
+quote_volume or taker-buy volumes, `trades` is the candle's `n`; funding rates hourly, with fields `premium`
+(float) and `published_time` (integer ms: fundingHistory's `time`, with its jitter) besides `rate`, so the
+gateway answers fundingHistory exactly as Hyperliquid did.
 
 Time is the candle open time (funding: the funding time). The first three hold closed candles and
 settled rates only, so a point is written once per candle and rewriting it (backfill after a
@@ -79,6 +81,9 @@ class FundingRate:
     time: int  # epoch ms of the funding settlement
     rate: float
     mark_price: float | None = None
+    # Hyperliquid's fundingHistory row as published, for the gateway to answer it again exactly
+    premium: float | None = None
+    published: int | None = None  # its `time`, a few ms after the hour
 
 
 def has_mark_series(exchange: str) -> bool:
@@ -154,6 +159,10 @@ def funding_line(pair: str, funding: FundingRate) -> str:
     )
     if funding.mark_price is not None:
         point.field("mark_price", funding.mark_price)
+    if funding.premium is not None:
+        point.field("premium", funding.premium)
+    if funding.published is not None:
+        point.field("published_time", int(funding.published))
     return str(point.to_line_protocol())
 
 

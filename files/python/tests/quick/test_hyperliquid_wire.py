@@ -187,4 +187,5 @@ def test_rows_as_freqfeeds_types() -> None:
 
     row = wire.candle_row("kPEPE", "1m", T0, "0.011248", "0.011266", "0.011274", "0.01124", "46257383.0", 944)
     assert candle_from_row(row) == Candle(T0, 0.011248, 0.011274, 0.01124, 0.011266, 46257383.0, None, 944)
-    assert funding_from_row(wire.funding_row("BTC", "-0.0000034", "0.0", T0 + 48)) == FundingRate(T0, -0.0000034)
+    assert funding_from_row(wire.funding_row("BTC", "-0.0000034", "0.0", T0 + 48)) == FundingRate(
+        T0, -0.0000034, premium=0.0, published=T0 + 48)  # the row's premium and time kept for the gateway

@@ -50,8 +50,10 @@ def candle_from_row(row: Mapping[str, Any]) -> Candle:
 
 
 def funding_from_row(row: Mapping[str, Any]) -> FundingRate:
-    """A fundingHistory row at its hour (the published time has ms jitter)."""
-    return FundingRate(wire.funding_hour(int(row["time"])), float(row["fundingRate"]))
+    """A fundingHistory row at its hour (the published time has ms jitter), the row's premium and time kept."""
+    premium = row.get("premium")
+    return FundingRate(wire.funding_hour(int(row["time"])), float(row["fundingRate"]),
+                       premium=float(premium) if premium is not None else None, published=int(row["time"]))
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,20 @@ class HyperliquidRest:
                 backoff = min(backoff * 2, MAX_BACKOFF)
                 continue
             raise HyperliquidError(status, text[:300], f"{request.type} {json.dumps(dict(body))[:200]}")
+
+    async def forward(self, body: Mapping[str, Any]) -> tuple[int, str]:
+        """POST /info `body` once, as it is, for the gateway (whose caller has acquired the weight and whose
+        client retries): the exchange's status and text; 502 when it cannot be reached. A 429 pauses the
+        limiter until the exchange's next minute, as in `info`."""
+        try:
+            status, text = await self._post(body)
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            log.warning("Hyperliquid %s (forwarded): %s", body.get("type"), str(exc) or type(exc).__name__)
+            return 502, "Bad Gateway"
+        if status == 429:
+            wait = self.clock.real_seconds(60_000 - self.clock.now() % 60_000) + 0.05
+            self.limiter.rejected(429, {"Retry-After": f"{wait:.3f}"}, text[:200])
+        return status, text
 
     async def _post(self, body: Mapping[str, Any]) -> tuple[int, str]:
         if self._session is None:

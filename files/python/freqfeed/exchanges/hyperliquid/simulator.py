@@ -27,7 +27,8 @@ Faults (POST /_sim/fault?name=NAME&value=VALUE): drop (abort every websocket), s
 message at all), 429=COUNT (the next COUNT /info requests), delist=COIN (from now on: isDelisted, no new
 candles, empty book). GET /_sim/requests lists the last /info requests (exchange time, ip, agent, type,
 coin, interval, startTime, endTime, rows, weight, status; ?type= selects one type); GET /_sim/stats the
-clock, counters, weight per IP and minute, websocket connections and subscriptions.
+clock, counters, weight per IP and minute, answered requests per type and weight per client (User-Agent:
+`by_client`), websocket connections and subscriptions.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ log = logging.getLogger(__name__)
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
 REQUEST_LOG = 20_000
+MAX_CLIENTS = 1000  # User-Agents counted apart in /_sim/stats by_client; beyond: "(other)"
 CHUNK_MINUTES = 200_000  # 1m candles computed at once (a 5000-row 1d answer is 7.2 million minutes)
 PUBLISH_EVERY = 0.05  # real seconds between publisher rounds
 PARTIAL_EVERY = 0.25  # real seconds between updates of a candle in progress (Hyperliquid: on each trade)
@@ -315,6 +317,8 @@ class HyperliquidSimulator:
         self.stats: Counter[str] = Counter()
         self.weight: defaultdict[str, dict[int, int]] = defaultdict(dict)  # ip -> exchange minute -> weight
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG)
+        # User-Agent -> {"requests": {type: count}, "weight": n}: what each client cost (at most MAX_CLIENTS)
+        self.by_client: dict[str, dict[str, Any]] = {}
         self.fail_429 = 0
         self.silent_until = 0.0
         self._sent: dict[tuple[Any, ...], Any] = {}  # (subscription key) -> what was last published
@@ -393,12 +397,20 @@ class HyperliquidSimulator:
             extra = wire.extra_weight(parsed.type, rows)
             self._charge(ip, extra, now, check=False)
             entry.update({"rows": rows, "weight": base + extra, "status": 200})
+            self._count_client(entry["agent"], parsed.type, base + extra)
             self.stats[f"info {parsed.type}"] += 1
             return web.Response(text=json.dumps(answer, separators=(",", ":")), content_type="application/json")
         except HyperliquidError as exc:
             entry["status"] = exc.status
             self.stats[f"info {exc.status}"] += 1
             return web.Response(status=exc.status, text=exc.body, content_type="text/plain")
+
+    def _count_client(self, agent: str, info_type: str, weight: int) -> None:
+        if agent not in self.by_client and len(self.by_client) >= MAX_CLIENTS:
+            agent = "(other)"
+        client = self.by_client.setdefault(agent, {"requests": {}, "weight": 0})
+        client["requests"][info_type] = client["requests"].get(info_type, 0) + 1
+        client["weight"] += weight
 
     def _answer(self, req: wire.InfoRequest, now: int) -> tuple[Any, int]:  # noqa: PLR0911 - one per type
         market = self.market
@@ -670,6 +682,7 @@ class HyperliquidSimulator:
             "now": self.clock.now(), "speed": self.clock.speed, "counters": dict(self.stats),
             "weight_by_minute": {ip: {str(m): w for m, w in sorted(per.items())} for ip, per in self.weight.items()},
             "peak_weight_per_minute": {ip: max(per.values(), default=0) for ip, per in self.weight.items()},
+            "by_client": self.by_client,
             "ws_connections": len(self.connections),
             "ws_subscriptions": sum(len(c.subscriptions) for c in self.connections)}
 

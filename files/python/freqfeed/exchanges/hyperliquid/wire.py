@@ -331,7 +331,17 @@ def funding_history_body(coin: str, start_ms: int, end_ms: int | None = None) ->
 def decimal_string(ticks: int, decimals: int) -> str:
     """Integer ticks as Hyperliquid prints numbers: no trailing zeros, at least one decimal
     (4200010 with 2 decimals -> '42000.1'; 4200000 -> '42000.0'; 5 with 8 -> '0.00000005')."""
-    text = f"{Decimal(int(ticks)).scaleb(-decimals):f}"
+    return _printed(f"{Decimal(int(ticks)).scaleb(-decimals):f}")
+
+
+def float_string(value: float) -> str:
+    """A number read back as a float (InfluxDB) printed as Hyperliquid printed it: the float's shortest
+    repr, without an exponent (1.25e-05 -> '0.0000125'; 42000.0 -> '42000.0'). Exact for every string
+    decimal_string makes (fewer than 16 significant figures)."""
+    return _printed(f"{Decimal(repr(float(value))):f}")
+
+
+def _printed(text: str) -> str:
     if "." not in text:
         return text + ".0"
     text = text.rstrip("0")

@@ -1,0 +1,320 @@
+"""`freqfeed serve` on Hyperliquid: ccxt's `hyperliquid` (freqtrade's venv) through the gateway answers as the
+simulator does directly, while candleSnapshot and fundingHistory come from InfluxDB and l2Book from the
+gateway's own subscriptions (0 reach the exchange),
+public types are shared (N concurrent identical requests: one upstream) and user types are forwarded alone.
+
+One module fixture: the simulator in real time (its horizons stay put while ccxt asks), a producer that has
+backfilled BTC and kPEPE (1m: the whole 5000-candle horizon; 1h and funding: 1300 hours) and streams, and
+the gateway in front of both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from freqfeed.exchanges.hyperliquid import admission, wire
+from freqfeed.localinflux import LocalInfluxDB, free_port
+from freqfeed.timeframes import candle_open
+
+from .conftest import InfluxServer
+from .helpers import influx_section
+from .processes import GatewayProcess, HyperliquidSim, ProducerProcess, wait_for
+from .test_hyperliquid_sim import run_ccxt
+
+pytestmark = [pytest.mark.integration]
+
+PAIRS = ["BTC/USDC:USDC", "KPEPE/USDC:USDC"]
+TIMEFRAMES = ["1m", "1h"]
+MINUTE, HOUR = 60_000, 3_600_000
+HOURS = 1300  # backfill of 1h candles and funding: enough for freqtrade's funding pages, cheap in weight
+AGENT = "freqfeed-gateway"
+EXCHANGES_DOC = Path(__file__).resolve().parents[3] / "docs" / "exchanges.md"
+
+
+@dataclass
+class Fleet:
+    sim: HyperliquidSim
+    producer: ProducerProcess
+    gateway: GatewayProcess
+
+    def upstream(self) -> dict[str, int]:
+        """The requests per type the simulator answered to the gateway."""
+        return dict(self.sim.stats()["by_client"].get(AGENT, {}).get("requests", {}))
+
+    def post(self, body: Any, **kwargs: Any) -> requests.Response:
+        return requests.post(f"{self.gateway.url}/info", json=body, timeout=30, **kwargs)
+
+
+def live_candles(influx: InfluxServer, database: str) -> bool:
+    answer = influx.raw("SELECT count(close) FROM live_candle GROUP BY pair, timeframe", database)
+    return len(answer["results"][0].get("series") or []) == len(PAIRS) * len(TIMEFRAMES)
+
+
+@pytest.fixture(scope="module")
+def fleet(influxd: LocalInfluxDB, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    tmp = tmp_path_factory.mktemp("hl-gateway")
+    influx = InfluxServer.in_front_of(influxd, "1.x")
+    database = "t_hyperliquid_gateway"
+    influx.create_database(database)
+    sim = HyperliquidSim(tmp, speed=1)
+    common: dict[str, Any] = {
+        "influxdb": influx_section(influx.config(database)),
+        "exchange": {"name": "hyperliquid", "rest_url": sim.url, "ws_url": sim.ws_url},
+        "pairs": PAIRS, "timeframes": TIMEFRAMES, "log_level": "INFO",
+    }
+    producer = ProducerProcess(tmp, {**common, "backfill": {"candles": HOURS},
+                                     "history": {"1m": 3.5},  # 5040 candles: the whole horizon of 1m
+                                     "producer": {"health_file": str(tmp / "health.json")},
+                                     "sync": {"datadir": str(tmp / "data")}}).start()
+    producer.wait_for_log("backfill done", timeout=150)
+    wait_for(lambda: live_candles(influx, database), 60, "the producer's candles in progress")
+    # the simulator pushes a quiet candle once an exchange minute: a live candle is current that long
+    gateway = GatewayProcess(tmp, {**common, "gateway": {"listen": f"127.0.0.1:{free_port()}", "metrics_listen": "",
+                                                         "ws_url": sim.ws_url, "live_max_age": 70}}).start()
+    wait_for(lambda: (gateway.status()["books"] or {}).get("held") == len(PAIRS), 30, "the gateway's books")
+    yield Fleet(sim, producer, gateway)
+    gateway.terminate()
+    producer.terminate()
+    sim.stop()
+    influx.drop_database(database)
+
+
+def ccxt_calls(now: int) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = [{"call": "load_markets"},
+                                   {"call": "fetch_ohlcv", "args": ["BTC/USDC:USDC", "1m"]}]  # the whole horizon
+    for symbol in PAIRS:
+        for interval in TIMEFRAMES:
+            period = wire.interval_ms(interval)
+            current = candle_open(now, interval)
+            calls += [{"call": "fetch_ohlcv", "args": [symbol, interval, None, 10]},
+                      {"call": "fetch_ohlcv", "args": [symbol, interval, current - 50 * period]},  # to the present
+                      {"call": "fetch_ohlcv", "args": [symbol, interval, current - 30 * period, 5]}]  # closed only
+        calls.append({"call": "fetch_ohlcv", "args": [symbol, "1m", wire.horizon_first_open(now, "1m") - 10 * MINUTE,
+                                                      100]})  # before the horizon: cut there, as the exchange does
+    since = candle_open(now, "1h") - 1200 * HOUR
+    calls += [{"call": "fetch_funding_rate_history", "args": ["BTC/USDC:USDC", since]},
+              {"call": "fetch_funding_rate_history", "args": ["KPEPE/USDC:USDC", since + 500 * HOUR + 1],
+               "params": {"until": since + 900 * HOUR}}]
+    return calls
+
+
+def test_ccxt_through_the_gateway_equals_the_exchange(fleet: Fleet) -> None:
+    before = fleet.upstream()
+    used = fleet.sim.now() // MINUTE  # the backfill's minute: its weight and the runs' would pass 1200 per IP
+
+    def fresh_minute() -> bool:
+        now = fleet.sim.now()
+        return now // MINUTE > used and 5_000 <= now % MINUTE <= 30_000
+
+    # at a close: a request in the first moments of a minute waits (gateway.close_wait) for the candle that just
+    # closed and the new one in progress, and is answered from InfluxDB
+    wait_for(lambda: fleet.sim.now() // MINUTE > used, 70, "a close", interval=0.05)
+    close = fleet.sim.now()
+    at_close = fleet.post(wire.candle_snapshot_body("BTC", "1m", close - 10 * MINUTE, close))
+    assert at_close.status_code == 200
+    rows = at_close.json()
+    assert [r["t"] for r in rows] == list(range(candle_open(close, "1m") - 10 * MINUTE, close + 1, MINUTE))
+    assert rows[:-1] == [fleet.sim.market.final_candle("BTC", "1m", r["t"]) for r in rows[:-1]]
+    used = close // MINUTE - 1  # the close request cost no weight: this minute is fresh for the ccxt runs
+
+    for _attempt in range(3):  # both runs inside one exchange minute: the horizon and current candles the same
+        wait_for(fresh_minute, 130, "the start of a new exchange minute")
+        started = fleet.sim.now()
+        used = started // MINUTE
+        calls = ccxt_calls(started)
+        direct = run_ccxt(fleet.sim.url, calls)
+        through = run_ccxt(fleet.gateway.url, calls)
+        if fleet.sim.now() // MINUTE == started // MINUTE:
+            break
+    else:
+        pytest.fail("ccxt's two runs never fitted in one exchange minute")
+    assert not [a for a in direct + through if "error" in a], (direct, through)
+    for call, a, b in zip(calls, direct, through, strict=True):
+        assert a["ok"] == b["ok"], call
+    horizon = through[1]["ok"]
+    assert len(horizon) == wire.CANDLE_HORIZON
+    first = wire.horizon_first_open(started, "1m")
+    cut = [b["ok"] for c, b in zip(calls, through, strict=True) if c["call"] == "fetch_ohlcv" and len(c["args"]) > 2
+           and c["args"][2] is not None and c["args"][2] < first]
+    assert len(cut) == len(PAIRS) and all(rows[0][0] == first and len(rows) == 100 for rows in cut)
+    funding = through[-2]["ok"]
+    assert len(funding) == wire.FUNDING_PAGE and through[-1]["ok"]  # one page at most, and the next from it
+
+    after = fleet.upstream()
+    assert after.get("candleSnapshot", 0) == before.get("candleSnapshot", 0) == 0
+    assert after.get("fundingHistory", 0) == before.get("fundingHistory", 0) == 0
+    status = fleet.gateway.status()
+    assert status["by_type"]["candleSnapshot"]["local"] >= len(calls) - 3
+    assert not status["forward_reasons"], status["forward_reasons"]
+
+    # books: from the gateway's l2Book subscriptions (never older than book_max_age), equal to the exchange's
+    # book at their time; none asked of the exchange
+    books = run_ccxt(fleet.gateway.url, [{"call": "fetch_order_book", "args": [symbol]} for symbol in PAIRS])
+    for symbol, answer in zip(PAIRS, books, strict=True):
+        book = answer["ok"]
+        truth = fleet.sim.market.book("kPEPE" if symbol.startswith("KPEPE") else "BTC", book["timestamp"])
+        assert truth is not None
+        assert book["bids"] == [[float(level["px"]), float(level["sz"])] for level in truth["levels"][0]]
+        assert book["asks"] == [[float(level["px"]), float(level["sz"])] for level in truth["levels"][1]]
+    assert fleet.upstream().get("l2Book", 0) == 0
+    assert fleet.gateway.status()["by_type"]["l2Book"] == {"local": len(PAIRS)}
+    mids = fleet.post({"type": "allMids"}).json()  # from the subscription too: the same coins, current prices
+    assert set(mids) == set(fleet.sim.info({"type": "allMids"}).json()) and "kPEPE" in mids
+    assert fleet.upstream().get("allMids", 0) == 0
+
+
+def test_concurrent_identical_public_requests_cost_one(fleet: Fleet) -> None:
+    body = {"type": "metaAndAssetCtxs", "dex": ""}  # asked by nobody before: not cached yet
+    before = fleet.upstream().get("metaAndAssetCtxs", 0)
+    with ThreadPoolExecutor(10) as pool:
+        answers = list(pool.map(lambda _: fleet.post(body), range(10)))
+    assert {a.status_code for a in answers} == {200}
+    assert len({a.content for a in answers}) == 1
+    assert fleet.upstream().get("metaAndAssetCtxs", 0) == before + 1
+    direct = fleet.sim.info(body).json()
+    assert json.loads(answers[0].content)[0] == direct[0]  # meta; contexts move with the clock
+
+
+def test_ten_bots_load_markets_cost_one_request_per_type_and_ttl(fleet: Fleet) -> None:
+    """10 bots starting at once (ccxt's load_markets: spotMeta, spotMetaAndAssetCtxs, metaAndAssetCtxs,
+    perpDexs): the exchange sees at most one request per type and TTL, instead of 10."""
+    before = fleet.upstream()
+    started = time.monotonic()
+    with ThreadPoolExecutor(10) as pool:
+        runs = list(pool.map(lambda _: run_ccxt(fleet.gateway.url, [{"call": "load_markets"}]), range(10)))
+    seconds = time.monotonic() - started
+    assert all("ok" in run[0] for run in runs), runs[0]
+    assert all(run[0]["ok"] == runs[0][0]["ok"] for run in runs)
+    after = fleet.upstream()
+    asked = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in ("spotMeta", "spotMetaAndAssetCtxs",
+                                                                         "metaAndAssetCtxs", "perpDexs")}
+    assert all(count >= 1 for count in asked.values()), asked  # every type ccxt sends was really asked
+    for kind, count in asked.items():
+        assert count <= seconds // admission.DEFAULT_TTL[kind] + 1, (kind, count, seconds)
+    print(f"10 bots' load_markets in {seconds:.1f}s: upstream {asked} (without the gateway: 10 each)")
+
+
+def test_user_types_are_forwarded_alone_and_signed_actions_never(fleet: Fleet) -> None:
+    user = "0x" + "12" * 20
+    before = fleet.upstream().get("clearinghouseState", 0)
+    for _ in range(3):
+        answer = fleet.post({"type": "clearinghouseState", "user": user})
+        assert answer.status_code == 200 and "marginSummary" in answer.json()
+    assert fleet.upstream().get("clearinghouseState", 0) == before + 3  # never cached, never shared
+
+    refused = requests.post(f"{fleet.gateway.url}/exchange", json={"action": {"type": "order"}, "nonce": 1},
+                            timeout=10)
+    assert refused.status_code == 403 and "urls.api.private" in refused.text
+    assert requests.get(f"{fleet.gateway.url}/info", timeout=10).status_code == 405
+    bad = fleet.post({"type": "candleSnapshot", "req": {"coin": "BTC", "interval": "6h", "startTime": 0,
+                                                        "endTime": 1}})
+    assert (bad.status_code, bad.text) == (422, wire.DESERIALIZE_ERROR)
+    unknown = fleet.post({"type": "x" * 10_000})
+    assert unknown.status_code == 422 and len(unknown.text) < 100  # never the input echoed
+    huge = requests.post(f"{fleet.gateway.url}/info", data=b" " * (admission.MAX_BODY + 10), timeout=10)
+    assert huge.status_code == 413
+    assert fleet.post({"type": "meta", "extra": 1}).status_code == 422  # only the fields the type takes
+    status = fleet.gateway.status()
+    assert status["refused_reasons"]["exchange"] == 1
+    assert "exchange" not in fleet.upstream() and "order" not in fleet.upstream()
+
+
+def test_what_is_not_recorded_is_forwarded_and_counted(fleet: Fleet) -> None:
+    now = fleet.sim.now()
+    body = wire.candle_snapshot_body("ETH", "1m", now - 20 * MINUTE, now - 10 * MINUTE)  # no configured pair
+    through = fleet.post(body)
+    assert through.status_code == 200 and through.json() == fleet.sim.info(body).json()
+    assert fleet.upstream().get("candleSnapshot", 0) == 1
+    assert fleet.gateway.status()["forward_reasons"].get("not recorded", 0) >= 1
+
+
+def test_influxdb_down_forwards_and_counts(fleet: Fleet, tmp_path: Path) -> None:
+    """A gateway whose InfluxDB does not answer: candles and funding forwarded, equal to the exchange's."""
+    config = yaml.safe_load(fleet.gateway.config_path.read_text())
+    config["influxdb"]["url"] = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config["gateway"]["listen"] = f"127.0.0.1:{free_port()}"
+    down = GatewayProcess(tmp_path, config, "gateway-no-influxdb").start()
+    try:
+        now = fleet.sim.now()
+        for body in (wire.candle_snapshot_body("BTC", "1h", now - 30 * HOUR, now - 20 * HOUR),
+                     wire.funding_history_body("kPEPE", now - 30 * HOUR, now - 20 * HOUR)):
+            through = requests.post(f"{down.url}/info", json=body, timeout=30)
+            assert through.status_code == 200 and through.json() == fleet.sim.info(body).json() != []
+        status = down.status()
+        assert status["forward_reasons"] == {"InfluxDB:": 2} and status["local"] == 0
+        assert status["influxdb_ok"] is False and status["influxdb_error"]
+    finally:
+        down.terminate()
+
+
+def docs_exchange_section(url: str) -> dict[str, Any]:
+    """docs/exchanges.md's freqtrade snippet for Hyperliquid, as written, with this gateway's address."""
+    text = EXCHANGES_DOC.read_text()
+    block = re.search(r"<!-- freqtrade-hyperliquid-config -->\s*```json\n(.*?)```", text, re.S)
+    assert block, f"{EXCHANGES_DOC} has no freqtrade-hyperliquid-config block"
+    section: dict[str, Any] = json.loads(block.group(1).replace("http://127.0.0.1:8091", url))["exchange"]
+    return section
+
+
+def run_freqtrade(exchange: dict[str, Any], wanted: list[list[str]]) -> dict[str, Any]:
+    python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
+    if not python:
+        pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")
+    result = subprocess.run([python, str(Path(__file__).with_name("hyperliquid_freqtrade_runner.py")),
+                             json.dumps(exchange), json.dumps(wanted)], capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    answer: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    return answer
+
+
+@pytest.mark.freqtrade
+def test_freqtrade_through_the_docs_config(fleet: Fleet) -> None:
+    """freqtrade's own Hyperliquid class with the docs' snippet: markets, 1m candles and funding rates as a dry-run
+    bot refreshes them at start-up, equal to the same run against the exchange directly."""
+    # 1m: freqtrade asks for the whole 5000-candle horizon, which the producer recorded (1h: only 1300 hours here,
+    # so a 1h start-up refresh would be forwarded, counted as not held)
+    wanted = [["BTC/USDC:USDC", "1m", "futures"], ["KPEPE/USDC:USDC", "1m", "futures"],
+              ["BTC/USDC:USDC", "1h", "funding_rate"]]
+    before = fleet.upstream()
+    used = fleet.sim.now() // MINUTE
+    for _attempt in range(3):  # both runs at once, inside one exchange minute: the same candles closed
+        wait_for(lambda used=used: fleet.sim.now() // MINUTE > used and fleet.sim.now() % MINUTE <= 10_000, 130,
+                 "the start of a new exchange minute")
+        started = fleet.sim.now()
+        used = started // MINUTE
+        with ThreadPoolExecutor(2) as pool:
+            through, direct = pool.map(lambda url: run_freqtrade(docs_exchange_section(url), wanted),
+                                       (fleet.gateway.url, fleet.sim.url))
+        if fleet.sim.now() // MINUTE == used:
+            break
+    else:
+        pytest.fail("freqtrade's two runs never fitted in one exchange minute")
+    assert through["markets"] == direct["markets"]
+    for key, frame in direct["frames"].items():
+        assert through["frames"][key] == frame, (key, fleet.gateway.status()["forward_reasons"])
+    frames = through["frames"]
+    assert len(frames["BTC/USDC:USDC|1m|futures"]) == len(frames["KPEPE/USDC:USDC|1m|futures"]) == \
+        wire.CANDLE_HORIZON - 1  # freqtrade drops the candle in progress
+    assert len(frames["BTC/USDC:USDC|1h|funding_rate"]) >= 400
+    assert "KPEPE/USDC:USDC" in through["markets"]
+    after = fleet.upstream()
+    assert after.get("candleSnapshot", 0) == before.get("candleSnapshot", 0)
+    assert after.get("fundingHistory", 0) == before.get("fundingHistory", 0)
+
+
+def test_log_is_clean(fleet: Fleet) -> None:
+    assert "Traceback" not in fleet.gateway.text(), fleet.gateway.text()[-3000:]
