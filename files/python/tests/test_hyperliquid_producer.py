@@ -134,7 +134,9 @@ def test_recorded_history_outgrows_the_exchange_horizon(client: InfluxDB, influx
             spans[f"{pair} {timeframe}"] = len(rows)
             assert len(rows) > wire.CANDLE_HORIZON + 1000
             # the exchange itself now starts later than what was recorded
-            answer = sim.info(wire.candle_snapshot_body(coin, timeframe, 0, sim.now())).json()
+            # (endTime a period ahead: at 60x the clock moves between reading it and the request, and a
+            # candle started meanwhile would fall after an endTime of "now")
+            answer = sim.info(wire.candle_snapshot_body(coin, timeframe, 0, sim.now() + period)).json()
             horizon_now[f"{pair} {timeframe}"] = len(answer)
             assert len(answer) == wire.CANDLE_HORIZON and answer[0]["t"] > rows[0][0] + 1000 * period
         rates = stored(client, FUNDING_MEASUREMENT, pair, "rate")
