@@ -337,8 +337,8 @@ class GatewayCollector(Collector):
         yield from _rest("freqfeed_gateway_upstream", up.limiter)
         history = g.history
         states = family("freqfeed_gateway_state")
-        for state in GATEWAY_STATES:
-            states.add_metric([state], float(getattr(history, "state", "") == state))
+        for name in GATEWAY_STATES:
+            states.add_metric([name], float(getattr(history, "state", "") == name))
         yield states
         mono = time.monotonic()
         loaded = bool(getattr(history, "loaded", False))

@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -31,6 +30,7 @@ from freqfeed.exchange import ExchangeClock
 from freqfeed.gateway.admission import Admitted, Refused, admit
 from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
+from freqfeed.gateway.lifecycle import serve_until_stopped
 from freqfeed.gateway.notify import notify
 from freqfeed.gateway.permanent import PermanentAnswers
 from freqfeed.gateway.upstream import Reply, Upstream
@@ -340,25 +340,7 @@ def _send(reply: Reply) -> web.Response:
 
 async def serve(config: Config) -> int:
     gateway = Gateway(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await gateway.start()
-    except OSError as exc:
-        log.error("gateway cannot listen on %s: %s", config.gateway.listen, exc.strerror or exc)
-        await gateway.stop()
-        return 1
-    notifier = asyncio.create_task(_notify_systemd(gateway, stop), name="sd_notify")
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
-    notifier.cancel()
-    notify("STOPPING=1")
-    await gateway.stop()
-    log.info("gateway stopped: %d requests, %d answered here, %d forwarded", gateway.counters["requests"],
-             gateway.counters["local"], gateway.counters["forwarded"])
-    return 0
+    return await serve_until_stopped(config, gateway, lambda stop: _notify_systemd(gateway, stop))
 
 
 async def _notify_systemd(gateway: Gateway, stop: asyncio.Event) -> None:

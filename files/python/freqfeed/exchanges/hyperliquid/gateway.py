@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -43,6 +42,7 @@ from freqfeed.exchanges.hyperliquid.admission import Refused
 from freqfeed.exchanges.hyperliquid.books import BookStreams
 from freqfeed.exchanges.hyperliquid.rest import HyperliquidRest
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, InfoRequest
+from freqfeed.gateway.lifecycle import serve_until_stopped
 from freqfeed.gateway.notify import notify
 from freqfeed.gateway.threads import DaemonWorkers
 from freqfeed.influx import InfluxDB, InfluxDBError, Select
@@ -473,31 +473,14 @@ def _text(status: int, text: str) -> web.Response:
 
 async def serve(config: Config) -> int:
     gateway = HyperliquidGateway(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await gateway.start()
-    except OSError as exc:
-        log.error("gateway cannot listen on %s: %s", config.gateway.listen, exc.strerror or exc)
-        await gateway.stop()
-        return 1
-    notify("STATUS=waiting for Hyperliquid's time and meta")
-    ready = asyncio.create_task(gateway.ready.wait())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([ready, stopping], return_when=asyncio.FIRST_COMPLETED)
-    if gateway.ready.is_set():
+
+    async def announce(stop: asyncio.Event) -> None:
+        notify("STATUS=waiting for Hyperliquid's time and meta")
+        await gateway.ready.wait()
         notify("READY=1", "STATUS=serving Hyperliquid /info")
         log.info("gateway ready: serving %d coins' candles and funding from InfluxDB", len(gateway.coins))
-    with contextlib.suppress(asyncio.CancelledError):
-        await stop.wait()
-    ready.cancel()
-    notify("STOPPING=1")
-    await gateway.stop()
-    log.info("gateway stopped: %d requests, %d answered here, %d forwarded", gateway.counters["requests"],
-             gateway.counters["local"], gateway.counters["forwarded"])
-    return 0
+
+    return await serve_until_stopped(config, gateway, announce)
 
 
 def main(config: Config) -> int:
