@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import time
@@ -74,6 +76,15 @@ MARGIN_CANDLES = 16  # kept beyond cache_candles, for windows that end a few can
 
 def _dumps(row: object) -> str:
     return json.dumps(row, separators=(",", ":"))
+
+
+
+def _return_free_heap() -> None:
+    """Give the heap's free pages back to the system once a load is done (glibc's malloc_trim): a load or a
+    snapshot restore parses far more than it keeps (InfluxDB's JSON, the snapshot's buffers), and glibc
+    keeps the freed small chunks mapped, so the RSS at ready would carry the load's peak. No-op elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
 
 
 class Forward(Exception):
@@ -266,6 +277,7 @@ class History:
             await self._wait(time.monotonic() + 1.0, fast=False)
         self.load_seconds = time.monotonic() - (self.load_started or self.started)
         self.load_error = None
+        _return_free_heap()
         was = self.state
         self.state = "ready"
         self._loaded.set()
