@@ -52,7 +52,7 @@ HOST_PANELS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("Gateway: requests by outcome", "reqps", [
         ("{{outcome}}", f"sum by (outcome) (rate(freqfeed_gateway_requests_total{{{H}}}[{R}]))")]),
     ("Gateway: share forwarded", "percentunit", [
-        ("forwarded", (f'sum(rate(freqfeed_gateway_requests_total{{outcome="forwarded",{H}}}[{R}])) '
+        ("forwarded", (f'(sum(rate(freqfeed_gateway_requests_total{{outcome="forwarded",{H}}}[{R}])) or vector(0)) '
                       f'/ sum(rate(freqfeed_gateway_requests_total{{outcome=~"local|forwarded",{H}}}[{R}]))'))]),
     ("Gateway: forwards by reason", "none", [
         ("{{reason}}", f"sum by (reason) (increase(freqfeed_gateway_forwards_total{{{H}}}[{R}]))"),
