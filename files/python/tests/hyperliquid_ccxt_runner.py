@@ -11,39 +11,22 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 import ccxt
+from ccxt_runner import Cut, run_calls  # the same directory: run as a script, it is on sys.path
+
+HYPERLIQUID_CUTS: Cut = {
+    "load_markets": ("by_symbol", ("id", "symbol", "type", "base", "baseName", "active", "precision", "linear",
+                                   "contractSize")),
+    "fetch_funding_rate_history": ("rows", ("symbol", "fundingRate", "timestamp")),
+    "fetch_order_book": ("one", ("bids", "asks", "timestamp")),
+    "fetch_tickers": ("by_symbol", ("symbol", "bid", "ask", "close", "previousClose", "quoteVolume")),
+}
 
 
 def main() -> int:
     config = json.loads(sys.argv[1])
-    exchange = ccxt.hyperliquid({**config, "enableRateLimit": False})
-    for line in sys.stdin:
-        if not line.strip():
-            continue
-        request = json.loads(line)
-        started = int(time.time() * 1000)
-        try:
-            result = getattr(exchange, request["call"])(*request.get("args", []), **(
-                {"params": request["params"]} if request.get("params") else {}))
-            if request["call"] == "load_markets":
-                result = {symbol: {k: market.get(k) for k in ("id", "symbol", "type", "base", "baseName", "active",
-                                                               "precision", "linear", "contractSize")}
-                          for symbol, market in sorted(result.items())}
-            elif request["call"] == "fetch_funding_rate_history":
-                result = [{k: row.get(k) for k in ("symbol", "fundingRate", "timestamp")} for row in result]
-            elif request["call"] == "fetch_order_book":
-                result = {k: result.get(k) for k in ("bids", "asks", "timestamp")}
-            elif request["call"] == "fetch_tickers":
-                result = {s: {k: t.get(k) for k in ("symbol", "bid", "ask", "close", "previousClose", "quoteVolume")}
-                          for s, t in sorted(result.items())}
-            answer = {"ok": result}
-        except Exception as exc:  # the test compares the failures too
-            answer = {"error": f"{type(exc).__name__}: {exc}"[:500]}
-        answer["at"] = started
-        print(json.dumps(answer), flush=True)
-    return 0
+    return run_calls(ccxt.hyperliquid({**config, "enableRateLimit": False}), HYPERLIQUID_CUTS)
 
 
 if __name__ == "__main__":
