@@ -28,11 +28,9 @@ import asyncio
 import json
 import multiprocessing
 import os
-import random
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,10 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
+
+import gateway_bench
 
 from freqfeed import binance_wire as wire
 from freqfeed.config import InfluxDBConfig
@@ -262,31 +261,9 @@ def start_gateway(work: Path, influx: InfluxDBConfig, sim: SimulatorProcess, pai
 
 async def load(url: str, symbols: list[str], timeframes: list[str], limit: int, clients: int,
                seconds: float) -> dict[str, float]:
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + seconds
-    rng = random.Random(clients * 10_000 + limit)
-    connector = aiohttp.TCPConnector(limit=clients)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def client() -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                params = {"symbol": rng.choice(symbols), "interval": rng.choice(timeframes), "limit": str(limit)}
-                started = time.perf_counter()
-                async with session.get(f"{url}/fapi/v1/klines", params=params) as response:
-                    body = await response.read()
-                    if response.status != 200 or body.count(b"],[") != limit - 1:
-                        errors += 1
-                latencies.append(time.perf_counter() - started)
-
-        started = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {"requests": len(latencies), "errors": errors, "rps": round(len(latencies) / elapsed, 1),
-            "p50_ms": round(1000 * statistics.median(latencies), 2),
-            "p99_ms": round(1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2)}
+    """gateway_bench's Python client (aiohttp, one process), every answer checked for `limit` rows."""
+    result = await gateway_bench.load(url, symbols, limit, clients, seconds, timeframes=timeframes, rows=limit)
+    return {k: round(v, 2) if k.endswith("_ms") else round(v, 1) if k == "rps" else v for k, v in result.items()}
 
 
 WRK_SCRIPT = Path(__file__).with_name("wrk_klines.lua")
