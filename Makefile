@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PKG := files/python
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: rules setup run demo test lint docs-gen unit molecule lab lab-status lab-deploy lab-test lab-down bench bench-sync bench-producer bench-gateway-scale clean
+.PHONY: rules setup run demo test lint docs-gen unit molecule lab lab-status lab-deploy lab-test drill lab-down bench bench-sync bench-producer bench-gateway-scale clean
 
 setup:
 	@scripts/setup.sh
@@ -29,6 +29,10 @@ lab-down: setup
 
 lab-test: setup
 	$(BIN)/python scripts/lab.py test
+
+# The fault drills alone, in a reduced lab that is up (lab.py up --hosts host73,host120); lab-test runs them too.
+drill: setup
+	$(BIN)/python scripts/lab.py drill $(if $(ONLY),--only $(ONLY))
 
 # Without containers: influxd + simulator + producer + sync + freqtrade's loader, in about a minute.
 demo: setup

@@ -47,6 +47,7 @@ FREQTRADE = REPO / ".cache" / "freqtrade-venv" / "bin" / "freqtrade"
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
 STRATEGY = '''
 import json
+import time
 from pathlib import Path
 
 from freqtrade.strategy import IStrategy
@@ -73,6 +74,8 @@ class LabBot(IStrategy):
         for row in dataframe.tail(10).itertuples():
             rows[str(int(row.date.timestamp() * 1000))] = [row.open, row.high, row.low, row.close, row.volume]
         seen.write_text(json.dumps(rows))
+        with seen.with_suffix(".times").open("a") as times:  # when the strategy got which candle as the newest
+            times.write(f"{time.time():.3f} {int(dataframe['date'].iloc[-1].timestamp() * 1000)}\n")
         return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
@@ -163,6 +166,30 @@ def check_candles(root: Path, name: str, exchange: str) -> tuple[int, list[str]]
     return checked, problems
 
 
+def check_fresh(root: Path, name: str, start: float, end: float, exempt: list[tuple[float, float]],
+                within: float = 60.0) -> tuple[list[float], list[str]]:
+    """Never a stale candle as current: every 1m candle that closed between `start` and `end` became the
+    strategy's newest candle within `within` seconds of its close (before the next one closed), except closes
+    inside an `exempt` window (the bot's own feeder down). Returns each close's delay and the problems."""
+    delays: list[float] = []
+    problems: list[str] = []
+    for pair in PAIRS:
+        path = root / name / "candles" / (pair.replace("/", "_").replace(":", "_") + ".times")
+        records = [tuple(float(x) for x in line.split()) for line in path.read_text().splitlines()] \
+            if path.exists() else []
+        for close in range(int(start // 60 + 1) * 60, int((end - within) // 60) * 60 + 1, 60):
+            if any(lo - within <= close <= hi for lo, hi in exempt):
+                continue
+            got = [wall for wall, newest in records if newest >= (close - 60) * 1000 and wall >= close]
+            if not got or min(got) - close > within:
+                at = time.strftime("%H:%M:%S", time.gmtime(close))
+                problems.append(f"{name} {pair}: the candle that closed at {at} was not the strategy's newest "
+                                f"within {within:.0f}s")
+                continue
+            delays.append(min(got) - close)
+    return delays, problems
+
+
 def check_rates(root: Path, name: str, market: Market) -> tuple[int, list[str]]:
     """Every entry and exit rate must be the top of the exchange's book at a moment shortly before the order."""
     database = root / name / "trades.sqlite"
@@ -238,12 +265,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     for i in range(1, args.bots + 1):
         bots[f"gateway{i}"] = start(f"gateway{i}", args.gateway, f"freqfeed-lab-bot-gateway{i}", root)
-        bots[f"direct{i}"] = start(f"direct{i}", args.exchange, f"freqfeed-lab-bot-direct{i}", root)
+        if not args.drill:
+            bots[f"direct{i}"] = start(f"direct{i}", args.exchange, f"freqfeed-lab-bot-direct{i}", root)
     disruptions: dict[str, Any] = {}
-    plan = ["restart", "reboot"] if args.feeder_container else []
+    plan = ["restart", "reboot"] if args.feeder_container and not args.drill else []
+    stop_file = Path(args.stop_file) if args.stop_file else None
+    wall_start = time.time()
     try:
         deadline = time.monotonic() + args.seconds
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (stop_file and stop_file.exists()):
             for name, bot in bots.items():
                 if bot.poll() is not None:
                     print((root / name / "bot.log").read_text()[-3000:], file=sys.stderr)
@@ -262,6 +292,8 @@ def run(args: argparse.Namespace) -> int:
             except subprocess.TimeoutExpired:
                 os.killpg(bot.pid, signal.SIGKILL)
     hours = (time.monotonic() - started) / 3600
+    if args.drill:
+        return drill_checks(args, root, wall_start, time.time())
     after = clients(args.exchange)
     diff = {agent: {"weight": int(stats.get("weight", 0)) - int(before.get(agent, {}).get("weight", 0)),
                     "requests": {p: n - int(before.get(agent, {}).get("requests", {}).get(p, 0))
@@ -311,6 +343,36 @@ def run(args: argparse.Namespace) -> int:
     return 0 if not problems and saving >= 0.95 else 1
 
 
+def drill_checks(args: argparse.Namespace, root: Path, start: float, end: float) -> int:
+    """While the lab's drills ran (scripts/lab_drills.py): the closed candles the gateway's bots saw equal the
+    exchange's, and each became their newest within a minute of its close (never a stale candle as current),
+    except while their own feeder was down (`--exempt`: the drills' JSON list of [start, end])."""
+    exempt = [(float(lo), float(hi)) for lo, hi in json.loads(Path(args.exempt).read_text())] \
+        if args.exempt and Path(args.exempt).exists() else []
+    problems: list[str] = []
+    candles = 0
+    delays: list[float] = []
+    startup = start + 120  # the bots' first analysis needs their start-up candles
+    for i in range(1, args.bots + 1):
+        checked, found = check_candles(root, f"gateway{i}", args.exchange)
+        candles += checked
+        problems += found
+        got, late = check_fresh(root, f"gateway{i}", startup, end, exempt)
+        delays += got
+        problems += late
+    delays.sort()
+    result = {"bots": args.bots, "seconds": round(end - start), "candles_checked": candles, "closes_checked":
+              len(delays), "close_to_bot_p50_s": round(delays[len(delays) // 2], 1) if delays else None,
+              "close_to_bot_max_s": round(delays[-1], 1) if delays else None, "exempt": exempt,
+              "problems": problems[:20]}
+    print(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    print(f"\nduring the drills: {candles} candles equal to the exchange's, {len(delays)} closes each the bots' newest "
+          f"candle within a minute (max {result['close_to_bot_max_s']}s), {len(problems)} problems")
+    return 0 if not problems and delays else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["run"])
@@ -324,6 +386,10 @@ def main() -> int:
     parser.add_argument("--seed", default="1", help="the simulator's seed")
     parser.add_argument("--dir", default=str(REPO / ".lab" / "bots"))
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--stop-file", help="stop the bots (and check) once this file exists")
+    parser.add_argument("--drill", action="store_true",
+                        help="the lab's drills: the gateway's bots alone, checked for candles and freshness only")
+    parser.add_argument("--exempt", help="with --drill: a JSON file of [start, end] times the feeder was down")
     return run(parser.parse_args())
 
 

@@ -4,6 +4,7 @@
   services.py up   --dir DIR --influx-port P --sim-port Q [--speed S] --password-file F [--produce PAIRS]
                    [--prometheus-port R --inventory INV [--hosts H1,H2]]
   services.py down --dir DIR
+  services.py stop-influxd --dir DIR / start-influxd --dir DIR --influx-port P   (the lab's InfluxDB drill)
 
 Containers run with host networking, so they reach both on 127.0.0.1. `up` replaces whatever a
 previous `up` with the same DIR left running, waits until both answer, and creates the InfluxDB
@@ -54,15 +55,39 @@ def down(state: Path) -> None:
         return
     pids = json.loads(pids_file.read_text())
     for name, pid in pids.items():
-        if _alive(pid):
-            os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
-            print(f"stopped {name} (pid {pid})")
+        _stop(pid, name)
     pids_file.unlink()
+
+
+def _stop(pid: int, name: str) -> None:
+    if not _alive(pid):
+        return
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    print(f"stopped {name} (pid {pid})")
+
+
+def stop_influxd(state: Path) -> None:
+    """Stop the influxd an `up` started (its data stay): what a drill does to see the fleet without InfluxDB."""
+    pids = json.loads((state / "pids.json").read_text())
+    _stop(int(pids["influxd"]), "influxd")
+
+
+def start_influxd(state: Path, influx_port: int) -> None:
+    """Start it again on the same port and data; returns once it answers."""
+    pids = json.loads((state / "pids.json").read_text())
+    if _alive(int(pids["influxd"])):
+        raise SystemExit(f"services: influxd (pid {pids['influxd']}) is running already")
+    influxd = LocalInfluxDB(state / "influxd", port=influx_port, auth=True)
+    influxd.start()
+    assert influxd.process is not None
+    pids["influxd"] = influxd.process.pid
+    (state / "pids.json").write_text(json.dumps(pids))
+    print(f"influxd http://127.0.0.1:{influx_port} again (pid {influxd.process.pid})")
 
 
 def _wait(url: str, what: str, timeout: float = 30) -> None:
@@ -171,7 +196,7 @@ def up(state: Path, influx_port: int, sim_port: int, speed: float, password: str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("action", choices=["up", "down"])
+    parser.add_argument("action", choices=["up", "down", "stop-influxd", "start-influxd"])
     parser.add_argument("--dir", required=True, type=Path)
     parser.add_argument("--influx-port", type=int, default=18086)
     parser.add_argument("--sim-port", type=int, default=18090)
@@ -185,6 +210,12 @@ def main() -> int:
     state = args.dir.resolve()
     if args.action == "down":
         down(state)
+        return 0
+    if args.action == "stop-influxd":
+        stop_influxd(state)
+        return 0
+    if args.action == "start-influxd":
+        start_influxd(state, args.influx_port)
         return 0
     if args.password_file is None:
         parser.error("up needs --password-file")

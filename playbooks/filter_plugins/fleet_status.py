@@ -35,6 +35,16 @@ def _first_sentence(message: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
+def _results(registered: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The command results of one host: one per role it was asked as (a looped task registers `results`; a host
+    in both groups, a feeder that is also the second producer, has two), or the one result of an unreachable host."""
+    registered = dict(registered or {})
+    looped = registered.get("results")
+    if isinstance(looped, list) and looped:
+        return [dict(item) for item in looped]
+    return [registered]
+
+
 def _reply(result: dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """The host's status report, or None and why there is none."""
     if result.get("unreachable"):
@@ -173,8 +183,8 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host",
     wide_rows: list[list[str]] = []
     short_rows: list[list[str]] = []
     problems: list[str] = []
-    for host in hosts:
-        result = dict(hostvars[host].get(register) or {})
+    asked = [(name, result) for name in hosts for result in _results(hostvars[name].get(register))]
+    for host, result in asked:
         reply, failure = _reply(result)
         if reply is None:
             health = "UNREACHABLE" if result.get("unreachable") else "UNHEALTHY"
@@ -197,7 +207,7 @@ def fleet_status(hostvars: Any, hosts: list[str], register: str = "status_host",
         notes = [line for problem in problems
                  for line in textwrap.wrap(problem, width, subsequent_indent="    ", break_on_hyphens=False)]
     lines = [*table, "", *notes] if notes else table
-    unhealthy = [row[0] for row in short_rows if row[2] != "OK"]
+    unhealthy = list(dict.fromkeys(row[0] for row in short_rows if row[2] != "OK"))
     return {"lines": lines, "table": table, "problems": problems, "unhealthy": unhealthy}
 
 

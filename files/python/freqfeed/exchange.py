@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import aiohttp
 
+from freqfeed import __version__
 from freqfeed.binance_wire import market_info, page_size, request_weight
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
@@ -240,7 +242,10 @@ class BinanceRest:
             timeout = aiohttp.ClientTimeout(total=self.config.exchange.timeout)
             # the threaded resolver: aiodns (pulled in by cryptofeed) keeps a busy helper thread
             connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
-            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
+            # who is asking, host included: two producers (issue 17) are two clients in an exchange's logs
+            agent = f"freqfeed-producer/{__version__} ({socket.gethostname()})"
+            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                                  headers={"User-Agent": agent})
         sent = time.monotonic()
         async with self._session.get(url, params=params) as response:
             self._last_exchange = (sent, time.monotonic())

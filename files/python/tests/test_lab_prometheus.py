@@ -67,7 +67,7 @@ def test_the_rules_load_and_evaluate_with_health_ok(prometheus: tuple[str, Path]
     base, _ = prometheus
     assert lab_prometheus.wait_evaluated(base, timeout=60), "no scrape of every target and evaluation after it"
     rules = _rules(base)
-    assert len(rules) == 19
+    assert len(rules) == 20
     assert all(rule["health"] == "ok" for rule in rules), [(r["name"], r.get("lastError")) for r in rules]
     # the lab copy: every for: cut to 30s, but FreqfeedHistoryShort's 2h
     assert {rule["name"]: rule["duration"] for rule in rules if rule["duration"] > 30} == {"FreqfeedHistoryShort": 7200}

@@ -152,3 +152,16 @@ def test_unhealthy_without_a_reason_still_says_so(plugin: ModuleType) -> None:
     result = table(plugin, {"host75": ran({**FEEDER, "healthy": False})})
     assert result["problems"] == ["host75: unhealthy"]
     assert result["table"][1].endswith("unhealthy")
+
+
+def test_a_host_in_both_groups_has_a_row_per_role(plugin: ModuleType) -> None:
+    """status.yml asks a feeder that is also the second producer once per role (a looped task: `results`)."""
+    producer = {"role": "producer", "healthy": False, "unit": "cryptofeed-influxdb.service", "unit_state": "inactive",
+                "problems": ["cryptofeed-influxdb.service is inactive"]}
+    both = {"results": [{**ran(producer), "item": "producer"}, {**ran(FEEDER), "item": "feeder"}]}
+    result = table(plugin, {"host73": FLEET["host73"], "host120": both})
+    rows = result["table"][1:]
+    assert [row.split()[:3] for row in rows] == [["host73", "producer", "OK"], ["host120", "producer", "UNHEALTHY"],
+                                                 ["host120", "feeder", "OK"]]
+    assert result["problems"] == ["host120: cryptofeed-influxdb.service is inactive"]
+    assert result["unhealthy"] == ["host120"]

@@ -32,9 +32,18 @@ def _load() -> ModuleType:
 lab_prometheus = _load()
 
 
-def _lab_hosts() -> dict[str, dict[str, object]]:
+def _lab_groups() -> dict[str, list[str]]:
     groups = yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["children"]
-    return {host: values for group in groups.values() for host, values in group["hosts"].items()}
+    return {name: list(group["hosts"]) for name, group in groups.items()}
+
+
+def _lab_hosts() -> dict[str, dict[str, object]]:
+    """Every host's variables, merged over its groups (host120 is a feeder and the second producer)."""
+    merged: dict[str, dict[str, object]] = {}
+    for group in yaml.safe_load((LAB / "hosts.yml").read_text())["all"]["children"].values():
+        for host, values in group["hosts"].items():
+            merged.setdefault(host, {}).update(values or {})
+    return merged
 
 
 @pytest.fixture
@@ -59,11 +68,13 @@ def test_every_lab_host_is_a_target_with_the_inventory_s_port() -> None:
     by_job: dict[str, dict[str, str]] = {}
     for target in found:
         by_job.setdefault(target.job, {})[target.host] = target.address
-    assert by_job["freqfeed_producer"] == {"host73": hosts["host73"]["influx_producer_metrics_listen"]}
-    feeders = [host for host in hosts if host != "host73"]
+    groups = _lab_groups()
+    assert groups["producers"] == ["host73", "host120"]  # host120: a feeder and the second producer
+    assert by_job["freqfeed_producer"] == {h: hosts[h]["influx_producer_metrics_listen"] for h in groups["producers"]}
+    feeders = groups["feeders"]
     assert by_job["freqfeed_gateway"] == {h: hosts[h]["feather_sync_gateway_metrics_listen"] for h in feeders}
     assert by_job["node"] == {h: hosts[h]["node_exporter_web_listen_address"] for h in hosts}
-    assert len(found) == 1 + 2 * len(feeders) + 1
+    assert len(found) == len(groups["producers"]) + len(feeders) + len(hosts)
 
 
 def test_the_lab_s_ports_are_all_different() -> None:
@@ -103,7 +114,8 @@ def test_the_config_has_the_jobs_the_rules_and_the_dashboard_expect_and_a_host_l
 def test_a_subset_of_hosts_gives_their_targets_only() -> None:
     found = lab_prometheus.targets(LAB, ROLES, ["host73", "host120"])
     assert sorted((t.job, t.host) for t in found) == [
-        ("freqfeed_gateway", "host120"), ("freqfeed_producer", "host73"), ("node", "host120"), ("node", "host73")]
+        ("freqfeed_gateway", "host120"), ("freqfeed_producer", "host120"), ("freqfeed_producer", "host73"),
+        ("node", "host120"), ("node", "host73")]
     with pytest.raises(lab_prometheus.LabPrometheusError, match="host999"):
         lab_prometheus.targets(LAB, ROLES, ["host73", "host999"])
 
@@ -146,7 +158,7 @@ def test_switched_off_parts_give_no_target(inventory: Path) -> None:
 def test_vault_files_in_group_vars_are_skipped(inventory: Path) -> None:
     (inventory / "group_vars" / "all" / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6638643965\n")
     (inventory / "group_vars" / "all" / "tagged.yml").write_text("token: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n")
-    assert len(lab_prometheus.targets(inventory, ROLES)) == 10
+    assert len(lab_prometheus.targets(inventory, ROLES)) == 11
 
 
 @pytest.mark.parametrize(("listen", "address"), [
@@ -169,9 +181,11 @@ def test_the_lab_rules_cut_every_for_and_change_nothing_else() -> None:
     lab = lab_prometheus.lab_rules(shipped, "30s")
     assert json.dumps(shipped) == before  # the input is not changed
     pairs = list(zip(shipped["groups"][0]["rules"], lab["groups"][0]["rules"], strict=True))
-    assert len(pairs) == 19
+    assert len(pairs) == 20
     for original, copy in pairs:
-        assert {k: v for k, v in copy.items() if k != "for"} == {k: v for k, v in original.items() if k != "for"}
+        changed = {"for", "expr"} if original["alert"] in lab_prometheus.LAB_WINDOWS else {"for"}
+        assert {k: v for k, v in copy.items() if k not in changed} == {k: v for k, v in original.items()
+                                                                       if k not in changed}
         if "for" not in original:
             assert "for" not in copy
         elif original["alert"] == "FreqfeedHistoryShort":  # a fresh lab's files grow to the plan: kept
@@ -179,7 +193,10 @@ def test_the_lab_rules_cut_every_for_and_change_nothing_else() -> None:
         else:
             seconds = lab_prometheus.duration_seconds(original["for"])
             assert copy["for"] == ("30s" if seconds > 30 else original["for"])
-    assert sum(copy.get("for") == "30s" for _, copy in pairs) == 13  # 14 rules have a for:
+    assert sum(copy.get("for") == "30s" for _, copy in pairs) == 14  # 15 rules have a for:
+    limited = next(copy for _, copy in pairs if copy["alert"] == "FreqfeedExchangeRateLimited")
+    assert limited["expr"] == ("increase(freqfeed_producer_rest_rate_limited_total[2m]) > 0 "
+                               "or increase(freqfeed_gateway_upstream_rate_limited_total[2m]) > 0")
     assert lab_prometheus.lab_rules(shipped, "30s", keep=frozenset())["groups"][0]["rules"][-1]["for"] == "30s"
 
 
