@@ -75,7 +75,7 @@ class LabBot(IStrategy):
             rows[str(int(row.date.timestamp() * 1000))] = [row.open, row.high, row.low, row.close, row.volume]
         seen.write_text(json.dumps(rows))
         with seen.with_suffix(".times").open("a") as times:  # when the strategy got which candle as the newest
-            times.write(f"{time.time():.3f} {int(dataframe['date'].iloc[-1].timestamp() * 1000)}\n")
+            times.write(f"{time.time():.3f} {int(dataframe['date'].iloc[-1].timestamp() * 1000)}\\n")
         return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:

@@ -191,9 +191,11 @@ def duration_seconds(text: str) -> float:
 # Alerts whose shipped `for:` the lab keeps: FreqfeedHistoryShort's 2h covers a fresh fleet whose files grow to
 # the plan over the first syncs after the producer's backfill, which is what every lab start is.
 LAB_KEEPS_FOR = frozenset({"FreqfeedHistoryShort"})
-# Alerts whose range windows the lab shortens: FreqfeedExchangeRateLimited fires on any 429 in the last 10
-# minutes and so resolves 10 minutes after the last one; the lab's 429 drill waits for it to resolve.
-LAB_WINDOWS = {"FreqfeedExchangeRateLimited": "2m"}
+# Alerts whose range windows the lab shortens to 2m: each resolves only once its window (10-15 minutes as
+# shipped) has slid past the fault, and the lab's drills wait for every alert to resolve. FreqfeedExchangeRateLimited
+# fires on any 429 in its window; the gateway's forwarded share and close-wait fallbacks rise in the exchange drills.
+LAB_WINDOWS = {"FreqfeedExchangeRateLimited": "2m", "FreqfeedGatewayForwarding": "2m",
+               "FreqfeedGatewayCloseWaitFallbacks": "2m"}
 _RANGE = re.compile(r"\[(\d+(?:ms|s|m|h|d|w|y))+\]")
 
 
