@@ -167,9 +167,9 @@ def prometheus_report() -> list[dict[str, object]]:
     return [alert for alert in lab_prometheus.active_alerts(PROMETHEUS) if alert["state"] == "firing"]
 
 
-def dashboard_report() -> None:
-    """After the bots: which of the Grafana dashboard's queries return nothing from the lab's Prometheus
-    (printed, not yet a failure: issue 17 part 3 wants none empty in a healthy lab)."""
+def dashboard_report() -> list[str]:
+    """After the bots: the Grafana dashboard's queries that return nothing from the lab's Prometheus (none may, in
+    a healthy lab: `test` fails otherwise)."""
     import json
 
     queries = lab_prometheus.dashboard_queries(json.loads(lab_prometheus.DASHBOARD.read_text()))
@@ -177,6 +177,7 @@ def dashboard_report() -> None:
     step(f"dashboard queries against the lab's Prometheus: {len(queries) - len(empty)} of {len(queries)} return data")
     for title in empty:
         print(f"    empty: {title}")
+    return list(empty)
 
 
 def status(hosts: list[str] | None = None, wide: bool = False) -> int:
@@ -243,6 +244,9 @@ def test() -> int:  # noqa: PLR0911 - one return per stage that failed
         if third.returncode != 0 or PRODUCER in recap or not re.search(r"host120\s+:.*changed=[1-9]", recap):
             print("lab test: the per-host redeploy failed, touched another host or changed nothing", file=sys.stderr)
             return 1
+        # what each producer costs the exchange in steady state (the bots' minutes: no fault, no deploy)
+        weights = {host: lab_drills.producer_weight(host) for host in lab_drills.PRODUCERS}
+        steady_from = time.monotonic()
         bots = os.environ.get("FREQFEED_LAB_BOTS", "3")
         seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
         step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the "
@@ -255,7 +259,13 @@ def test() -> int:  # noqa: PLR0911 - one return per stage that failed
             print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",
                   file=sys.stderr)
             return 1
-        dashboard_report()
+        hours = (time.monotonic() - steady_from) / 3600
+        step("each producer's exchange weight in steady state: " + ", ".join(
+            f"{host} {(lab_drills.producer_weight(host) - weights[host]) / hours:.0f}/h" for host in weights)
+            + f" (over {hours * 60:.1f} min)")
+        if dashboard_report():
+            print("lab test: dashboard queries return nothing from the healthy lab's Prometheus", file=sys.stderr)
+            return 1
         step("fault drills while a bot trades through host120's gateway (scripts/lab_drills.py)")
         if run(str(BIN / "python"), "scripts/lab_drills.py", "--json", str(LAB / "drills.json"),
                check=False).returncode != 0:
