@@ -115,7 +115,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from freqfeed.simulator import server
+    from freqfeed.exchanges.binance import simulator as server
 
     _setup_logging(args.log_level or "INFO")
     if args.exchange == "hyperliquid":

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.exchange import ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.exchanges.base import ExchangeClock, MarkPrice, StreamEvents, UnknownPairsError
+from freqfeed.exchanges.binance.rest import ExchangeError
 from freqfeed.exchanges.clients import ProducerStreams, producer_rest, producer_streams
 from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
 from freqfeed.live import LiveCandles
@@ -56,7 +57,6 @@ from freqfeed.schema import (
     series_select,
     use_exchange,
 )
-from freqfeed.streams import MarkPrice, StreamEvents
 from freqfeed.timeframes import candle_open, last_closed_open, timeframe_ms
 from freqfeed.writer import BufferedWriter
 

@@ -1,8 +1,8 @@
 """The producer's REST and stream clients for `exchange.name`: the one place that picks an exchange's package.
 
 Both clients of an exchange answer the producer with the same methods and events (Binance:
-freqfeed.exchange.BinanceRest and freqfeed.streams.LiveStreams; Hyperliquid: rest.HyperliquidProducerRest
-and feed.HyperliquidLiveStreams), so the producer holds either without knowing which.
+binance.rest.BinanceRest and binance.streams.LiveStreams; Hyperliquid: hyperliquid.rest.HyperliquidProducerRest
+and hyperliquid.feed.HyperliquidLiveStreams), so the producer holds either without knowing which.
 """
 
 from __future__ import annotations
@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from freqfeed.config import Config
-from freqfeed.exchange import BinanceRest, ExchangeClock
+from freqfeed.exchanges.base import ExchangeClock, StreamEvents
+from freqfeed.exchanges.binance.rest import BinanceRest
+from freqfeed.exchanges.binance.streams import LiveStreams
 from freqfeed.exchanges.hyperliquid.feed import HyperliquidLiveStreams
 from freqfeed.exchanges.hyperliquid.rest import HyperliquidProducerRest, HyperliquidRest
-from freqfeed.streams import LiveStreams, StreamEvents
 
 ProducerRest = BinanceRest | HyperliquidProducerRest
 ProducerStreams = LiveStreams | HyperliquidLiveStreams

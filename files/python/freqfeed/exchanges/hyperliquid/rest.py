@@ -9,7 +9,7 @@
   the per-minute budget refills), as the limiter's Retry-After; 5xx and network errors: backoff, retry;
   other statuses raise HyperliquidError;
 - time: Hyperliquid has no time endpoint but `exchangeStatus` (weight 2) answers {"time"}: the
-  ExchangeClock (freqfeed.exchange) learns offset and rate from it, so the same code is right against a
+  ExchangeClock (freqfeed.exchanges.base) learns offset and rate from it, so the same code is right against a
   simulator running faster than real time;
 - candles: pages backwards from the end over the 5000-candle horizon and stops where the exchange's
   history stops; funding: pages forwards past 500 rows (startTime = last time + 1).
@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 
 from freqfeed.config import exchange_symbol
-from freqfeed.exchange import ExchangeClock, UnknownPairsError
+from freqfeed.exchanges.base import ExchangeClock, UnknownPairsError
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.wire import AssetCtx, HyperliquidError, Universe
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
@@ -233,8 +233,8 @@ class HyperliquidRest:
 
 
 class HyperliquidProducerRest:
-    """HyperliquidRest with the methods the producer calls on Binance's REST client (freqfeed.exchange.
-    BinanceRest), pairs in and freqfeed's types out, so the producer can take either:
+    """HyperliquidRest with the methods the producer calls on Binance's REST client (freqfeed.exchanges.
+    binance.rest.BinanceRest), pairs in and freqfeed's types out, so the producer can take either:
     sync_time, exchange_info, check_pairs, klines, klines_and_current, page_candles, funding_rates,
     next_funding_times, stats, limiter, weight_limit, close.
 
@@ -279,7 +279,7 @@ class HyperliquidProducerRest:
         return {"universe": universe, "ctxs": ctxs}
 
     def check_pairs(self, info: Mapping[str, Any], pairs: Sequence[str]) -> None:
-        """Remember each pair's coin; freqfeed.exchange.UnknownPairsError naming every pair Hyperliquid does not
+        """Remember each pair's coin; freqfeed.exchanges.base.UnknownPairsError naming every pair Hyperliquid does not
         list or lists as delisted."""
         universe: Universe = info["universe"]
         try:

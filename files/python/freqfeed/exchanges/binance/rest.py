@@ -16,8 +16,9 @@ from typing import Any
 
 import aiohttp
 
-from freqfeed.binance_wire import market_info, page_size, request_weight
 from freqfeed.config import Config, exchange_symbol
+from freqfeed.exchanges.base import ExchangeClock, UnknownPairsError
+from freqfeed.exchanges.binance.wire import market_info, page_size, request_weight
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
 from freqfeed.schema import Candle, FundingRate
 from freqfeed.timeframes import candle_open, timeframe_ms
@@ -36,52 +37,12 @@ class ExchangeError(Exception):
         self.status, self.code = status, code
 
 
-class UnknownPairsError(Exception):
-    """Pairs in the configuration that the exchange does not list."""
-
-
 def candle_from_row(row: list[Any], *, mark: bool = False) -> Candle:
     """A Binance REST kline row as a Candle (mark-price rows carry no volumes)."""
     if mark:
         return Candle(int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), 0.0)
     return Candle(int(row[0]), float(row[1]), float(row[2]), float(row[3]), float(row[4]), float(row[5]),
                   float(row[7]), int(row[8]), float(row[9]), float(row[10]))
-
-
-class ExchangeClock:
-    """The exchange's time, estimated from /time samples: offset and rate.
-
-    The rate is 1.0 against Binance; against a simulator running faster than real time it is the
-    simulator's speed, so deadlines measured in exchange time convert to the right real delays.
-    """
-
-    def __init__(self) -> None:
-        self._first: tuple[float, int] | None = None  # (local monotonic s, exchange ms)
-        self._last: tuple[float, int] | None = None
-        self.rate = 1.0
-
-    def observe(self, local_before: float, local_after: float, server_ms: int) -> None:
-        sample = ((local_before + local_after) / 2, server_ms)
-        if self._first is None:
-            self._first = sample
-        self._last = sample
-        elapsed = sample[0] - self._first[0]
-        if elapsed >= 1.0:
-            rate = (sample[1] - self._first[1]) / 1000 / elapsed
-            self.rate = 1.0 if abs(rate - 1.0) < 0.02 else max(rate, 1e-3)
-
-    @property
-    def synced(self) -> bool:
-        return self._last is not None
-
-    def now(self) -> int:
-        if self._last is None:
-            return int(time.time() * 1000)
-        local, server = self._last
-        return server + int((time.monotonic() - local) * 1000 * self.rate)
-
-    def real_seconds(self, exchange_ms: float) -> float:
-        return exchange_ms / 1000 / self.rate
 
 
 class BinanceRest:
@@ -179,7 +140,7 @@ class BinanceRest:
 
     def page_candles(self, candles: int) -> int:
         """Candles per request for a range of `candles`: soonest done within the request spacing and the
-        weight budget, then the least weight (binance_wire.page_size)."""
+        weight budget, then the least weight (wire.page_size)."""
         return page_size(self.market, candles, request_seconds=self.config.exchange.request_delay,
                          weight_per_second=self.limiter.budget / 60 * self.clock.rate)
 

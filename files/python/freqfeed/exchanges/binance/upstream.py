@@ -24,15 +24,15 @@ from typing import Any
 import aiohttp
 
 from freqfeed import __version__
-from freqfeed.binance_wire import market_info, request_weight
 from freqfeed.config import Config
-from freqfeed.exchange import ExchangeClock
+from freqfeed.exchanges.base import ExchangeClock
+from freqfeed.exchanges.binance.wire import market_info, request_weight
 from freqfeed.ratelimit import USED_WEIGHT_HEADER, RateLimited, WeightLimiter
 
 log = logging.getLogger(__name__)
 
 PASSED_HEADERS = ("Content-Type", USED_WEIGHT_HEADER, "Retry-After")
-UNKNOWN_WEIGHT = 5  # an endpoint binance_wire has no weight for; Binance's header corrects the count
+UNKNOWN_WEIGHT = 5  # an endpoint wire.py has no weight for; Binance's header corrects the count
 CLOCK_SYNC_EVERY = 60.0  # real seconds between /time requests (weight 1)
 
 

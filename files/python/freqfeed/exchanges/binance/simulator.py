@@ -1,7 +1,7 @@
 """`freqfeed simulate`: a Binance-compatible exchange on one local port, for tests, benchmarks and the lab.
 
 Server plumbing only: what Binance's requests, answers, errors, weights and streams look like lives in
-freqfeed.binance_wire (shared with the gateway); prices and books come from a DataSource (the
+freqfeed.exchanges.binance.wire (shared with the gateway); prices and books come from a DataSource (the
 deterministic Market by default), so a later source can serve real data through the same server.
 
 REST, with Binance's parameters, JSON shapes, request weights, X-MBX-USED-WEIGHT-1M header, 429 with
@@ -12,7 +12,7 @@ Retry-After when the minute's weight is spent, 418 bans for clients that keep go
 The order book is the DataSource's book of the answer's moment: futures depth carries it in E/T.
 
 Websocket: combined streams (`/stream?streams=a/b`), raw streams (`/ws/<name>`) and live SUBSCRIBE;
-each route delivers what Binance's does (binance_wire.route_delivers) and accepts the rest silently:
+each route delivers what Binance's does (wire.route_delivers) and accepts the rest silently:
   /market/...  USD-M futures routed base: `<s>@kline_<i>`, `<s>@markPrice`, `<s>@markPrice@1s`
   /public/...  futures public route: `<s>@depth<5|10|20>[@100ms|@500ms]` (250 ms without a speed),
                `<s>@bookTicker`, `!bookTicker` (every 5 s)
@@ -57,8 +57,8 @@ from typing import Any, Protocol
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from freqfeed import binance_wire as wire
-from freqfeed.binance_wire import BinanceError, Stream
+from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.wire import BinanceError, Stream
 from freqfeed.simulator.clock import SimClock
 from freqfeed.simulator.market import Book, Candles, Instrument, Market
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, last_closed_open, timeframe_ms
