@@ -34,10 +34,16 @@ from typing import Any
 
 import numpy as np
 
+from freqfeed import exchanges
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.exchanges.base import ExchangeClock, MarkPrice, StreamEvents, UnknownPairsError
-from freqfeed.exchanges.binance.rest import ExchangeError
-from freqfeed.exchanges.clients import ProducerStreams, producer_rest, producer_streams
+from freqfeed.exchanges.base import (
+    ExchangeClock,
+    ExchangeError,
+    MarkPrice,
+    ProducerStreams,
+    StreamEvents,
+    UnknownPairsError,
+)
 from freqfeed.influx import InfluxDB, InfluxDBAuthError, InfluxDBError, InfluxDBNotFound, InfluxDBUnavailable
 from freqfeed.live import LiveCandles
 from freqfeed.schema import (
@@ -189,7 +195,8 @@ class Producer(StreamEvents):
         self.influx = influx or InfluxDB(config.influxdb, retries=1)
         self.clock = ExchangeClock()
         use_exchange(config.exchange.name)
-        self.rest = producer_rest(config, self.clock)
+        self.exchange = exchanges.get(config.exchange.name)
+        self.rest = self.exchange.producer_rest(config, self.clock)
         self.writer = BufferedWriter(self.influx, batch_size=config.producer.batch_size,
                                      flush_interval=config.producer.flush_interval,
                                      buffer_limit=config.producer.buffer_limit)
@@ -240,7 +247,7 @@ class Producer(StreamEvents):
             self.rest.check_pairs(info, self.config.pairs)
             self._start_task(self.writer.run(), "writer")
             self._start_task(self.live.run(), "live candles")
-            self.streams = producer_streams(self.config, info, self.rest, self)
+            self.streams = self.exchange.producer_streams(self.config, info, self.rest, self)
             self.streams.start()
             self._start_task(self._health_loop(), "health")
             await asyncio.sleep(1.0)

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.exchanges.base import ExchangeClock, UnknownPairsError
+from freqfeed.exchanges.base import ExchangeClock, ExchangeError, UnknownPairsError
 from freqfeed.exchanges.binance.wire import market_info, page_size, request_weight
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
 from freqfeed.schema import Candle, FundingRate
@@ -26,15 +26,6 @@ from freqfeed.timeframes import candle_open, timeframe_ms
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
-
-
-class ExchangeError(Exception):
-    """Binance refused a request for a reason retrying does not fix (bad symbol, bad parameter)."""
-
-    def __init__(self, status: int, code: int | None, message: str) -> None:
-        super().__init__(f"Binance answered HTTP {status}" + (f" code {code}" if code is not None else "")
-                         + f": {message}")
-        self.status, self.code = status, code
 
 
 def candle_from_row(row: list[Any], *, mark: bool = False) -> Candle:
@@ -194,7 +185,7 @@ class BinanceRest:
                 continue
             code = body.get("code") if isinstance(body, dict) else None
             message = body.get("msg") if isinstance(body, dict) else str(body)[:200]
-            raise ExchangeError(status, code, f"{message} ({endpoint} {params})")
+            raise ExchangeError(status, code, f"{message} ({endpoint} {params})", exchange="Binance")
 
     async def _send(self, url: str, params: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
         if self._session is None:
