@@ -45,7 +45,7 @@ class BinanceRest:
         self.clock = clock or ExchangeClock()
         self.market = "futures" if self.futures else "spot"
         self.limiter = WeightLimiter(self.clock, weight_limit=market_info(self.market).weight_limit,
-                                     share=config.exchange.max_weight_share)
+                                     share=config.exchange.max_weight_share, exchange="Binance")
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self._last_request = 0.0

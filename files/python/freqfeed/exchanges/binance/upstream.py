@@ -66,7 +66,7 @@ class Upstream:
         self.base = config.exchange.rest_url
         self.clock = clock or ExchangeClock()
         self.limiter = WeightLimiter(self.clock, weight_limit=market_info(self.market).weight_limit,
-                                     share=config.exchange.max_weight_share)
+                                     share=config.exchange.max_weight_share, exchange="Binance")
         self.user_agent = f"freqfeed-gateway/{__version__} ({socket.gethostname()})"
         self._session: aiohttp.ClientSession | None = None
         self._cache: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], _Cached] = OrderedDict()

@@ -73,7 +73,8 @@ class HyperliquidRest:
                  user_agent: str = "freqfeed") -> None:
         self.url = base_url.rstrip("/") + wire.INFO_PATH
         self.clock = clock or ExchangeClock()
-        self.limiter = limiter or WeightLimiter(self.clock, weight_limit=wire.WEIGHT_LIMIT, share=share)
+        self.limiter = limiter or WeightLimiter(self.clock, weight_limit=wire.WEIGHT_LIMIT, share=share,
+                                                exchange="Hyperliquid")
         self.timeout = timeout
         self.user_agent = user_agent
         self._session: aiohttp.ClientSession | None = None
