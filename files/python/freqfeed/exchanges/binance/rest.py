@@ -19,7 +19,8 @@ import aiohttp
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchanges.base import ExchangeClock, ExchangeError, UnknownPairsError
 from freqfeed.exchanges.binance.wire import market_info, page_size, request_weight
-from freqfeed.ratelimit import LimiterStats, WeightLimiter
+from freqfeed.exchanges.http import RestSession
+from freqfeed.ratelimit import WeightLimiter
 from freqfeed.schema import Candle, FundingRate
 from freqfeed.timeframes import candle_open, timeframe_ms
 
@@ -36,39 +37,31 @@ def candle_from_row(row: list[Any], *, mark: bool = False) -> Candle:
                   float(row[7]), int(row[8]), float(row[9]), float(row[10]))
 
 
-class BinanceRest:
+def binance_limiter(config: Config, clock: ExchangeClock) -> WeightLimiter:
+    """Binance's weight budget for the configured market, as the producer and the gateway both keep it."""
+    return WeightLimiter(clock, weight_limit=market_info(market_of(config)).weight_limit,
+                         share=config.exchange.max_weight_share, exchange="Binance")
+
+
+def market_of(config: Config) -> str:
+    return "futures" if config.futures else "spot"
+
+
+class BinanceRest(RestSession):
+    """The producer's requests: retried until answered (backoff on errors, pauses on 429/418), parsed into
+    freqfeed's types. The gateway's forwarding (binance.upstream) builds on the same session, limiter and clock."""
+
     def __init__(self, config: Config, clock: ExchangeClock | None = None) -> None:
+        clock = clock or ExchangeClock()
+        super().__init__(clock, binance_limiter(config, clock), timeout=config.exchange.timeout)
         self.config = config
         self.futures = config.futures
         self.base = config.exchange.rest_url + ("/fapi/v1" if self.futures else "/api/v3")
         self.max_klines = 1500 if self.futures else 1000
-        self.clock = clock or ExchangeClock()
-        self.market = "futures" if self.futures else "spot"
-        self.limiter = WeightLimiter(self.clock, weight_limit=market_info(self.market).weight_limit,
-                                     share=config.exchange.max_weight_share, exchange="Binance")
-        self._session: aiohttp.ClientSession | None = None
+        self.market = market_of(config)
         self._lock = asyncio.Lock()
         self._last_request = 0.0
         self._last_exchange = (0.0, 0.0)  # monotonic send and answer times of the last request
-
-    async def __aenter__(self) -> BinanceRest:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def stats(self) -> LimiterStats:
-        return self.limiter.stats
-
-    @property
-    def weight_limit(self) -> int:
-        return self.limiter.weight_limit
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -188,13 +181,8 @@ class BinanceRest:
             raise ExchangeError(status, code, f"{message} ({endpoint} {params})", exchange="Binance")
 
     async def _send(self, url: str, params: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=self.config.exchange.timeout)
-            # the threaded resolver: aiodns (pulled in by cryptofeed) keeps a busy helper thread
-            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
-            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector)
         sent = time.monotonic()
-        async with self._session.get(url, params=params) as response:
+        async with self.session().get(url, params=params) as response:
             self._last_exchange = (sent, time.monotonic())
             try:
                 body = await response.json(content_type=None)
