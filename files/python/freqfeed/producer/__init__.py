@@ -1,11 +1,12 @@
-"""`freqfeed produce`: keep InfluxDB complete with Binance candles, mark prices and funding rates.
+"""`freqfeed produce`: keep InfluxDB complete with the exchange's candles, mark prices and funding rates (the
+exchange's package gives the clients: freqfeed.exchanges).
 
 Start-up: connect to InfluxDB (create the database if it may), validate the pairs against the
 exchange, open the live streams, then backfill over REST whatever InfluxDB is missing within the
 last `backfill.candles` candles of every series (all of it on an empty database, only the gap after
 a restart), with "now" taken from the exchange's clock.
 
-Live: cryptofeed delivers closed candles and mark-price updates; every point is buffered and written
+Live: the exchange's streams deliver closed candles and mark-price updates; every point is buffered and written
 in batches. A watchdog keeps every series complete over REST:
 - a gap between two streamed candles, or the candles missed while a connection was down, are fetched
   as soon as it is seen (or the connection is back);

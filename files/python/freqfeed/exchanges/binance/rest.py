@@ -1,5 +1,6 @@
 """Binance REST access for the producer: klines, mark-price klines, funding history, server time and
-exchange info, behind one weight-aware rate limiter.
+exchange info, behind one weight-aware rate limiter. The gateway's forwarding (upstream.py) builds on the
+same RestSession (freqfeed.exchanges.http) and the same limiter (`binance_limiter`).
 
 The limiter keeps a fixed delay between requests (`exchange.request_delay`), reads Binance's
 X-MBX-USED-WEIGHT-1M header and stays under `exchange.max_weight_share` of the minute's budget,

@@ -1,4 +1,5 @@
-"""What the gateway asks Binance itself: forwarded requests, exchangeInfo and the exchange's clock.
+"""What the gateway asks Binance itself: forwarded requests, exchangeInfo and the exchange's clock, on the
+same RestSession and limiter as the producer's client (rest.py), but never retried: a bot gets its answer now.
 
 Every forwarded request goes through one weight-aware limiter (freqfeed.ratelimit, as the producer's):
 Binance's used-weight header counts, a 429 pauses all traffic for Retry-After and a 418 until the ban
