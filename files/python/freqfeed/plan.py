@@ -224,7 +224,7 @@ class Plan:
         # mark candles and funding rates (futures) are kept as long as the longest of these
         lines = [
             "# freqfeed plan: the history every bot's FreqAI downloads at start-up",
-            *([f"freqfeed_exchange: {self.exchange}"] if self.exchange != "binance" else []),
+            *([f"freqfeed_exchange: {self.exchange}"] if self.exchange != EXCHANGES[0] else []),  # not the default
             f"freqfeed_trading_mode: {self.trading_mode}",
             f"freqfeed_pairs: [{', '.join(self.pairs)}]",
             f"freqfeed_timeframes: [{', '.join(self.timeframes)}]",
