@@ -46,9 +46,9 @@ class Exchange:
 
 class ProducerRest(Protocol):
     """What the producer asks an exchange over REST, in freqfeed's types (pairs in, Candle/FundingRate out).
-    Each exchange's REST client is the one its gateway uses too (Binance: rest.BinanceRest, whose limiter and
-    clock the gateway's upstream shares the code of; Hyperliquid: rest.HyperliquidRest behind the producer's
-    adapter rest.HyperliquidProducerRest)."""
+    Each exchange's REST code is its gateway's too (freqfeed.exchanges.http.RestSession: clock, limiter,
+    session): Binance's rest.BinanceRest next to the gateway's upstream.Upstream; Hyperliquid's
+    rest.HyperliquidRest, behind the producer's adapter rest.HyperliquidProducerRest."""
 
     @property
     def clock(self) -> ExchangeClock: ...
