@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python")
 
 import gateway_bench
 
-from freqfeed import binance_wire as wire
 from freqfeed.config import InfluxDBConfig
+from freqfeed.exchanges.binance import wire
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
 from freqfeed.schema import (

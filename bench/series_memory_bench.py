@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
 
-from freqfeed import binance_wire as wire
+from freqfeed.exchanges.binance import wire
 from freqfeed.gateway.rows import kline_row_bytes
 from freqfeed.gateway.series import SeriesCache
 from freqfeed.simulator.market import Market

@@ -30,6 +30,7 @@ from pyarrow import feather as pa_feather
 
 from freqfeed import config as config_module
 from freqfeed import feather, sync
+from freqfeed.exchanges.binance.wire import format_ticks
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import LocalInfluxDB
 from freqfeed.schema import (
@@ -39,7 +40,7 @@ from freqfeed.schema import (
     ohlcv_measurement,
     quote_literal,
 )
-from freqfeed.simulator.market import Market, format_ticks
+from freqfeed.simulator.market import Market
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))

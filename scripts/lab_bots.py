@@ -40,7 +40,7 @@ import requests
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
 
-from freqfeed import binance_wire as wire
+from freqfeed.exchanges.binance import wire
 from freqfeed.simulator.market import Market
 
 FREQTRADE = REPO / ".cache" / "freqtrade-venv" / "bin" / "freqtrade"

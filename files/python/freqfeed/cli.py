@@ -80,14 +80,10 @@ def _cmd_produce(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from freqfeed import exchanges
+
     cfg = _load(args)
-    if cfg.exchange.name == "hyperliquid":
-        from freqfeed.exchanges.hyperliquid import gateway
-
-        return gateway.main(cfg)
-    from freqfeed.gateway import app
-
-    return app.main(cfg)
+    return exchanges.get(cfg.exchange.name).serve(cfg)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
@@ -115,17 +111,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from freqfeed.simulator import server
+    from freqfeed import exchanges
 
     _setup_logging(args.log_level or "INFO")
-    if args.exchange == "hyperliquid":
-        from freqfeed.exchanges.hyperliquid import simulator
-
-        return simulator.main([f"--host={args.host}", f"--port={args.port}", f"--speed={args.speed}",
-                               f"--seed={args.seed}", *([f"--start={args.start}"] if args.start is not None else []),
-                               *(f"--fault={fault}" for fault in args.fault or [])])
-    return server.main(host=args.host, port=args.port, speed=args.speed, seed=args.seed,
-                       start=args.start, faults=args.fault or [])
+    return exchanges.get(args.exchange).simulate(args.host, args.port, args.speed, args.seed, args.start,
+                                                 args.fault or [])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -170,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser("simulate", help="serve a simulated exchange (Binance or Hyperliquid) for tests and "
                               "the lab")
     simulate.add_argument("--exchange", choices=config_module.EXCHANGES, default="binance",
-                          help="which exchange to simulate (hyperliquid: POST /info and /ws)")
+                          help="which exchange to simulate (its package's simulator)")
     simulate.add_argument("--host", default="127.0.0.1")
     simulate.add_argument("--port", type=int, default=8090)
     simulate.add_argument("--speed", type=float, default=1.0, help="exchange clock speed (x real time)")

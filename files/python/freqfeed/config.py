@@ -25,10 +25,9 @@ from urllib.parse import urlparse
 
 import yaml
 
-from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
+from freqfeed.timeframes import timeframe_ms
 
-EXCHANGES = ("binance", "hyperliquid")
-HYPERLIQUID_TIMEFRAMES = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "8h", "12h", "1d", "3d", "1w")
+EXCHANGES = ("binance", "hyperliquid")  # exchange.name: each a package freqfeed/exchanges/<name>/ (its EXCHANGE)
 
 TOKEN_ENV = "FREQFEED_INFLUXDB_TOKEN"
 PASSWORD_ENV = "FREQFEED_INFLUXDB_PASSWORD"
@@ -36,8 +35,8 @@ PASSWORD_ENV = "FREQFEED_INFLUXDB_PASSWORD"
 TradingMode = Literal["futures", "spot"]
 FundingLayout = Literal["current", "legacy"]
 
-_FUTURES_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):([A-Z0-9]+)$")
-_SPOT_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
+FUTURES_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+):([A-Z0-9]+)$")
+SPOT_PAIR = re.compile(r"^([A-Z0-9]+)/([A-Z0-9]+)$")
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 DEFAULT_ENDPOINTS: dict[str, dict[str, str]] = {
@@ -574,21 +573,10 @@ def _show(value: Any) -> str:
 
 
 def validate_pair(pair: str, trading_mode: str, exchange: str = "binance") -> str | None:
-    """Problem with a pair in freqtrade notation, or None when it is well-formed."""
-    if exchange == "hyperliquid":
-        match = _FUTURES_PAIR.match(pair)
-        ok = match is not None and match.group(2) == match.group(3) == "USDC"
-        return None if ok else "expected a Hyperliquid perpetual BASE/USDC:USDC, e.g. BTC/USDC:USDC"
-    if trading_mode == "futures":
-        match = _FUTURES_PAIR.match(pair)
-        if not match:
-            return "expected freqtrade futures notation BASE/QUOTE:SETTLE, e.g. BTC/USDT:USDT"
-        if match.group(2) != match.group(3):
-            return "expected a USDT-M perpetual whose settle currency equals its quote (e.g. BTC/USDT:USDT)"
-        return None
-    if not _SPOT_PAIR.match(pair):
-        return "expected freqtrade spot notation BASE/QUOTE, e.g. BTC/USDT"
-    return None
+    """Problem with a pair in freqtrade notation, or None when it is well-formed (the exchange package says)."""
+    from freqfeed import exchanges
+
+    return exchanges.get(exchange).pair_problem(pair, trading_mode)
 
 
 def exchange_symbol(pair: str) -> str:
@@ -613,12 +601,16 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
     timeframes: tuple[str, ...] = top["timeframes"]
     raw_exchange = raw.get("exchange")
     exchange = raw_exchange.get("name", "binance") if isinstance(raw_exchange, Mapping) else "binance"
-    if exchange == "hyperliquid" and mode != "futures":
-        r.errors.append(f"trading_mode: exchange.name hyperliquid has perpetuals only (futures), got {_show(mode)}")
-    allowed = HYPERLIQUID_TIMEFRAMES if exchange == "hyperliquid" else BINANCE_TIMEFRAMES
+    from freqfeed import exchanges
+
+    described = exchanges.get(exchange if exchange in EXCHANGES else "binance")  # a bad name is reported below
+    if mode not in described.trading_modes:
+        r.errors.append(f"trading_mode: exchange.name {exchange} has {described.markets} only "
+                        f"({', '.join(described.trading_modes)}), got {_show(mode)}")
+    allowed = described.timeframes
 
     for index, pair in enumerate(pairs):
-        problem = validate_pair(pair, mode, exchange)
+        problem = validate_pair(pair, mode, described.name)
         if problem:
             r.errors.append(f"pairs[{index}]: {problem}, got {_show(pair)}")
     duplicates = sorted({p for p in pairs if pairs.count(p) > 1})
@@ -637,14 +629,16 @@ def from_mapping(raw: Any, source: str = "<dict>", environ: Mapping[str, str] | 
         r.unknown(section, f"{name}.", {f.name for f in _keys_of(cls)})
         if name == "influxdb":
             section = _without_credentials(r, section)
-        values = r.fields(section, f"{name}.", cls, env, "hyperliquid" if exchange == "hyperliquid" else mode)
+        values = r.fields(section, f"{name}.", cls, env, described.endpoint_profile or mode)
         if name == "gateway":
             values["cache_ttl"] = _cache_ttl(r, section.get("cache_ttl"))
             values["configured"] = "gateway" in r.present
         sections[name] = values
-    if exchange == "hyperliquid" and sections["sync"]["funding_timeframe"] != "1h":
-        r.errors.append("sync.funding_timeframe: Hyperliquid funds hourly and freqtrade names its files "
-                        f"-1h-funding_rate, got {_show(sections['sync']['funding_timeframe'])}")
+    fixed = described.funding_timeframe
+    if fixed is not None and sections["sync"]["funding_timeframe"] != fixed:
+        every = "hourly" if fixed == "1h" else f"every {fixed}"
+        r.errors.append(f"sync.funding_timeframe: {described.title} funds {every} and freqtrade names its files "
+                        f"-{fixed}-funding_rate, got {_show(sections['sync']['funding_timeframe'])}")
     ix = sections["influxdb"]
     if ix["password"] and not ix["username"]:
         r.errors.append("influxdb.username: missing (a password is set, so a username is expected too)")

@@ -27,11 +27,13 @@ import numpy as np
 import pyarrow as pa
 from pyarrow import ipc
 
+from freqfeed import exchanges
+
 CandleType = Literal["spot", "futures", "mark", "funding_rate"]
 
 def has_mark_files(exchange: str) -> bool:
     """Whether freqtrade reads `-mark` files for the exchange (Hyperliquid: no, its futures candles serve)."""
-    return exchange != "hyperliquid"
+    return exchanges.get(exchange).has_mark_series
 
 
 OHLCV_COLUMNS = ("date", "open", "high", "low", "close", "volume")

@@ -168,7 +168,7 @@ FORWARD_REASONS = ("not collected", "retention", "does not hold", "no current", 
 GATEWAY_STATES = ("connecting", "loading", "ready", "degraded")  # gateway.history.History.state
 REFUSAL_REASONS = ("method", "signed", "target", "path", "private", "market", "parameters")  # gateway.admission
 BOOK_FORWARD_REASONS = ("deeper than 20 levels", "not streamed yet", "stale or dropped", "book ticker not streamed yet",
-                        "book ticker stale or dropped")  # freqfeed.gateway.books
+                        "book ticker stale or dropped")  # freqfeed.exchanges.binance.books
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

@@ -21,16 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from freqfeed.config import HYPERLIQUID_TIMEFRAMES, Config, ConfigError
+from freqfeed import exchanges
+from freqfeed.config import EXCHANGES, Config, ConfigError
 from freqfeed.schema import MARK_TIMEFRAME, has_mark_series
-from freqfeed.timeframes import BINANCE_TIMEFRAMES, timeframe_ms
+from freqfeed.timeframes import timeframe_ms
 
 DAY_MS = 86_400_000
 FUNDING_TIMEFRAME = "1h"  # freqtrade's funding_fee_timeframe for Binance since 2025.12
 LONGEST_FUNDING_INTERVAL_MS = 8 * 3_600_000  # Binance settles every 8 h at most (4 h or 1 h for some symbols)
 STATIC_PAIRLISTS = {"StaticPairList"}
-TIMEFRAMES = {"binance": BINANCE_TIMEFRAMES, "hyperliquid": HYPERLIQUID_TIMEFRAMES}
-HYPERLIQUID_HORIZON = 5000  # candles Hyperliquid still serves per series (exchanges/hyperliquid/wire.py)
 
 
 class PlanError(ConfigError):
@@ -140,12 +139,13 @@ def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> 
     if not isinstance(exchange, dict) or not exchange.get("name"):
         raise PlanError(f"{source}: not a freqtrade config (no exchange.name)")
     name = str(exchange["name"]).lower()
-    if name not in TIMEFRAMES:
-        raise PlanError(f"{source}: exchange {exchange['name']!r}: freqfeed serves Binance and Hyperliquid only")
+    if name not in EXCHANGES:
+        raise PlanError(f"{source}: exchange {exchange['name']!r}: freqfeed serves {exchanges.titles()} only")
+    described = exchanges.get(name)
     trading_mode = str(config.get("trading_mode", "spot"))
-    if name == "hyperliquid" and trading_mode != "futures":
-        raise PlanError(f"{source}: Hyperliquid {trading_mode}: freqfeed collects Hyperliquid's perpetuals only "
-                        "(trading_mode futures)")
+    if trading_mode not in described.trading_modes:
+        raise PlanError(f"{source}: {described.title} {trading_mode}: freqfeed collects {described.title}'s "
+                        f"{described.markets} only (trading_mode {' or '.join(described.trading_modes)})")
     now = time.time() if now_ms is None else now_ms / 1000
     freqai = config.get("freqai") if isinstance(config.get("freqai"), dict) else None
     strategy_tf = config.get("timeframe")
@@ -159,9 +159,9 @@ def bot_need(config: dict[str, Any], source: str, now_ms: int | None = None) -> 
     else:  # no FreqAI: only the startup candles of the strategy's timeframe
         timeframes, periods, train_days = ([strategy_tf] if strategy_tf else []), [0], 0.0
     for timeframe in timeframes:
-        if timeframe not in TIMEFRAMES[name]:
+        if timeframe not in described.timeframes:
             raise PlanError(f"{source}: timeframe {timeframe!r} is not one freqfeed collects on {name} "
-                            f"({', '.join(TIMEFRAMES[name])})")
+                            f"({', '.join(described.timeframes)})")
     startup = int(config.get("startup_candle_count", 0) or 0)
     max_period = int(max(startup, *(int(p) for p in periods)) * 1.5)
     max_tf_seconds = max((timeframe_ms(tf) // 1000 for tf in timeframes), default=0)
@@ -224,7 +224,7 @@ class Plan:
         # mark candles and funding rates (futures) are kept as long as the longest of these
         lines = [
             "# freqfeed plan: the history every bot's FreqAI downloads at start-up",
-            *([f"freqfeed_exchange: {self.exchange}"] if self.exchange != "binance" else []),
+            *([f"freqfeed_exchange: {self.exchange}"] if self.exchange != EXCHANGES[0] else []),  # not the default
             f"freqfeed_trading_mode: {self.trading_mode}",
             f"freqfeed_pairs: [{', '.join(self.pairs)}]",
             f"freqfeed_timeframes: [{', '.join(self.timeframes)}]",
@@ -246,29 +246,33 @@ class Plan:
                          + time.strftime("%Y-%m-%d %H:%M", time.gmtime(bot.start_ms / 1000)) + " UTC")
             for timeframe in bot.timeframes:
                 lines.append(f"  {timeframe:>4}: {bot.candles(timeframe):>7} candles")
+            bot_exchange = exchanges.get(bot.exchange)
             if bot.trading_mode == "futures" and has_mark_series(bot.exchange):
                 lines.append(f"  mark {MARK_TIMEFRAME} and funding {FUNDING_TIMEFRAME}: {bot.candles(MARK_TIMEFRAME)} "
                              "candles each")
             elif bot.trading_mode == "futures":
                 lines.append(f"  funding {FUNDING_TIMEFRAME}: {bot.candles(FUNDING_TIMEFRAME)} rates (no mark files: "
-                             "freqtrade uses the 1h futures candles as mark candles on Hyperliquid)")
-            if bot.exchange == "hyperliquid":
-                lines += hyperliquid_notes(bot)
+                             f"freqtrade uses the 1h futures candles as mark candles on {bot_exchange.title})")
+            if bot_exchange.horizon is not None:
+                lines += horizon_notes(bot)
         return lines
 
 
-def hyperliquid_notes(bot: BotNeed) -> list[str]:
-    """What a Hyperliquid bot must know: the exchange keeps 5000 candles, FreqAI needs the override."""
+def horizon_notes(bot: BotNeed) -> list[str]:
+    """What a bot must know on an exchange with a history horizon (Hyperliquid keeps 5000 candles): the rest
+    comes from freqfeed's files only, and FreqAI needs the override."""
+    described = exchanges.get(bot.exchange)
+    horizon, title = described.horizon or 0, described.title
     lines = []
     for timeframe in bot.timeframes:
-        horizon_days = HYPERLIQUID_HORIZON * timeframe_ms(timeframe) / DAY_MS
-        if bot.candles(timeframe) > HYPERLIQUID_HORIZON:
-            lines.append(f"  {timeframe:>4}: Hyperliquid itself serves only its last {HYPERLIQUID_HORIZON} candles "
+        horizon_days = horizon * timeframe_ms(timeframe) / DAY_MS
+        if bot.candles(timeframe) > horizon:
+            lines.append(f"  {timeframe:>4}: {title} itself serves only its last {horizon} candles "
                          f"({horizon_days:.1f} days): the rest only from freqfeed's recorded files")
     if bot.freqai:
         state = "set" if bot.override_exchange_checks else "NOT set: freqtrade refuses to start FreqAI"
-        lines.append("  FreqAI on Hyperliquid needs freqai.override_exchange_checks: true (freqtrade's "
-                     f"ohlcv_has_history is False there) with freqfeed's files in data/hyperliquid: {state}")
+        lines.append(f"  FreqAI on {title} needs freqai.override_exchange_checks: true (freqtrade's "
+                     f"ohlcv_has_history is False there) with freqfeed's files in data/{described.name}: {state}")
     return lines
 
 

@@ -1,10 +1,12 @@
-"""Binance's request-weight budget, shared by every freqfeed process that talks to Binance's REST API.
+"""An exchange's request-weight budget per IP, shared by every freqfeed process that talks to its REST API
+(Binance and Hyperliquid alike; `exchange` names it in logs and refusals).
 
 One `WeightLimiter` per process and market: the producer's backfill and repairs, and the gateway's
-forwarded requests. It keeps the minute's weight under `share` of Binance's limit, trusting Binance's
-own count (`X-MBX-USED-WEIGHT-1M`) over its estimate, honours `Retry-After` on 429, and on 418 (an IP
-ban) refuses everything until the ban ends. Minutes and bans are measured on the exchange's clock, so
-the same code is right against Binance and against a simulator running faster than real time.
+forwarded requests. It keeps the minute's weight under `share` of the exchange's limit, trusting the
+exchange's own count where it sends one (Binance's `X-MBX-USED-WEIGHT-1M`) over its estimate, honours
+`Retry-After` on 429, and on 418 (an IP ban) refuses everything until the ban ends. Minutes and bans are
+measured on the exchange's clock, so the same code is right against the exchange and against a simulator
+running faster than real time.
 """
 
 from __future__ import annotations
@@ -54,8 +56,9 @@ class LimiterStats:
 
 
 class WeightLimiter:
-    def __init__(self, clock: Clock, *, weight_limit: int, share: float) -> None:
+    def __init__(self, clock: Clock, *, weight_limit: int, share: float, exchange: str) -> None:
         self.clock = clock
+        self.exchange = exchange  # its name in logs and refusals: "Binance"
         self.weight_limit = weight_limit
         self.share = share
         self.stats = LimiterStats()
@@ -70,7 +73,7 @@ class WeightLimiter:
 
     @property
     def used_weight(self) -> int:
-        """Weight used this minute, as Binance last said (or as counted since)."""
+        """Weight used this minute, as the exchange last said (or as counted since)."""
         self._roll()
         return self._used_weight
 
@@ -90,10 +93,11 @@ class WeightLimiter:
 
     def check(self, weight: int) -> float:
         """Real seconds to wait before a request of `weight` may go out (0: now). Raises RateLimited while
-        banned or told to wait by Binance."""
+        banned or told to wait by the exchange."""
         paused = self.paused_for()
         if paused > 0:
-            reason = "banned by Binance (418)" if self._pause_status == 418 else "rate limited by Binance (429)"
+            reason = f"banned by {self.exchange} (418)" if self._pause_status == 418 \
+                else f"rate limited by {self.exchange} (429)"
             raise RateLimited(self._pause_status, paused, reason)
         self._roll()
         if self._used_weight + weight <= self.budget:
@@ -120,7 +124,7 @@ class WeightLimiter:
             log.info("rate limit: %d of %d weight used this minute (budget %d%% of %d); waiting %.1fs",
                      self._used_weight, self.budget, round(self.share * 100), self.weight_limit, wait)
             await asyncio.sleep(wait)
-        self._used_weight += weight  # counted now, so concurrent callers see it; Binance's header corrects it
+        self._used_weight += weight  # counted now, so concurrent callers see it; the exchange's header corrects it
         minute = self.clock.now() // 60_000
         self.stats.by_minute[minute] = self.stats.by_minute.get(minute, 0) + weight
         for old in [m for m in self.stats.by_minute if m < minute - 60]:
@@ -131,7 +135,7 @@ class WeightLimiter:
             self.stats.by_endpoint[endpoint] = self.stats.by_endpoint.get(endpoint, 0) + 1
 
     def observe(self, headers: Mapping[str, str]) -> None:
-        """Binance's count of the minute's weight wins over ours."""
+        """The exchange's count of the minute's weight (Binance's used-weight header) wins over ours."""
         used = _header(headers, USED_WEIGHT_HEADER)
         if used is not None and used.isdigit():
             self._roll()
@@ -139,7 +143,7 @@ class WeightLimiter:
             self.stats.peak_used_weight = max(self.stats.peak_used_weight, int(used))
 
     def rejected(self, status: int, headers: Mapping[str, str], message: str = "") -> float:
-        """A 429 or 418: stop sending for Retry-After seconds (60 when Binance gives none); returns them."""
+        """A 429 or 418: stop sending for Retry-After seconds (60 when the exchange gives none); returns them."""
         retry_after = _header(headers, "Retry-After")
         try:
             seconds = float(retry_after) if retry_after is not None else 60.0
@@ -150,11 +154,12 @@ class WeightLimiter:
         self._pause_status = status
         if status == 418:
             self.stats.banned += 1
-            log.error("Binance banned this IP (HTTP 418: %s): all REST traffic stopped for %.0fs", message, seconds)
+            log.error("%s banned this IP (HTTP 418: %s): all REST traffic stopped for %.0fs", self.exchange, message,
+                      seconds)
         else:
             self.stats.rate_limited += 1
-            log.warning("Binance rate limit hit (HTTP 429): pausing REST traffic for %.0fs as Retry-After says",
-                        seconds)
+            log.warning("%s rate limit hit (HTTP 429): pausing REST traffic for %.0fs as Retry-After says",
+                        self.exchange, seconds)
         return seconds
 
 

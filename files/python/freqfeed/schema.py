@@ -32,13 +32,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from freqfeed import exchanges
+from freqfeed.config import EXCHANGES
 from freqfeed.influxql import Select, quote_identifier, quote_literal
 from freqfeed.timeframes import timeframe_ms
 
 __all__ = ["Select", "quote_identifier", "quote_literal"]  # re-exported: the schema's queries are Selects
 
 EXCHANGE = "binance"  # the `exchange` tag of every point: exchange.name (use_exchange); one exchange per process
-EXCHANGES = ("binance", "hyperliquid")
 OHLCV_FIELDS = ("open", "high", "low", "close", "volume")
 KLINE_EXTRA_FIELDS = ("quote_volume", "trades", "taker_buy_volume", "taker_buy_quote_volume")
 KLINE_FIELDS = OHLCV_FIELDS + KLINE_EXTRA_FIELDS  # everything of a Binance kline row
@@ -89,13 +90,13 @@ class FundingRate:
 def has_mark_series(exchange: str) -> bool:
     """Whether `mark_price` holds the exchange's 1h mark candles. Hyperliquid has none: freqtrade uses its 1h
     futures candles as mark candles there (`mark_ohlcv_price: "futures"` in freqtrade's hyperliquid.py)."""
-    return exchange != "hyperliquid"
+    return exchanges.get(exchange).has_mark_series
 
 
 def funding_has_mark_price(exchange: str) -> bool:
     """Whether the exchange's settled funding rates carry the mark price (Binance's do; Hyperliquid's
     fundingHistory has none, so `mark_price` stays empty there and is no sign of rates to fetch again)."""
-    return exchange != "hyperliquid"
+    return exchanges.get(exchange).funding_has_mark_price
 
 
 def use_exchange(name: str) -> None:

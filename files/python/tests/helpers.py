@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from freqfeed.config import InfluxDBConfig, exchange_symbol
+from freqfeed.exchanges.binance.wire import format_ticks
 from freqfeed.influx import InfluxDB
 from freqfeed.schema import (
     MARK_MEASUREMENT,
@@ -14,7 +15,7 @@ from freqfeed.schema import (
     funding_line,
     ohlcv_measurement,
 )
-from freqfeed.simulator.market import Candles, Market, format_ticks
+from freqfeed.simulator.market import Candles, Market
 from freqfeed.timeframes import timeframe_ms
 
 MARKET = Market(seed=7)

@@ -15,11 +15,12 @@ import requests
 import yaml
 
 from freqfeed.config import InfluxDBConfig, exchange_symbol
+from freqfeed.exchanges.binance.wire import format_ticks
 from freqfeed.exchanges.hyperliquid.simulator import HyperliquidMarket
 from freqfeed.influx import InfluxDB
 from freqfeed.localinflux import free_port
 from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement, series_select
-from freqfeed.simulator.market import Market, format_ticks
+from freqfeed.simulator.market import Market
 from freqfeed.timeframes import last_closed_open, timeframe_ms
 
 from .helpers import influx_section

@@ -1,4 +1,4 @@
-"""freqfeed.binance_wire: Binance's documented numbers, written out literally, and the pure wire functions.
+"""freqfeed.exchanges.binance.wire: Binance's documented numbers, written out literally, and the pure wire functions.
 
 The simulator and the gateway both take their weights, limits and shapes from binance_wire, so these
 tests are what keeps that table honest: every number here is copied from Binance's documentation
@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from freqfeed import binance_wire as wire
-from freqfeed.binance_wire import BinanceError
+from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.wire import BinanceError
 from freqfeed.timeframes import candle_open
 
 KNOWN = {"BTCUSDT", "ETHUSDT"}

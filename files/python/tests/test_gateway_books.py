@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import requests
 
-from freqfeed import binance_wire as wire
 from freqfeed import feather
 from freqfeed.config import InfluxDBConfig
+from freqfeed.exchanges.binance import wire
 from freqfeed.localinflux import LocalInfluxDB
 
 from .processes import (

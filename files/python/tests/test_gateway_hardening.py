@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 
-from freqfeed import binance_wire as wire
 from freqfeed.config import InfluxDBConfig
+from freqfeed.exchanges.binance import wire
 from freqfeed.localinflux import LocalInfluxDB
 
 from .processes import (

@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from freqfeed.exchange import UnknownPairsError
+from freqfeed.exchanges.base import MarkPrice, UnknownPairsError
+from freqfeed.exchanges.base import StreamEvents as ProducerEvents
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.feed import HyperliquidLiveStreams
 from freqfeed.exchanges.hyperliquid.rest import HyperliquidProducerRest, HyperliquidRest, candle_from_row
@@ -24,8 +25,6 @@ from freqfeed.exchanges.hyperliquid.simulator import MAJORS
 from freqfeed.exchanges.hyperliquid.streams import Close, Gap, HyperliquidStreams, StreamEvents
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, Universe
 from freqfeed.schema import Candle
-from freqfeed.streams import MarkPrice
-from freqfeed.streams import StreamEvents as ProducerEvents
 from freqfeed.timeframes import candle_open
 
 from .processes import HyperliquidSim, wait_for
@@ -396,7 +395,7 @@ def test_ccxt_pro_watches_the_simulators_websocket(fast_sim: HyperliquidSim) -> 
 
 
 class ProducerRecorder(ProducerEvents):
-    """What the producer would hear (freqfeed.streams.StreamEvents, the interface Binance's LiveStreams uses)."""
+    """What the producer would hear (freqfeed.exchanges.base.StreamEvents, the interface Binance's LiveStreams uses)."""
 
     def __init__(self) -> None:
         self.closed: list[tuple[str, str, Candle]] = []

@@ -16,7 +16,7 @@ import pytest
 import requests
 import websockets
 
-from freqfeed import binance_wire as wire
+from freqfeed.exchanges.binance import wire
 from freqfeed.simulator.market import BOOK_LEVELS, Market
 from freqfeed.timeframes import candle_open, timeframe_ms
 

@@ -3,27 +3,46 @@
 The layout, modelled on cryptofeed's split between a feed (what one exchange says and how to ask it) and
 its backends (what the rest of the program does with it):
 
+    freqfeed/exchanges/base.py    the interface: `Exchange` (the description each package gives), the
+                                  producer's ProducerRest/ProducerStreams protocols and StreamEvents,
+                                  ExchangeClock, UnknownPairsError
     freqfeed/exchanges/<name>/
+        __init__.py   EXCHANGE: name, timeframes, history horizon, mark series, funding layout, pair check,
+                      and the factories (producer REST and streams, gateway, simulator), importing lazily
         wire.py       the exchange's wire format in one place: request validation and the exchange's own
                       errors, answer shapes, weights and limits, names (coins, symbols, pairs), websocket
                       messages. Pure: no I/O, no clock. Shared by the simulator, the clients and the gateway,
                       so they cannot disagree about what the exchange says.
         rest.py       one REST client (aiohttp) behind the shared weight limiter (freqfeed.ratelimit): the
                       only code that sends REST requests to that exchange, for the producer and the gateway.
-        streams.py    one websocket client: subscriptions within the exchange's limits, keep-alive,
+        streams.py    the websocket client: subscriptions within the exchange's limits, keep-alive,
                       reconnects with backoff, silence detection, closed candles.
         simulator.py  a deterministic market that speaks the wire format (candles a pure function of seed,
                       coin and time: freqfeed.simulator.market), for tests, benchmarks and the lab.
 
-What the producer, sync, gateway, plan and status need from an exchange package (to be formalised as a
-Protocol when Binance moves in, see docs/notes/hl.md):
-  - pairs <-> exchange names (`pair_to_coin` / `coin_to_pair` for Hyperliquid, `exchange_symbol` for Binance)
-  - the candle intervals it serves and its history horizon (Binance: none; Hyperliquid: 5000 candles)
-  - a REST client: closed candles in [start, end], funding rates in [start, end], exchange time
-  - a stream client: closed candles and candles in progress, mark price / funding estimates, (re)connects
-  - freqtrade's layout for it (candle types, mark candles, funding timeframe)
-
-`clients.py` picks the producer's REST and stream clients by the config's `exchange.name`.
-Today only `hyperliquid` lives here; Binance's modules (binance_wire, exchange, streams, simulator/) move
-in later without behaviour changes.
+`get(config.exchange.name)` finds a package's EXCHANGE; the names are config.EXCHANGES (the choices of
+`exchange.name`). Adding an exchange: its package and its name there. docs/exchanges.md, "Package layout".
 """
+
+from __future__ import annotations
+
+import importlib
+from functools import cache
+
+from freqfeed.config import EXCHANGES
+from freqfeed.exchanges.base import Exchange
+
+
+@cache
+def get(name: str) -> Exchange:
+    """The exchange called `name` (config's exchange.name); ValueError naming the known ones otherwise."""
+    if name not in EXCHANGES:
+        raise ValueError(f"unknown exchange {name!r} (expected one of {', '.join(EXCHANGES)})")
+    exchange: Exchange = importlib.import_module(f"freqfeed.exchanges.{name}").EXCHANGE
+    return exchange
+
+
+def titles() -> str:
+    """"Binance and Hyperliquid", for messages."""
+    names = [get(name).title for name in EXCHANGES]
+    return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else names[0]

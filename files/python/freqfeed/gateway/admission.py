@@ -8,7 +8,7 @@ A request is admitted only when all of this holds, checked on the request target
   or not): signed requests are refused whatever the path (403, -2015);
 - the target is in origin form (`/...`, not `http://host/...`), has no `#`, no control character and no
   byte outside printable ASCII;
-- the path is, byte for byte, one of the public endpoints `binance_wire.PUBLIC_ENDPOINTS` lists for this
+- the path is, byte for byte, one of the public endpoints `exchanges.binance.wire.PUBLIC_ENDPOINTS` lists for this
   gateway's market: no `%` at all (Binance's public paths are letters, digits and `/`, so no encoding is ever
   needed: `%2e`, `%2f`, `%3f`, `%25` are all refused, not decoded), no dot segment, no `//`, no `;`, no `\\`,
   the exact case;
@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
 
-from freqfeed import binance_wire as wire
-from freqfeed.gateway.upstream import Reply
+from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.upstream import Reply
 
 # Endpoints that need an account (USER_DATA, TRADE, USER_STREAM): refused with the hint about ccxt's URL keys.
 PRIVATE_ENDPOINTS = frozenset({

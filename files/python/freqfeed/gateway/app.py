@@ -4,8 +4,8 @@ Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantic
 `/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
 exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
 cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
-(freqfeed.gateway.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
-binance_wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
+(freqfeed.exchanges.binance.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
+exchanges.binance.wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
 requests are refused whatever the path: only the public URL keys of ccxt may point here.
 """
 
@@ -24,16 +24,16 @@ from typing import Any
 
 from aiohttp import web
 
-from freqfeed import binance_wire as wire
 from freqfeed.config import Config
-from freqfeed.exchange import ExchangeClock
+from freqfeed.exchanges.base import ExchangeClock
+from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.books import BookStreams
+from freqfeed.exchanges.binance.upstream import Reply, Upstream
 from freqfeed.gateway.admission import Admitted, Refused, admit
-from freqfeed.gateway.books import BookStreams
 from freqfeed.gateway.history import Forward, History
 from freqfeed.gateway.lifecycle import serve_until_stopped
 from freqfeed.gateway.notify import notify
 from freqfeed.gateway.permanent import PermanentAnswers
-from freqfeed.gateway.upstream import Reply, Upstream
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from freqfeed import binance_wire as wire
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.exchange import ExchangeClock
+from freqfeed.exchanges.base import ExchangeClock
+from freqfeed.exchanges.binance import wire
 from freqfeed.gateway import snapshot
 from freqfeed.gateway.rows import kline_row_bytes
 from freqfeed.gateway.series import BlockCache, SeriesCache

@@ -2,9 +2,9 @@
 formatted strings through json.dumps (about 6x less CPU, which is most of a load's cost in the gateway).
 
 The fast path writes each number with Python's correctly rounded fixed-point formatting, which gives the
-same string as binance_wire.format_float for every value it rounds through a float product (|value| x
+same string as wire.format_float for every value it rounds through a float product (|value| x
 10^decimals below 2^50: every price, volume and quote volume the exchange sends); anything else (larger
-values, missing fields, non-finite numbers) goes the exact way, binance_wire.kline_row_from_floats.
+values, missing fields, non-finite numbers) goes the exact way, wire.kline_row_from_floats.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from freqfeed import binance_wire as wire
+from freqfeed.exchanges.binance import wire
 
 _LIMIT = float(2**50)
 QUOTE_DECIMALS = wire.QUOTE_DECIMALS

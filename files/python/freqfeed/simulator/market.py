@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from freqfeed.binance_wire import format_ticks  # noqa: F401 - re-exported: tests and bench import it from here
 from freqfeed.timeframes import candle_open, timeframe_ms
 
 MINUTE_MS = 60_000

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from freqfeed import binance_wire as wire
+from freqfeed.exchanges.binance import wire
 from freqfeed.gateway.admission import OTHER, Refused, admit
 
 BYPASSES = [

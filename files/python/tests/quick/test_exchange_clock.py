@@ -1,11 +1,11 @@
-"""The exchange clock (freqfeed.exchange.ExchangeClock): offset and rate from /time samples."""
+"""The exchange clock (freqfeed.exchanges.base.ExchangeClock): offset and rate from /time samples."""
 
 from __future__ import annotations
 
 import pytest
 
-from freqfeed import exchange
-from freqfeed.exchange import ExchangeClock
+from freqfeed.exchanges import base as exchange
+from freqfeed.exchanges.base import ExchangeClock
 
 SERVER = 1_795_572_000_000
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from freqfeed import config as config_module
-from freqfeed.gateway.upstream import Reply, Upstream, _Cached
+from freqfeed.exchanges.binance.upstream import Reply, Upstream, _Cached
 
 
 def upstream(**gateway: object) -> Upstream:

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from freqfeed import binance_wire as wire
 from freqfeed import config
-from freqfeed.gateway import books as books_module
-from freqfeed.gateway.books import BookStreams, _Connection
+from freqfeed.exchanges.binance import books as books_module
+from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.books import BookStreams, _Connection
 from freqfeed.gateway.history import Forward
 
 CONFIG = config.from_mapping({"influxdb": {"url": "http://127.0.0.1:8086", "database": "market"},

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from freqfeed import binance_wire as wire
+from freqfeed.exchanges.binance import wire
 from freqfeed.gateway.rows import kline_row_bytes
 
 

@@ -54,7 +54,10 @@ def test_the_forward_reasons_exposed_are_the_gateways_reason_kinds() -> None:
 
 def test_the_repair_reasons_exposed_are_the_producers() -> None:
     used = set()
-    for node in ast.walk(ast.parse(inspect.getsource(producer))):
+    modules = [producer, *(module for module in vars(producer).values() if inspect.ismodule(module)
+                           and module.__name__.startswith("freqfeed.producer."))]  # the package's concerns
+    assert len(modules) > 1
+    for node in (node for module in modules for node in ast.walk(ast.parse(inspect.getsource(module)))):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and \
                 node.func.attr in ("_enqueue", "_repair_if_due"):
             reason = node.args[-1]

@@ -7,8 +7,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from freqfeed import binance_wire as wire
 from freqfeed import producer
+from freqfeed.exchanges.binance import wire
 from freqfeed.producer import Series, _Gap, missing_ranges
 
 M = 60_000

@@ -33,7 +33,7 @@ def monotonic(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 def limiter(clock: FakeClock, limit: int = 2400, share: float = 0.5) -> WeightLimiter:
-    return WeightLimiter(clock, weight_limit=limit, share=share)
+    return WeightLimiter(clock, weight_limit=limit, share=share, exchange="Binance")
 
 
 def test_budget_is_the_share_of_the_limit() -> None:

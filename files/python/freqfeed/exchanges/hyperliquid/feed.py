@@ -1,7 +1,8 @@
-"""Hyperliquid's live candles and mark prices for the producer, reported exactly as freqfeed.streams.LiveStreams
-reports Binance's: the same `freqfeed.streams.StreamEvents` (closed candles with `on_candle(pair, timeframe,
-Candle)`, the candle in progress with `on_live_candle`, `on_mark_price(MarkPrice)`, `on_connect(label,
-reconnect)`, `on_disconnect(label, reason, retry_in)`), so the producer can take either.
+"""Hyperliquid's live candles and mark prices for the producer, reported exactly as Binance's LiveStreams
+(freqfeed.exchanges.binance.streams) reports Binance's: the same `freqfeed.exchanges.base.StreamEvents`
+(closed candles with `on_candle(pair, timeframe, Candle)`, the candle in progress with `on_live_candle`,
+`on_mark_price(MarkPrice)`, `on_connect(label, reconnect)`, `on_disconnect(label, reason, retry_in)`),
+so the producer can take either.
 
 Layout, as Binance's: one connection per timeframe, labelled `klines <timeframe>` (the producer repairs that
 timeframe's series over REST when it reconnects), and one `markPrice` connection with an `activeAssetCtx`
@@ -21,11 +22,11 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from freqfeed.exchanges.base import MarkPrice, StreamEvents
 from freqfeed.exchanges.hyperliquid import streams as hl
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.rest import candle_from_row
 from freqfeed.schema import Candle
-from freqfeed.streams import MarkPrice, StreamEvents
 from freqfeed.timeframes import candle_open
 
 log = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from aiohttp import web
 
 from freqfeed import schema
 from freqfeed.config import Config
-from freqfeed.exchange import ExchangeClock
+from freqfeed.exchanges.base import ExchangeClock
 from freqfeed.exchanges.hyperliquid import admission, local, wire
 from freqfeed.exchanges.hyperliquid.admission import Refused
 from freqfeed.exchanges.hyperliquid.books import BookStreams

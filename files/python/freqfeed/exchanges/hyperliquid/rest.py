@@ -9,7 +9,7 @@
   the per-minute budget refills), as the limiter's Retry-After; 5xx and network errors: backoff, retry;
   other statuses raise HyperliquidError;
 - time: Hyperliquid has no time endpoint but `exchangeStatus` (weight 2) answers {"time"}: the
-  ExchangeClock (freqfeed.exchange) learns offset and rate from it, so the same code is right against a
+  ExchangeClock (freqfeed.exchanges.base) learns offset and rate from it, so the same code is right against a
   simulator running faster than real time;
 - candles: pages backwards from the end over the 5000-candle horizon and stops where the exchange's
   history stops; funding: pages forwards past 500 rows (startTime = last time + 1).
@@ -28,7 +28,8 @@ from typing import Any
 import aiohttp
 
 from freqfeed.config import exchange_symbol
-from freqfeed.exchange import ExchangeClock, UnknownPairsError
+from freqfeed.exchanges.base import ExchangeClock, UnknownPairsError
+from freqfeed.exchanges.http import RestSession
 from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.wire import AssetCtx, HyperliquidError, Universe
 from freqfeed.ratelimit import LimiterStats, WeightLimiter
@@ -67,32 +68,18 @@ class CandleHistory:
     truncated: bool
 
 
-class HyperliquidRest:
+class HyperliquidRest(RestSession):
     def __init__(self, base_url: str = wire.MAINNET_URL, *, clock: ExchangeClock | None = None,
                  limiter: WeightLimiter | None = None, share: float = 0.5, timeout: float = 10.0,
                  user_agent: str = "freqfeed") -> None:
+        clock = clock or ExchangeClock()
+        super().__init__(clock, limiter or WeightLimiter(clock, weight_limit=wire.WEIGHT_LIMIT, share=share,
+                                                         exchange="Hyperliquid"),
+                         timeout=timeout, headers={"User-Agent": user_agent})
         self.url = base_url.rstrip("/") + wire.INFO_PATH
-        self.clock = clock or ExchangeClock()
-        self.limiter = limiter or WeightLimiter(self.clock, weight_limit=wire.WEIGHT_LIMIT, share=share)
         self.timeout = timeout
         self.user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
         self._last_exchange = (0.0, 0.0)  # monotonic send and answer times of the last request
-
-    async def __aenter__(self) -> HyperliquidRest:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def stats(self) -> LimiterStats:
-        return self.limiter.stats
 
     # -- transport --------------------------------------------------------------------------------
 
@@ -145,13 +132,8 @@ class HyperliquidRest:
         return status, text
 
     async def _post(self, body: Mapping[str, Any]) -> tuple[int, str]:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                connector=aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver()),
-                headers={"User-Agent": self.user_agent})
         sent = time.monotonic()
-        async with self._session.post(self.url, json=body) as response:
+        async with self.session().post(self.url, json=body) as response:
             text = await response.text()
             self._last_exchange = (sent, time.monotonic())
             return response.status, text
@@ -233,8 +215,8 @@ class HyperliquidRest:
 
 
 class HyperliquidProducerRest:
-    """HyperliquidRest with the methods the producer calls on Binance's REST client (freqfeed.exchange.
-    BinanceRest), pairs in and freqfeed's types out, so the producer can take either:
+    """HyperliquidRest with the methods the producer calls on Binance's REST client (freqfeed.exchanges.
+    binance.rest.BinanceRest), pairs in and freqfeed's types out, so the producer can take either:
     sync_time, exchange_info, check_pairs, klines, klines_and_current, page_candles, funding_rates,
     next_funding_times, stats, limiter, weight_limit, close.
 
@@ -279,7 +261,7 @@ class HyperliquidProducerRest:
         return {"universe": universe, "ctxs": ctxs}
 
     def check_pairs(self, info: Mapping[str, Any], pairs: Sequence[str]) -> None:
-        """Remember each pair's coin; freqfeed.exchange.UnknownPairsError naming every pair Hyperliquid does not
+        """Remember each pair's coin; freqfeed.exchanges.base.UnknownPairsError naming every pair Hyperliquid does not
         list or lists as delisted."""
         universe: Universe = info["universe"]
         try:

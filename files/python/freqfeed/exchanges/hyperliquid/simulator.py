@@ -39,7 +39,6 @@ import contextlib
 import json
 import logging
 import math
-import signal
 import sys
 import time
 from collections import Counter, defaultdict, deque
@@ -54,6 +53,7 @@ from freqfeed.exchanges.hyperliquid import wire
 from freqfeed.exchanges.hyperliquid.wire import Asset, AssetCtx, HyperliquidError, Subscription
 from freqfeed.simulator.clock import SimClock
 from freqfeed.simulator.market import Candles, Instrument, Market
+from freqfeed.simulator.serving import SimServer, run_until_signalled
 from freqfeed.timeframes import candle_open
 
 log = logging.getLogger(__name__)
@@ -306,7 +306,9 @@ class WsConnection:
     last_sent: float = field(default_factory=time.monotonic)
 
 
-class HyperliquidSimulator:
+class HyperliquidSimulator(SimServer):
+    name = "hyperliquid simulator"
+
     def __init__(self, market: HyperliquidSource | None = None, clock: SimClock | None = None, *, seed: int = 1,
                  idle_close_s: float = wire.WS_IDLE_CLOSE_S, weight_limit: int = wire.WEIGHT_LIMIT) -> None:
         self.clock = clock or SimClock()
@@ -339,24 +341,8 @@ class HyperliquidSimulator:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> HyperliquidSimulator:
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await site.start()
-        self.host, self.port = host, int(self._runner.addresses[0][1])
-        self._tasks.append(asyncio.create_task(self._publisher()))
-        log.info("hyperliquid simulator listening on http://%s:%d (speed %gx, exchange time %s)", host, self.port,
-                 self.clock.speed, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.clock.now() / 1000)))
+        await self.listen(host, port)
         return self
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for conn in list(self.connections):
-            with contextlib.suppress(Exception):
-                await conn.ws.close()
-        if self._runner:
-            await self._runner.cleanup()
 
     # -- REST -------------------------------------------------------------------------------------
 
@@ -707,12 +693,7 @@ async def serve(args: argparse.Namespace) -> None:
     for fault in args.fault:
         name, _, value = fault.partition("=")
         log.info("fault at start-up: %s", await simulator.apply_fault(name, value or None))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await simulator.stop()
+    await run_until_signalled(simulator)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -162,7 +162,7 @@ class HyperliquidStreams:
         self._session: aiohttp.ClientSession | None = None
 
     def start(self) -> None:
-        """Connect in the background (call from a running event loop), as freqfeed.streams.LiveStreams."""
+        """Connect in the background (call from a running event loop), as Binance's LiveStreams."""
         self._session = aiohttp.ClientSession()
         self._tasks = [asyncio.create_task(self._connection(i, batch)) for i, batch in enumerate(self.batches)]
         self._tasks.append(asyncio.create_task(self._expirer()))

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from cryptofeed import FeedHandler
@@ -30,37 +29,13 @@ from cryptofeed.exchanges import Binance, BinanceFutures
 from cryptofeed.symbols import Symbol, Symbols
 
 from freqfeed.config import Config
+from freqfeed.exchanges.base import MarkPrice, StreamEvents
 from freqfeed.schema import Candle
 
 log = logging.getLogger(__name__)
 
 MAX_RECONNECT_DELAY = 30.0
 SILENCE_TIMEOUT = 90  # seconds without any message before cryptofeed's own watcher reconnects
-
-
-@dataclass(frozen=True)
-class MarkPrice:
-    pair: str
-    mark_price: float
-    funding_rate: float | None  # the rate for the next funding time (an estimate until then)
-    next_funding_ms: int | None
-    event_ms: int
-
-
-class StreamEvents:
-    """What the producer hears from the streams; every method must return quickly."""
-
-    async def on_candle(self, pair: str, timeframe: str, candle: Candle) -> None: ...
-
-    def on_live_candle(self, pair: str, timeframe: str, candle: Candle, event_ms: int) -> None: ...
-
-    async def on_mark_price(self, update: MarkPrice) -> None: ...
-
-    def on_connect(self, label: str, reconnect: bool) -> None: ...
-
-    def on_disconnect(self, label: str, reason: str, retry_in: float) -> None: ...
-
-    def on_malformed(self, label: str, error: str, message: str) -> None: ...
 
 
 def cryptofeed_symbol(pair: str, futures: bool) -> str:

@@ -1,4 +1,5 @@
-"""What the gateway asks Binance itself: forwarded requests, exchangeInfo and the exchange's clock.
+"""What the gateway asks Binance itself: forwarded requests, exchangeInfo and the exchange's clock, on the
+same RestSession and limiter as the producer's client (rest.py), but never retried: a bot gets its answer now.
 
 Every forwarded request goes through one weight-aware limiter (freqfeed.ratelimit, as the producer's):
 Binance's used-weight header counts, a 429 pauses all traffic for Retry-After and a 418 until the ban
@@ -24,15 +25,17 @@ from typing import Any
 import aiohttp
 
 from freqfeed import __version__
-from freqfeed.binance_wire import market_info, request_weight
 from freqfeed.config import Config
-from freqfeed.exchange import ExchangeClock
-from freqfeed.ratelimit import USED_WEIGHT_HEADER, RateLimited, WeightLimiter
+from freqfeed.exchanges.base import ExchangeClock
+from freqfeed.exchanges.binance.rest import binance_limiter, market_of
+from freqfeed.exchanges.binance.wire import market_info, request_weight
+from freqfeed.exchanges.http import RestSession
+from freqfeed.ratelimit import USED_WEIGHT_HEADER, RateLimited
 
 log = logging.getLogger(__name__)
 
 PASSED_HEADERS = ("Content-Type", USED_WEIGHT_HEADER, "Retry-After")
-UNKNOWN_WEIGHT = 5  # an endpoint binance_wire has no weight for; Binance's header corrects the count
+UNKNOWN_WEIGHT = 5  # an endpoint wire.py has no weight for; Binance's header corrects the count
 CLOCK_SYNC_EVERY = 60.0  # real seconds between /time requests (weight 1)
 
 
@@ -58,17 +61,19 @@ class _Cached:
     reply: Reply
 
 
-class Upstream:
+class Upstream(RestSession):
+    """The gateway's requests to Binance: forwarded as they are (never retried), cached and coalesced, on the
+    same session, limiter and clock code as the producer's client (binance.rest)."""
+
     def __init__(self, config: Config, clock: ExchangeClock | None = None) -> None:
+        clock = clock or ExchangeClock()
+        self.user_agent = f"freqfeed-gateway/{__version__} ({socket.gethostname()})"
+        super().__init__(clock, binance_limiter(config, clock), timeout=config.exchange.timeout,
+                         headers={"User-Agent": self.user_agent}, connections=64)
         self.config = config
-        self.market = "futures" if config.futures else "spot"
+        self.market = market_of(config)
         self.prefix = market_info(self.market).rest_prefix
         self.base = config.exchange.rest_url
-        self.clock = clock or ExchangeClock()
-        self.limiter = WeightLimiter(self.clock, weight_limit=market_info(self.market).weight_limit,
-                                     share=config.exchange.max_weight_share)
-        self.user_agent = f"freqfeed-gateway/{__version__} ({socket.gethostname()})"
-        self._session: aiohttp.ClientSession | None = None
         self._cache: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], _Cached] = OrderedDict()
         self.max_cache_entries = config.gateway.forward_cache_entries
         self.max_cache_bytes = int(config.gateway.forward_cache_mb * 1_000_000)
@@ -82,19 +87,6 @@ class Upstream:
         self.cache_hits = 0
         self.coalesced = 0
         self.refused_locally = 0  # answered 429/418 without asking Binance
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=self.config.exchange.timeout)
-            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver(), limit=64)
-            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                                  headers={"User-Agent": self.user_agent})
-        return self._session
 
     # -- forwarding ------------------------------------------------------------------------------
 
@@ -168,7 +160,7 @@ class Upstream:
                                                   f"(retry in {math.ceil(exc.retry_after)}s)", exc.retry_after)
         url = self.base + path
         try:
-            async with self._client().get(url, params=list(params)) as response:
+            async with self.session().get(url, params=list(params)) as response:
                 body = await response.read()
                 headers = {name: response.headers[name] for name in PASSED_HEADERS if name in response.headers}
                 status = response.status

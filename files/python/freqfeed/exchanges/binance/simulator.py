@@ -1,7 +1,7 @@
 """`freqfeed simulate`: a Binance-compatible exchange on one local port, for tests, benchmarks and the lab.
 
 Server plumbing only: what Binance's requests, answers, errors, weights and streams look like lives in
-freqfeed.binance_wire (shared with the gateway); prices and books come from a DataSource (the
+freqfeed.exchanges.binance.wire (shared with the gateway); prices and books come from a DataSource (the
 deterministic Market by default), so a later source can serve real data through the same server.
 
 REST, with Binance's parameters, JSON shapes, request weights, X-MBX-USED-WEIGHT-1M header, 429 with
@@ -12,7 +12,7 @@ Retry-After when the minute's weight is spent, 418 bans for clients that keep go
 The order book is the DataSource's book of the answer's moment: futures depth carries it in E/T.
 
 Websocket: combined streams (`/stream?streams=a/b`), raw streams (`/ws/<name>`) and live SUBSCRIBE;
-each route delivers what Binance's does (binance_wire.route_delivers) and accepts the rest silently:
+each route delivers what Binance's does (wire.route_delivers) and accepts the rest silently:
   /market/...  USD-M futures routed base: `<s>@kline_<i>`, `<s>@markPrice`, `<s>@markPrice@1s`
   /public/...  futures public route: `<s>@depth<5|10|20>[@100ms|@500ms]` (250 ms without a speed),
                `<s>@bookTicker`, `!bookTicker` (every 5 s)
@@ -46,7 +46,6 @@ import contextlib
 import json
 import logging
 import math
-import signal
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Mapping
@@ -57,10 +56,11 @@ from typing import Any, Protocol
 import numpy as np
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from freqfeed import binance_wire as wire
-from freqfeed.binance_wire import BinanceError, Stream
+from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.wire import BinanceError, Stream
 from freqfeed.simulator.clock import SimClock
 from freqfeed.simulator.market import Book, Candles, Instrument, Market
+from freqfeed.simulator.serving import SimServer, run_until_signalled
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, last_closed_open, timeframe_ms
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class WsConnection:
 # -- the server -----------------------------------------------------------------------------------
 
 
-class Simulator:
+class Simulator(SimServer):
     def __init__(self, source: DataSource | None = None, clock: SimClock | None = None, seed: int = 1) -> None:
         self.source: DataSource = source or Market(seed)
         self.clock = clock or SimClock()
@@ -202,25 +202,8 @@ class Simulator:
         return app
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
-        await self._runner.setup()
-        self.host = host
-        self._site = web.TCPSite(self._runner, host, port, reuse_address=True)
-        await self._site.start()
-        self.port = int(self._runner.addresses[0][1])
-        self._tasks.append(asyncio.create_task(self._publisher()))
-        log.info("simulator listening on http://%s:%d (speed %gx, exchange time %s)", host, self.port,
-                 self.clock.speed, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(self.clock.now() / 1000)))
+        await self.listen(host, port)
         return self
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for conn in list(self.connections):
-            with contextlib.suppress(Exception):
-                await conn.ws.close()
-        if self._runner:
-            await self._runner.cleanup()
 
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
@@ -819,12 +802,7 @@ async def serve(host: str, port: int, speed: float, seed: int, start: int | None
     for fault in faults:
         name, _, value = fault.partition("=")
         log.info("simulator fault at start-up: %s", await simulator.apply_fault(name, float(value) if value else None))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await simulator.stop()
+    await run_until_signalled(simulator)
 
 
 def main(host: str, port: int, speed: float, seed: int, start: int | None, faults: list[str]) -> int:

@@ -1,5 +1,6 @@
 """Binance REST access for the producer: klines, mark-price klines, funding history, server time and
-exchange info, behind one weight-aware rate limiter.
+exchange info, behind one weight-aware rate limiter. The gateway's forwarding (upstream.py) builds on the
+same RestSession (freqfeed.exchanges.http) and the same limiter (`binance_limiter`).
 
 The limiter keeps a fixed delay between requests (`exchange.request_delay`), reads Binance's
 X-MBX-USED-WEIGHT-1M header and stays under `exchange.max_weight_share` of the minute's budget,
@@ -18,28 +19,17 @@ from typing import Any
 import aiohttp
 
 from freqfeed import __version__
-from freqfeed.binance_wire import market_info, page_size, request_weight
 from freqfeed.config import Config, exchange_symbol
-from freqfeed.ratelimit import LimiterStats, WeightLimiter
+from freqfeed.exchanges.base import ExchangeClock, ExchangeError, UnknownPairsError
+from freqfeed.exchanges.binance.wire import market_info, page_size, request_weight
+from freqfeed.exchanges.http import RestSession
+from freqfeed.ratelimit import WeightLimiter
 from freqfeed.schema import Candle, FundingRate
 from freqfeed.timeframes import candle_open, timeframe_ms
 
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
-
-
-class ExchangeError(Exception):
-    """Binance refused a request for a reason retrying does not fix (bad symbol, bad parameter)."""
-
-    def __init__(self, status: int, code: int | None, message: str) -> None:
-        super().__init__(f"Binance answered HTTP {status}" + (f" code {code}" if code is not None else "")
-                         + f": {message}")
-        self.status, self.code = status, code
-
-
-class UnknownPairsError(Exception):
-    """Pairs in the configuration that the exchange does not list."""
 
 
 def candle_from_row(row: list[Any], *, mark: bool = False) -> Candle:
@@ -50,75 +40,33 @@ def candle_from_row(row: list[Any], *, mark: bool = False) -> Candle:
                   float(row[7]), int(row[8]), float(row[9]), float(row[10]))
 
 
-class ExchangeClock:
-    """The exchange's time, estimated from /time samples: offset and rate.
-
-    The rate is 1.0 against Binance; against a simulator running faster than real time it is the
-    simulator's speed, so deadlines measured in exchange time convert to the right real delays.
-    """
-
-    def __init__(self) -> None:
-        self._first: tuple[float, int] | None = None  # (local monotonic s, exchange ms)
-        self._last: tuple[float, int] | None = None
-        self.rate = 1.0
-
-    def observe(self, local_before: float, local_after: float, server_ms: int) -> None:
-        sample = ((local_before + local_after) / 2, server_ms)
-        if self._first is None:
-            self._first = sample
-        self._last = sample
-        elapsed = sample[0] - self._first[0]
-        if elapsed >= 1.0:
-            rate = (sample[1] - self._first[1]) / 1000 / elapsed
-            self.rate = 1.0 if abs(rate - 1.0) < 0.02 else max(rate, 1e-3)
-
-    @property
-    def synced(self) -> bool:
-        return self._last is not None
-
-    def now(self) -> int:
-        if self._last is None:
-            return int(time.time() * 1000)
-        local, server = self._last
-        return server + int((time.monotonic() - local) * 1000 * self.rate)
-
-    def real_seconds(self, exchange_ms: float) -> float:
-        return exchange_ms / 1000 / self.rate
+def binance_limiter(config: Config, clock: ExchangeClock) -> WeightLimiter:
+    """Binance's weight budget for the configured market, as the producer and the gateway both keep it."""
+    return WeightLimiter(clock, weight_limit=market_info(market_of(config)).weight_limit,
+                         share=config.exchange.max_weight_share, exchange="Binance")
 
 
-class BinanceRest:
+def market_of(config: Config) -> str:
+    return "futures" if config.futures else "spot"
+
+
+class BinanceRest(RestSession):
+    """The producer's requests: retried until answered (backoff on errors, pauses on 429/418), parsed into
+    freqfeed's types. The gateway's forwarding (binance.upstream) builds on the same session, limiter and clock."""
+
     def __init__(self, config: Config, clock: ExchangeClock | None = None) -> None:
+        clock = clock or ExchangeClock()
+        # who is asking, host included: two producers (issue 17) are two clients in an exchange's logs
+        super().__init__(clock, binance_limiter(config, clock), timeout=config.exchange.timeout,
+                         headers={"User-Agent": f"freqfeed-producer/{__version__} ({socket.gethostname()})"})
         self.config = config
         self.futures = config.futures
         self.base = config.exchange.rest_url + ("/fapi/v1" if self.futures else "/api/v3")
         self.max_klines = 1500 if self.futures else 1000
-        self.clock = clock or ExchangeClock()
-        self.market = "futures" if self.futures else "spot"
-        self.limiter = WeightLimiter(self.clock, weight_limit=market_info(self.market).weight_limit,
-                                     share=config.exchange.max_weight_share)
-        self._session: aiohttp.ClientSession | None = None
+        self.market = market_of(config)
         self._lock = asyncio.Lock()
         self._last_request = 0.0
         self._last_exchange = (0.0, 0.0)  # monotonic send and answer times of the last request
-
-    async def __aenter__(self) -> BinanceRest:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    @property
-    def stats(self) -> LimiterStats:
-        return self.limiter.stats
-
-    @property
-    def weight_limit(self) -> int:
-        return self.limiter.weight_limit
 
     # -- endpoints ------------------------------------------------------------------------------
 
@@ -181,7 +129,7 @@ class BinanceRest:
 
     def page_candles(self, candles: int) -> int:
         """Candles per request for a range of `candles`: soonest done within the request spacing and the
-        weight budget, then the least weight (binance_wire.page_size)."""
+        weight budget, then the least weight (wire.page_size)."""
         return page_size(self.market, candles, request_seconds=self.config.exchange.request_delay,
                          weight_per_second=self.limiter.budget / 60 * self.clock.rate)
 
@@ -235,19 +183,11 @@ class BinanceRest:
                 continue
             code = body.get("code") if isinstance(body, dict) else None
             message = body.get("msg") if isinstance(body, dict) else str(body)[:200]
-            raise ExchangeError(status, code, f"{message} ({endpoint} {params})")
+            raise ExchangeError(status, code, f"{message} ({endpoint} {params})", exchange="Binance")
 
     async def _send(self, url: str, params: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-        if self._session is None:
-            timeout = aiohttp.ClientTimeout(total=self.config.exchange.timeout)
-            # the threaded resolver: aiodns (pulled in by cryptofeed) keeps a busy helper thread
-            connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver())
-            # who is asking, host included: two producers (issue 17) are two clients in an exchange's logs
-            agent = f"freqfeed-producer/{__version__} ({socket.gethostname()})"
-            self._session = aiohttp.ClientSession(timeout=timeout, connector=connector,
-                                                  headers={"User-Agent": agent})
         sent = time.monotonic()
-        async with self._session.get(url, params=params) as response:
+        async with self.session().get(url, params=params) as response:
             self._last_exchange = (sent, time.monotonic())
             try:
                 body = await response.json(content_type=None)

@@ -34,8 +34,8 @@ from typing import Any
 
 import aiohttp
 
-from freqfeed import binance_wire as wire
 from freqfeed.config import Config, exchange_symbol
+from freqfeed.exchanges.binance import wire
 from freqfeed.gateway.history import Forward
 
 log = logging.getLogger(__name__)
