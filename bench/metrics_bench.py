@@ -6,12 +6,14 @@ A real influxd, the simulator (real-time clock), the producer (10 pairs, 1m/3m/1
 `freqfeed serve` processes on the same data: one with `gateway.metrics_listen` set, one with it empty. Three
 cases take turns (rotating order), --rounds times per client count, so drift on a shared machine hits all
 alike: "off", "on" (metrics on, not scraped: the per-request histogram) and "scraped" (on, and scraped every
-second by curl: 15x Prometheus' usual interval). The load is gateway_bench.py's (C clients sending
-`klines?limit=499` back to back). Changes are medians of the per-round ratios against "off". Then a third
-gateway with 300 pairs x 5 timeframes (20 candles per series written straight into InfluxDB) for the scrape
-time at that size.
+second by curl: 15x Prometheus' usual interval). The load: C connections sending `klines?limit=499` back to
+back, from wrk (`--client wrk`, the default: C, so the client's own queueing on the two shared cores does not
+drown the difference) or from gateway_bench.py's aiohttp client (`--client aiohttp`). Changes are medians of
+the per-round ratios against "off". Then a third gateway with 300 pairs x 5 timeframes (20 candles per series
+written straight into InfluxDB) for the scrape time at that size.
 
-Usage: .venv/bin/python bench/metrics_bench.py [--seconds 5] [--rounds 2] [--json bench/results/metrics.json]
+Usage: .venv/bin/python bench/metrics_bench.py [--seconds 5] [--rounds 2] [--client wrk|aiohttp]
+                                              [--json bench/results/metrics.json]
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from gateway_bench import TIMEFRAMES, load
+from gateway_scale_bench import wrk_load
 
 from freqfeed.config import InfluxDBConfig
 from freqfeed.influx import InfluxDB
@@ -82,9 +85,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="turns each gateway takes per client count")
     parser.add_argument("--pairs", type=int, default=10)
     parser.add_argument("--big-pairs", type=int, default=300, help="pairs of the scrape-size gateway (0: skip)")
+    parser.add_argument("--client", choices=["wrk", "aiohttp"], default="wrk", help="the load generator")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    results: dict[str, Any] = {"seconds": args.seconds, "rounds": args.rounds, "pairs": args.pairs, "cases": []}
+    results: dict[str, Any] = {"seconds": args.seconds, "rounds": args.rounds, "pairs": args.pairs,
+                               "client": args.client, "cases": []}
     with LocalInfluxDB() as influxd, tempfile.TemporaryDirectory(prefix="freqfeed-metrics-bench-") as tmp:
         work = Path(tmp)
         requests.post(f"{influxd.url}/query", data={"q": 'CREATE DATABASE "bench" WITH DURATION 360d'}, timeout=10)
@@ -112,7 +117,9 @@ def main() -> int:
                     turns = [("off", off), ("on", on), ("scraped", on)]
                     for name, gateway in turns[round_ % 3:] + turns[:round_ % 3]:
                         scraper = Scraper(metrics_url) if name == "scraped" else None
-                        case = asyncio.run(load(gateway.url, symbols, 499, clients, args.seconds))
+                        case = (wrk_load(gateway.url, symbols, TIMEFRAMES, 499, clients, args.seconds)
+                                if args.client == "wrk" else
+                                asyncio.run(load(gateway.url, symbols, 499, clients, args.seconds)))
                         if scraper:
                             scraper.stop()
                         case.update({"metrics": name, "clients": clients, "round": round_})
