@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
@@ -34,6 +35,35 @@ sys.path.insert(0, str(REPO / "files" / "python"))
 from freqfeed.localinflux import LocalInfluxDB, free_port
 from tests.hyperliquid_bots import PAIRS, THROTTLE_S, side_by_side
 from tests.processes import GatewayProcess, HyperliquidSim, ProducerProcess, wait_for
+
+
+def answer_times(metrics_listen: str) -> dict[str, Any]:
+    """The gateway's own request durations (its /metrics histogram) per /info type answered from InfluxDB:
+    count, mean, and the upper bound of the bucket holding the median."""
+    text = requests.get(f"http://{metrics_listen}/metrics", timeout=10).text
+    found: dict[str, Any] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "freqfeed_gateway_request_duration_seconds":
+            continue
+        by: dict[str, dict[str, Any]] = {}
+        for sample in family.samples:
+            if sample.labels.get("outcome") != "local":
+                continue
+            entry = by.setdefault(sample.labels["endpoint"], {"buckets": []})
+            if sample.name.endswith("_count"):
+                entry["count"] = sample.value
+            elif sample.name.endswith("_sum"):
+                entry["sum"] = sample.value
+            elif sample.name.endswith("_bucket"):
+                entry["buckets"].append((float(sample.labels["le"]), sample.value))
+        for endpoint, entry in by.items():
+            count = entry.get("count", 0)
+            if not count:
+                continue
+            median_le = next(le for le, n in sorted(entry["buckets"]) if n >= count / 2)
+            found[endpoint] = {"count": int(count), "mean_s": round(entry["sum"] / count, 3),
+                               "median_at_most_s": median_le}
+    return found
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -52,8 +82,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             producer.wait_for_log("backfill done", timeout=300)
             gateway = GatewayProcess(workdir, {**common, "gateway": {
-                "listen": f"127.0.0.1:{free_port()}", "metrics_listen": "", "ws_url": sim.ws_url,
-                "live_max_age": 70}}).start()
+                "listen": f"127.0.0.1:{free_port()}", "metrics_listen": f"127.0.0.1:{free_port()}",
+                "ws_url": sim.ws_url, "live_max_age": 70}}).start()
             wait_for(lambda: (gateway.status()["books"] or {}).get("held") == len(PAIRS), 30, "the gateway's books")
             started = time.monotonic()
             result = side_by_side(python, workdir / "bots", sim_url=sim.url, sim_ws_url=sim.ws_url,
@@ -62,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             bots = result.pop("bots")
             result["seconds"] = round(time.monotonic() - started)
             result["gateway_forward_reasons"] = gateway.status()["forward_reasons"]
+            result["gateway_answer_s"] = answer_times(gateway.config["gateway"]["metrics_listen"])
             result["gateway_bot_connections"] = sorted(bots["gateway"].connections)
             result["gateway_bot_errors"] = bots["gateway"].errors()[:5]
             result["direct_bot_errors"] = bots["direct"].errors()[:5]
