@@ -101,7 +101,8 @@ class HyperliquidSim:
     HyperliquidMarket(seed) in `market`."""
 
     def __init__(self, workdir: Path, *, speed: float, idle_close: float = 60.0, seed: int = 7,
-                 start_ms: int | None = None, via_cli: bool = False, extra_coins: int = 0) -> None:
+                 start_ms: int | None = None, via_cli: bool = False, extra_coins: int = 0,
+                 wall_clock: bool = False) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
@@ -111,6 +112,8 @@ class HyperliquidSim:
         command = [sys.executable, "-m", "freqfeed.exchanges.hyperliquid.simulator", "--port", str(self.port),
                    "--speed", str(speed), "--seed", str(seed), "--start", str(self.start_ms),
                    "--idle-close", str(idle_close), "--coins", str(extra_coins)]
+        if wall_clock:  # its clock is the wall clock (speed 1), not start_ms plus the seconds since it started
+            command += ["--origin", str(self.start_ms)]
         if via_cli:  # the operator's command (no --idle-close there: Hyperliquid's 60 s)
             command = [sys.executable, "-m", "freqfeed", "simulate", "--exchange", "hyperliquid", "--port",
                        str(self.port), "--speed", str(speed), "--seed", str(seed), "--start", str(self.start_ms)]

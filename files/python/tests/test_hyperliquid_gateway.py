@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from freqfeed.exchanges.hyperliquid import admission, wire
 from freqfeed.localinflux import LocalInfluxDB, free_port
@@ -54,6 +55,13 @@ class Fleet:
         """The requests per type the simulator answered to the gateway."""
         return dict(self.sim.stats()["by_client"].get(AGENT, {}).get("requests", {}))
 
+    def metrics(self) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+        """The gateway's /metrics: family -> labels -> value (freqfeed's families only)."""
+        text = requests.get(f"http://{self.gateway.config['gateway']['metrics_listen']}/metrics", timeout=10).text
+        return {f.name: {tuple(sorted(s.labels.items())): s.value for s in f.samples if s.name.endswith(
+            ("_total", "_count", "_bucket")) or s.name == f.name} for f in text_string_to_metric_families(text)
+            if f.name.startswith("freqfeed_")}
+
     def post(self, body: Any, **kwargs: Any) -> requests.Response:
         return requests.post(f"{self.gateway.url}/info", json=body, timeout=30, **kwargs)
 
@@ -82,7 +90,8 @@ def fleet(influxd: LocalInfluxDB, tmp_path_factory: pytest.TempPathFactory) -> I
     producer.wait_for_log("backfill done", timeout=150)
     wait_for(lambda: live_candles(influx, database), 60, "the producer's candles in progress")
     # the simulator pushes a quiet candle once an exchange minute: a live candle is current that long
-    gateway = GatewayProcess(tmp, {**common, "gateway": {"listen": f"127.0.0.1:{free_port()}", "metrics_listen": "",
+    gateway = GatewayProcess(tmp, {**common, "gateway": {"listen": f"127.0.0.1:{free_port()}",
+                                                         "metrics_listen": f"127.0.0.1:{free_port()}",
                                                          "ws_url": sim.ws_url, "live_max_age": 70}}).start()
     wait_for(lambda: (gateway.status()["books"] or {}).get("held") == len(PAIRS), 30, "the gateway's books")
     yield Fleet(sim, producer, gateway)
@@ -241,6 +250,45 @@ def test_user_types_are_forwarded_alone_and_signed_actions_never(fleet: Fleet) -
     assert "exchange" not in fleet.upstream() and "order" not in fleet.upstream()
 
 
+def test_metrics_count_requests_with_bounded_labels(fleet: Fleet) -> None:
+    """/metrics (gateway.metrics_listen): Binance's families, requests by `info:<type>` and outcome as the status
+    counts them; junk types, fields and paths add no label value (the second round of junk: not one series more)."""
+    def junk(round_: int) -> None:
+        with requests.Session() as session:
+            for i in range(100):
+                n = f"J{round_}x{i}"
+                target, body = [("/info", {"type": n}), ("/info", {"type": "meta", n: 1}), (f"/{n}", {"type": "meta"}),
+                                ("/info", {"type": "l2Book", "coin": n}), ("/exchange", {"action": n})][i % 5]
+                session.post(fleet.gateway.url + target, json=body, timeout=10)
+
+    junk(1)
+    first = fleet.metrics()
+    junk(2)
+    second = fleet.metrics()
+    assert {(name, labels) for name, series in second.items() for labels in series} == \
+        {(name, labels) for name, series in first.items() for labels in series}, "a client's text in a label"
+    assert not [labels for series in second.values() for labels in series if re.search(r"J[12]x", str(labels))]
+    status = fleet.gateway.status()
+    by_type = {("info:" + kind if kind != "other" else kind, outcome): count
+               for kind, outcomes in status["by_type"].items() for outcome, count in outcomes.items()}
+    exposed = {(dict(labels)["endpoint"], dict(labels)["outcome"]): value
+               for labels, value in second["freqfeed_gateway_requests"].items()}
+    assert exposed == by_type  # nothing asked between the scrape and the status
+    refusals = {dict(labels)["reason"]: value for labels, value in second["freqfeed_gateway_refusals"].items()}
+    assert refusals["invalid_body"] - first["freqfeed_gateway_refusals"][(("reason", "invalid_body"),)] == 40
+    assert refusals["path"] >= 40 and refusals["exchange"] >= 40
+    l2book = exposed[("info:l2Book", "forwarded")]  # 20 junk coins a round: forwarded (not configured), counted
+    assert l2book >= 40
+    counts = {dict(labels)["endpoint"] for labels in second["freqfeed_gateway_request_duration_seconds"]}
+    assert {"info:candleSnapshot", "info:l2Book", "other"} <= counts
+    assert second["freqfeed_gateway_state"][(("state", "ready"),)] == 1
+    assert second["freqfeed_gateway_influxdb_up"][()] == 1
+    assert second["freqfeed_gateway_book_connections"][(("state", "up"),)] == 1
+    assert second["freqfeed_gateway_upstream_weight_budget"][()] == 1200 * 0.5
+    assert second["freqfeed_gateway_upstream_requests"][()] >= status["upstream_requests"]
+    print(f"/metrics: {sum(len(s) for s in second.values())} freqfeed series after 200 junk requests")
+
+
 def test_what_is_not_recorded_is_forwarded_and_counted(fleet: Fleet) -> None:
     now = fleet.sim.now()
     body = wire.candle_snapshot_body("ETH", "1m", now - 20 * MINUTE, now - 10 * MINUTE)  # no configured pair
@@ -267,6 +315,50 @@ def test_influxdb_down_forwards_and_counts(fleet: Fleet, tmp_path: Path) -> None
         assert status["influxdb_ok"] is False and status["influxdb_error"]
     finally:
         down.terminate()
+
+
+def run_ccxt_twins(a: str, b: str, calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each call through A, then at once the same call to B, in one ccxt process (hyperliquid_ccxt_runner.py)."""
+    python = os.environ.get("FREQFEED_FREQTRADE_PYTHON")
+    if not python:
+        pytest.skip("FREQFEED_FREQTRADE_PYTHON is not set (make unit sets it)")
+    configs = [json.dumps({"urls": {"api": {"public": url, "private": url}}}) for url in (a, b)]
+    result = subprocess.run([python, str(Path(__file__).with_name("hyperliquid_ccxt_runner.py")), *configs],
+                            input="\n".join(json.dumps(call) for call in calls), capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_fetch_tickers_through_the_gateway_equals_the_exchange(fleet: Fleet) -> None:
+    """fetch_tickers (metaAndAssetCtxs: forwarded, reused 2 s, coalesced): through the gateway equal to the
+    exchange's answer of the same exchange second, raw contexts included (marks, mids, impact prices move with
+    every trade and book: an answer of another second differs, so the pair is asked a few ms apart)."""
+    def fresh_minute(used: int) -> None:  # a run costs ~250 weight: in a minute of its own (1200 per IP)
+        wait_for(lambda: fleet.sim.now() // MINUTE > used and fleet.sim.now() % MINUTE < 30_000, 130,
+                 "the start of a new exchange minute")
+
+    fresh_minute(fleet.sim.now() // MINUTE)
+    calls = [{"call": "load_markets"},
+             {"sleep": admission.DEFAULT_TTL["metaAndAssetCtxs"] + 0.5},  # load_markets' answer expired: a fresh one
+             {"call": "fetch_tickers"}]
+    for _attempt in range(4):
+        since = fleet.sim.now()
+        markets, tickers = run_ccxt_twins(fleet.gateway.url, fleet.sim.url, calls)
+        asked = [r for r in fleet.sim.requests("metaAndAssetCtxs") if r["t"] >= since]
+        if "error" in markets["b"] or "error" in tickers["b"]:  # the exchange's 429: a later minute
+            fresh_minute(fleet.sim.now() // MINUTE)
+            continue
+        last = {r["agent"] == AGENT: r["t"] for r in asked}  # the newest of each: the gateway's, ccxt's own
+        if len(last) == 2 and last[True] // 1000 == last[False] // 1000:
+            break
+    else:
+        pytest.fail(f"the gateway's and ccxt's metaAndAssetCtxs never fell in the same exchange second: {asked}")
+    assert markets["a"] == markets["b"] and "ok" in markets["a"]
+    assert tickers["a"] == tickers["b"] and "ok" in tickers["a"]
+    btc = tickers["a"]["ok"]["BTC/USDC:USDC"]
+    assert btc["bid"] < btc["ask"] and btc["info"]["markPx"]
+    assert set(PAIRS) <= set(tickers["a"]["ok"])
 
 
 def docs_exchange_section(url: str) -> dict[str, Any]:

@@ -30,6 +30,10 @@ class BookStreams(StreamEvents):
         self.books: dict[str, tuple[float, bytes]] = {}  # coin -> (monotonic time received, answer body)
         self.mids: tuple[float, bytes] | None = None
         self.served = self.stale = self.disconnects = 0
+        self.connected = False
+        self.reconnects = self.silences = 0
+        self.oldest_served_ms = 0.0  # the oldest book age served in the current (real) minute
+        self._oldest_minute = 0
         subscriptions = [wire.Subscription("l2Book", coin) for coin in sorted(self.coins)]
         self.streams = HyperliquidStreams(ws_url, [*subscriptions, wire.Subscription("allMids")], self,
                                           silence_timeout=silence_s, label=LABEL)
@@ -53,17 +57,31 @@ class BookStreams(StreamEvents):
             return
         self.books[str(data["coin"])] = (time.monotonic(), json.dumps(data, separators=(",", ":")).encode())
 
+    def on_connect(self, label: str, reconnect: bool) -> None:
+        self.connected = True
+        self.reconnects += reconnect
+
     def on_disconnect(self, label: str, reason: str, retry_in: float) -> None:
         self.books.clear()  # never a book from before the reconnect
         self.mids = None
+        self.connected = False
         self.disconnects += 1
+        self.silences += reason.startswith("no data for")  # streams.py's silence
+
+    def _served(self, received: float) -> None:
+        self.served += 1
+        now = time.monotonic()
+        minute = int(time.time() // 60)
+        if minute != self._oldest_minute:
+            self._oldest_minute, self.oldest_served_ms = minute, 0.0
+        self.oldest_served_ms = max(self.oldest_served_ms, (now - received) * 1000)
 
     def answer(self, request: wire.InfoRequest) -> bytes | None:
         """The body for an l2Book (allMids) request when a fresh streamed book (mids) answers it, else None."""
         if request.type == "allMids":
             if request.dex or self.mids is None or time.monotonic() - self.mids[0] > self.max_age_s:
                 return None
-            self.served += 1
+            self._served(self.mids[0])
             return self.mids[1]
         if request.n_sig_figs is not None or request.mantissa is not None or request.coin not in self.coins:
             return None
@@ -71,12 +89,13 @@ class BookStreams(StreamEvents):
         if held is None or time.monotonic() - held[0] > self.max_age_s:
             self.stale += 1
             return None
-        self.served += 1
+        self._served(held[0])
         return held[1]
 
     def status(self) -> dict[str, Any]:
         now = time.monotonic()
         return {"streamed": len(self.coins), "held": len(self.books), "mids": self.mids is not None,
-                "served": self.served,
+                "served": self.served, "connected": self.connected, "reconnects": self.reconnects,
+                "silences": self.silences, "oldest_served_ms": round(self.oldest_served_ms, 1),
                 "not_fresh": self.stale, "disconnects": self.disconnects,
                 "oldest_ms": round(max((now - t for t, _ in self.books.values()), default=0.0) * 1000)}

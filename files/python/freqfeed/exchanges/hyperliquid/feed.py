@@ -32,6 +32,11 @@ from freqfeed.timeframes import candle_open
 log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 100_000  # closed candles and mark prices waiting for the producer; beyond: dropped, REST repairs
+# Real seconds without a candle message before a candle connection is replaced. Hyperliquid pushes a candle
+# only when a trade changes it: a connection of quiet coins (and the simulator, which pushes a candle once an
+# exchange minute) carries one message a minute, and streams.SILENCE_TIMEOUT's 60 s raced the next minute's
+# message: a reconnect (and a REST repair of every series) at about every close.
+CANDLE_SILENCE_S = 90.0
 
 
 class HyperliquidLiveStreams:
@@ -48,8 +53,9 @@ class HyperliquidLiveStreams:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self._worker: asyncio.Task[None] | None = None
         adapter = _Adapter(self)
+        candle_options = {"silence_timeout": CANDLE_SILENCE_S, **options}
         self.clients = [hl.HyperliquidStreams(ws_url, [wire.candle_subscription(coin, tf) for coin in coins.values()],
-                                              adapter, now=now, label=f"klines {tf}", **options)
+                                              adapter, now=now, label=f"klines {tf}", **candle_options)
                         for tf in timeframes]
         if mark:
             self.clients.append(hl.HyperliquidStreams(

@@ -156,6 +156,8 @@ class HyperliquidGateway:
         self._charges: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self.port = config.gateway.port
+        self.metrics: Any = None  # freqfeed.metrics.MetricsServer when gateway.metrics_listen is set
+        self.latency: Any = None  # its request duration histogram (freqfeed.metrics.Latency)
 
     # -- life cycle -------------------------------------------------------------------------------
 
@@ -173,10 +175,23 @@ class HyperliquidGateway:
         self.port = int(self._runner.addresses[0][1])
         self._tasks.append(asyncio.create_task(self._run(), name="hyperliquid-gateway"))
         if self.config.gateway.metrics_listen:
-            log.info("gateway.metrics_listen: Prometheus metrics are not served for Hyperliquid yet (see %s)",
-                     STATUS_PATH)
+            await self._start_metrics()
         log.info("gateway listening on http://%s:%d for Hyperliquid /info (InfluxDB %s, Hyperliquid %s)",
                  self.config.gateway.host, self.port, self.config.influxdb.url, self.config.exchange.rest_url)
+
+    async def _start_metrics(self) -> None:
+        from freqfeed import metrics
+        from freqfeed.exchanges.hyperliquid.gateway_metrics import HyperliquidGatewayCollector
+
+        registry = metrics.registry_of(HyperliquidGatewayCollector(self))
+        self.latency = metrics.Latency(registry)
+        self.metrics = metrics.MetricsServer(self.config.gateway.metrics_listen, registry)
+        try:
+            await self.metrics.start()
+        except OSError as exc:  # the bots' data first: the gateway serves on without /metrics
+            log.error("cannot serve metrics on %s: %s (set gateway.metrics_listen to a free HOST:PORT, or "
+                      "empty to turn them off)", self.config.gateway.metrics_listen, exc.strerror or exc)
+            self.metrics = None
 
     async def _run(self) -> None:
         """The exchange's clock and meta before anything is answered from InfluxDB; then kept fresh."""
@@ -236,22 +251,29 @@ class HyperliquidGateway:
         if self._runner is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self.rest.close()
         threading.Thread(target=self.influx.close, daemon=True).start()
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def _count(self, label: str, outcome: str) -> None:
-        """Per type of the allowlist (a bounded table), outcome local / forwarded / refused / errors."""
+    def _count(self, label: str, outcome: str, started: float = 0.0) -> None:
+        """Per type of the allowlist (a bounded table), outcome local / forwarded / refused / errors; and the
+        request's duration in the metrics' histogram (endpoint `info:<type>` or `other`)."""
+        kind = label if label in admission.FIELDS else "other"
+        if self.latency is not None and started:
+            self.latency.observe(f"info:{kind}" if kind != "other" else kind, outcome, time.perf_counter() - started)
         self.counters["requests"] += 1
         self.counters[outcome] += 1
-        self.by_type.setdefault(label if label in admission.FIELDS else "other", Counter())[outcome] += 1
+        self.by_type.setdefault(kind, Counter())[outcome] += 1
 
     async def handle(self, request: web.Request) -> web.Response:
+        started = time.perf_counter()
         try:
             admission.route(request.method, request.path)
         except Refused as refused:
-            self._count("other", "refused")
+            self._count("other", "refused", started)
             self.counters[f"refused: {refused.kind}"] += 1
             refusals = self.counters["refused: exchange"]
             if refused.kind == "exchange" and (refusals <= 10 or refusals % 1000 == 0):  # a bot's loop: not a flood
@@ -263,24 +285,24 @@ class HyperliquidGateway:
             raw = await request.read()
             info = admission.parse_body(raw)
         except web.HTTPRequestEntityTooLarge:
-            return self._refused_body(HyperliquidError(413, "Payload Too Large", "body over the limit"))
+            return self._refused_body(HyperliquidError(413, "Payload Too Large", "body over the limit"), started)
         except HyperliquidError as exc:
-            return self._refused_body(exc)
-        reply = await self.answer(info)
+            return self._refused_body(exc, started)
+        reply = await self.answer(info, started)
         return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
 
-    def _refused_body(self, exc: HyperliquidError) -> web.Response:
-        self._count("other", "refused")
+    def _refused_body(self, exc: HyperliquidError, started: float = 0.0) -> web.Response:
+        self._count("other", "refused", started)
         self.counters[f"refused: {exc.status}"] += 1
         log.debug("refused /info body: %s", exc.detail[:200])
         return _text(exc.status, exc.body)
 
-    async def answer(self, info: InfoRequest) -> Reply:
+    async def answer(self, info: InfoRequest, started: float = 0.0) -> Reply:
         reason = ""
         if info.type in ("l2Book", "allMids") and self.books is not None:
             book = self.books.answer(info)
             if book is not None:
-                self._count(info.type, "local")
+                self._count(info.type, "local", started)
                 return Reply(200, book)
             streamed = (info.type == "allMids" and not info.dex) or (info.coin in self.books.coins
                                                                       and info.n_sig_figs is None)
@@ -293,12 +315,12 @@ class HyperliquidGateway:
                 reason = str(why)
                 log.debug("forwarding %s: %s", info.type, reason)
             else:
-                self._count(info.type, "local")
+                self._count(info.type, "local", started)
                 return reply
         if reason:
             self.counters[f"forward: {_reason_kind(reason)}"] += 1
         reply = await self._forward(info, reason)
-        self._count(info.type, "forwarded")
+        self._count(info.type, "forwarded", started)
         return reply
 
     # -- from InfluxDB ----------------------------------------------------------------------------

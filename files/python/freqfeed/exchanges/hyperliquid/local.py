@@ -65,7 +65,7 @@ def candle_answer(coin: str, plan: CandlePlan, closed: Sequence[Mapping[str, Any
     """The answer from the stored closed candles and live_candle rows (dicts with `time` and the fields);
     Incomplete naming what is missing."""
     interval = plan.window.interval
-    by_open = {int(row["time"]): row for row in closed if row.get("trades") is not None}
+    by_open = {int(row["time"]): row for row in closed if _whole(row)}
     opens = plan.closed_opens
     missing = [t for t in opens if t not in by_open]
     if missing:
@@ -73,7 +73,7 @@ def candle_answer(coin: str, plan: CandlePlan, closed: Sequence[Mapping[str, Any
                          f"{coin} (first missing {missing[0]})")
     rows = [_candle(coin, interval, t, by_open[t]) for t in opens]
     if plan.live_open is not None:
-        current = [row for row in live if int(row["time"]) == plan.live_open and row.get("trades") is not None]
+        current = [row for row in live if int(row["time"]) == plan.live_open and _whole(row)]
         if not current:
             raise Incomplete(f"no current {interval} candle of {coin} from the producer")
         age = now_ms - int(current[-1].get("event_time") or 0)
@@ -81,6 +81,11 @@ def candle_answer(coin: str, plan: CandlePlan, closed: Sequence[Mapping[str, Any
             raise Incomplete(f"the current {interval} candle of {coin} is stale ({age} ms old)")
         rows.append(_candle(coin, interval, plan.live_open, current[-1]))
     return rows
+
+
+def _whole(row: Mapping[str, Any]) -> bool:
+    """Every field of a candle present (a row read while only part of it is visible counts as missing)."""
+    return all(row.get(name) is not None for name in CANDLE_FIELDS)
 
 
 def _candle(coin: str, interval: str, open_ms: int, row: Mapping[str, Any]) -> dict[str, Any]:

@@ -686,8 +686,12 @@ def _key(sub: Subscription) -> tuple[Any, ...]:
 
 
 async def serve(args: argparse.Namespace) -> None:
-    clock = SimClock(args.start, args.speed)
-    simulator = HyperliquidSimulator(HyperliquidMarket(args.seed, args.coins, clock.start_ms), clock,
+    start = args.start
+    if start is not None and args.origin is not None:  # the clock read --start at wall time --origin: catch up
+        start += int((time.time() * 1000 - args.origin) * args.speed)
+    clock = SimClock(start, args.speed)
+    market_start = args.start if args.start is not None else clock.start_ms
+    simulator = HyperliquidSimulator(HyperliquidMarket(args.seed, args.coins, market_start), clock,
                                      idle_close_s=args.idle_close)
     await simulator.start(args.host, args.port)
     for fault in args.fault:
@@ -704,6 +708,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="exchange seconds per real second")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start", type=int, default=None, help="exchange time at start-up, epoch ms (default now)")
+    parser.add_argument("--origin", type=int, default=None,
+                        help="wall time (epoch ms) at which the clock read --start (default: when it starts): at "
+                             "--speed 1 with --start = --origin, the exchange clock is the wall clock")
     parser.add_argument("--coins", type=int, default=0, help="extra coins SIM001... besides the majors")
     parser.add_argument("--idle-close", type=float, default=wire.WS_IDLE_CLOSE_S,
                         help="real seconds without a message sent before a websocket is closed")
