@@ -565,9 +565,9 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
              "|---|---|---|---|---|"]
     for row in rows:
         alerts = ", ".join(f"{name} {delay}" for name, delay in row.get("alerts", {}).items())
-        checked = row.get("influxdb_candles_checked", 0)
-        files = f"; files {row['file_candles_checked']}, 0" if "file_candles_checked" in row else ""
-        state = row.get("error") or f"InfluxDB {checked}, 0{files}"
+        parts = [f"InfluxDB {row['influxdb_candles_checked']}, 0"] if "influxdb_candles_checked" in row else []
+        parts += [f"files {row['file_candles_checked']}, 0"] if "file_candles_checked" in row else []
+        state = row.get("error") or "; ".join(parts)
         recovered = row.get("recovered_s", "-")
         lines.append(f"| {row['drill']} | {row.get('fault', '')} | {alerts} | {recovered} | {state} |")
     return lines
