@@ -414,6 +414,22 @@ class MetricsServer:
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
+async def serve_gateway_metrics(listen: str, collector: Collector) -> tuple[MetricsServer | None, Latency]:
+    """A gateway's /metrics (either exchange's): its collector and the request latency histogram, served on
+    `listen`. An address that cannot be bound is logged with what to change, and the gateway serves on without
+    /metrics (the bots' data first): the server is then None."""
+    registry = registry_of(collector)
+    latency = Latency(registry)
+    server = MetricsServer(listen, registry)
+    try:
+        await server.start()
+    except OSError as exc:
+        log.error("cannot serve metrics on %s: %s (set gateway.metrics_listen to a free HOST:PORT, or empty to turn "
+                  "them off)", listen, exc.strerror or exc)
+        return None, latency
+    return server, latency
+
+
 # -- the sync's .prom file --------------------------------------------------------------------------
 
 

@@ -32,6 +32,7 @@ from freqfeed.timeframes import candle_open
 
 from .conftest import InfluxServer
 from .helpers import influx_section
+from .hyperliquid_bots import docs_exchange_section
 from .processes import GatewayProcess, HyperliquidSim, ProducerProcess, wait_for
 from .test_hyperliquid_sim import run_ccxt
 
@@ -42,7 +43,6 @@ TIMEFRAMES = ["1m", "1h"]
 MINUTE, HOUR = 60_000, 3_600_000
 HOURS = 1300  # backfill of 1h candles and funding: enough for freqtrade's funding pages, cheap in weight
 AGENT = "freqfeed-gateway"
-EXCHANGES_DOC = Path(__file__).resolve().parents[3] / "docs" / "exchanges.md"
 
 
 @dataclass
@@ -360,14 +360,6 @@ def test_fetch_tickers_through_the_gateway_equals_the_exchange(fleet: Fleet) -> 
     assert btc["bid"] < btc["ask"] and btc["info"]["markPx"]
     assert set(PAIRS) <= set(tickers["a"]["ok"])
 
-
-def docs_exchange_section(url: str) -> dict[str, Any]:
-    """docs/exchanges.md's freqtrade snippet for Hyperliquid, as written, with this gateway's address."""
-    text = EXCHANGES_DOC.read_text()
-    block = re.search(r"<!-- freqtrade-hyperliquid-config -->\s*```json\n(.*?)```", text, re.S)
-    assert block, f"{EXCHANGES_DOC} has no freqtrade-hyperliquid-config block"
-    section: dict[str, Any] = json.loads(block.group(1).replace("http://127.0.0.1:8091", url))["exchange"]
-    return section
 
 
 def run_freqtrade(exchange: dict[str, Any], wanted: list[list[str]]) -> dict[str, Any]:

@@ -82,14 +82,8 @@ class Gateway:
         if self.config.gateway.metrics_listen:
             from freqfeed import metrics
 
-            registry = metrics.registry_of(metrics.GatewayCollector(self))
-            self.latency = metrics.Latency(registry)
-            self.metrics = metrics.MetricsServer(self.config.gateway.metrics_listen, registry)
-            try:
-                await self.metrics.start()
-            except OSError as exc:  # the bots' data first: the gateway serves on without /metrics
-                log.error("cannot serve metrics on %s: %s (set gateway.metrics_listen to a free HOST:PORT, or "
-                          "empty to turn them off)", self.config.gateway.metrics_listen, exc.strerror or exc)
+            self.metrics, self.latency = await metrics.serve_gateway_metrics(self.config.gateway.metrics_listen,
+                                                                              metrics.GatewayCollector(self))
         log.info("gateway listening on http://%s:%d for %s market data (InfluxDB %s, Binance %s)",
                  self.config.gateway.host, self.port, self.market, self.config.influxdb.url,
                  self.config.exchange.rest_url)

@@ -183,15 +183,8 @@ class HyperliquidGateway:
         from freqfeed import metrics
         from freqfeed.exchanges.hyperliquid.gateway_metrics import HyperliquidGatewayCollector
 
-        registry = metrics.registry_of(HyperliquidGatewayCollector(self))
-        self.latency = metrics.Latency(registry)
-        self.metrics = metrics.MetricsServer(self.config.gateway.metrics_listen, registry)
-        try:
-            await self.metrics.start()
-        except OSError as exc:  # the bots' data first: the gateway serves on without /metrics
-            log.error("cannot serve metrics on %s: %s (set gateway.metrics_listen to a free HOST:PORT, or "
-                      "empty to turn them off)", self.config.gateway.metrics_listen, exc.strerror or exc)
-            self.metrics = None
+        self.metrics, self.latency = await metrics.serve_gateway_metrics(self.config.gateway.metrics_listen,
+                                                                          HyperliquidGatewayCollector(self))
 
     async def _run(self) -> None:
         """The exchange's clock and meta before anything is answered from InfluxDB; then kept fresh."""
