@@ -379,7 +379,7 @@ def second_producer(ctx: Context) -> dict[str, Any]:
     say("host73's producer stopped (host120's keeps writing)")
     fired = ctx.fired("FreqfeedProducerDown", "host73", started, 30)
     time.sleep(max(0.0, started + 50 - time.time()))  # a 1m close inside the outage
-    if ("FreqfeedNoProducerUp", "") in ctx.watcher.now_firing():
+    if ("FreqfeedNoProducerUp", "fleet") in ctx.watcher.now_firing():
         raise DrillError("FreqfeedNoProducerUp fired while host120's producer was up")
     gaps = influx_gaps(started - 120, ctx.pairs)
     if gaps[1] or gaps[2]:
@@ -415,17 +415,17 @@ def no_producer(ctx: Context) -> dict[str, Any]:
     for host in PRODUCERS:
         stop_producer(host)
     say("both producers stopped")
-    fired = ctx.fired("FreqfeedNoProducerUp", "", started, 30)
+    fired = ctx.fired("FreqfeedNoProducerUp", "fleet", started, 30)
     down = {f"FreqfeedProducerDown{{{host}}}": round(ctx.fired("FreqfeedProducerDown", host, started, 30))
             for host in PRODUCERS}
     back = time.time()
     for host in PRODUCERS:
         start_producer(host)
-    resolved = ctx.resolved("FreqfeedNoProducerUp", "", back)
+    resolved = ctx.resolved("FreqfeedNoProducerUp", "fleet", back)
     complete = wait_complete(started - 120, ctx.pairs)
     after = gateway_status()
     return {"drill": "no-producer", "fault": "both producers stopped across a 3m close",
-            "alerts": {"FreqfeedNoProducerUp": round(fired), **down},
+            "alerts": {"FreqfeedNoProducerUp{fleet}": round(fired), **down},
             "down_s": round(back - started), "recovered_s": round(resolved),
             "gateway_fallbacks": after["close_wait_fallbacks"] - before["close_wait_fallbacks"], **complete}
 

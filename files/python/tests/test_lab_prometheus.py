@@ -80,7 +80,7 @@ def test_every_inventory_target_is_scraped_with_its_host_label(prometheus: tuple
                 for t in lab_prometheus.targets(ROOT / "inventory" / "lab", ROOT / "roles")}
     active = lab_prometheus.api(base, "targets", state="active")["activeTargets"]
     assert {(t["labels"]["job"], t["labels"]["host"], t["scrapeUrl"]) for t in active} == expected
-    assert len(expected) == 10  # 1 producer, 4 gateways, 5 node_exporters
+    assert len(expected) == 11  # 2 producers (host73, host120), 4 gateways, 5 node_exporters
 
 
 def test_down_targets_fire_the_lab_s_alerts_and_the_report_says_so(prometheus: tuple[str, Path]) -> None:
@@ -94,7 +94,7 @@ def test_down_targets_fire_the_lab_s_alerts_and_the_report_says_so(prometheus: t
     wait_for(lambda: {("FreqfeedProducerDown", "host73"), ("FreqfeedGatewayDown", "host120")} <= firing(), 90,
              "FreqfeedProducerDown and FreqfeedGatewayDown to fire for the lab's unreachable targets")
     lines = lab_prometheus.report(base)
-    assert lines[0] == "targets up: 0/10"
+    assert lines[0] == "targets up: 0/11"
     assert any(line.startswith("active alerts: ") and line != "active alerts: none" for line in lines)
     assert any("FreqfeedProducerDown host73: freqfeed producer on host73 is down" in line for line in lines)
 
