@@ -212,6 +212,9 @@ def down() -> int:
     if names:
         run("podman", "rm", "-f", "-t", "10", *names, capture=True)
     print(f"    removed: {', '.join(names) or 'none'}")
+    # bots a killed lab_bots.py left running (their own sessions): they would keep asking whatever listens on
+    # the lab's gateway ports next (Molecule's feeders use the same ones)
+    subprocess.run(["pkill", "-f", f"freqtrade trade --dry-run --userdir {LAB}/"], check=False)
     step("stopping influxd and the simulator; deleting .lab/")
     run(str(BIN / "python"), "scripts/services.py", "down", "--dir", str(LAB / "services"))
     unmount_disks()

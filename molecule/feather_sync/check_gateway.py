@@ -50,6 +50,9 @@ def main() -> int:
     status = get(f"{gateway}/_freqfeed/status")
     forwarded = status.get("by_endpoint", {}).get("klines", {}).get("forwarded", 0)  # type: ignore[union-attr]
     print(f"gateway klines equal InfluxDB: {compared} candles, {forwarded} klines requests forwarded")
+    if forwarded:  # why, so a failure says it: the gateway's own reasons and its fallbacks
+        print(f"forward reasons: {status.get('forward_reasons')}, close-wait fallbacks: "  # type: ignore[union-attr]
+              f"{status.get('close_wait_fallbacks')}, load: {status.get('load')}", file=sys.stderr)  # type: ignore[union-attr]
     # the configured pairs' books stream from the start; give the connection a few seconds to be up
     deadline = time.monotonic() + 30
     while get(f"{gateway}/_freqfeed/status")["books"]["streamed"] < len(cfg.pairs):  # type: ignore[index]
