@@ -89,15 +89,14 @@ def inventory_hosts() -> dict[str, dict[str, object]]:
 def feeder_disk(host: str) -> list[str]:
     """podman options giving a feeder's freqtrade datadir a small disk of its own (a 64 MB tmpfs mounted on this
     machine, so it lasts across container restarts), which the disk-full drill fills. Producers: none."""
-    groups, values = lab_prometheus.host_vars(REPO / "inventory" / "lab")[host]
+    groups, _ = lab_prometheus.host_vars(REPO / "inventory" / "lab")[host]
     if "feeders" not in groups:
         return []
     disk = LAB / "disks" / host
     disk.mkdir(parents=True, exist_ok=True)
     if subprocess.run(["mountpoint", "-q", str(disk)], check=False).returncode != 0:
         run("mount", "-t", "tmpfs", "-o", f"size={lab_drills.DISK_MB}m,mode=0755", "tmpfs", str(disk))
-    datadir = f"{values['freqfeed_user_data_dir']}/data/{values.get('freqfeed_exchange', 'binance')}"
-    return ["-v", f"{disk}:{datadir}"]
+    return ["-v", f"{disk}:{lab_drills.datadir(host)}"]
 
 
 def unmount_disks() -> None:

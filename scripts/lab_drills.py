@@ -28,6 +28,7 @@ The lab (inventory/lab): host73 and host120 both run a producer (host120 is also
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -185,8 +186,10 @@ class AlertWatcher:
 # the truth: InfluxDB and the files against the simulator
 
 
-def lab_settings() -> dict[str, Any]:
-    return dict(lab_prometheus.host_vars(REPO / "inventory" / "lab")[FEEDER][1])
+@functools.cache
+def lab_settings(host: str = FEEDER) -> dict[str, Any]:
+    """A lab host's variables from the inventory (read once per host)."""
+    return dict(lab_prometheus.host_vars(REPO / "inventory" / "lab")[host][1])
 
 
 def influx_reader() -> Reader:
@@ -263,8 +266,9 @@ def wait_complete(start: float, pairs: list[str], timeout: float = 150) -> dict[
     return {"influxdb_candles_checked": checked, "influxdb_missing": 0}
 
 
-def datadir() -> str:
-    settings = lab_settings()
+def datadir(host: str = FEEDER) -> str:
+    """A feeder's freqtrade datadir, as the feather_sync role places it (<user_data>/data/<exchange>)."""
+    settings = lab_settings(host)
     return f"{settings['freqfeed_user_data_dir']}/data/{settings.get('freqfeed_exchange', 'binance')}"
 
 
