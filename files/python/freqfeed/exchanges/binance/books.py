@@ -24,26 +24,22 @@ seconds is closed and replaced, its books not served meanwhile (the requests are
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
-
-import aiohttp
 
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.websocket import Connection, StreamSocket
 from freqfeed.gateway.history import Forward
 
 log = logging.getLogger(__name__)
 
 DEPTH_LEVELS = 20  # the deepest partial book stream; 5 and 10 are its top
-MAX_CONTROL_PER_SECOND = 4  # SUBSCRIBE/UNSUBSCRIBE messages we send per connection and second (Binance: 10, spot 5)
-MAX_RECONNECT_DELAY = 30.0
-PARAMS_PER_MESSAGE = 100
+_Connection = Connection  # the shared client's connection (websocket.py)
 
 
 @dataclass
@@ -69,19 +65,6 @@ class Ticker:
     connection: int
 
 
-@dataclass
-class _Connection:
-    ident: int
-    streams: set[str] = field(default_factory=set)  # subscribed (or being subscribed)
-    up: bool = False
-    since: float = 0.0  # monotonic: when the current websocket came up
-    last_event: float = 0.0  # monotonic: the newest stream event on it
-    pending_subscribe: list[str] = field(default_factory=list)
-    pending_unsubscribe: list[str] = field(default_factory=list)
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-
 class BookStreams:
     def __init__(self, config: Config, known: dict[str, Any]) -> None:
         self.config = config
@@ -95,14 +78,14 @@ class BookStreams:
         self.last_asked: dict[str, float] = {}  # symbol -> monotonic
         self.pinned = {exchange_symbol(pair) for pair in config.pairs}
         self.all_tickers_asked = 0.0  # monotonic: when a bot last asked for every book ticker
-        self._connections: list[_Connection] = []
-        self._session: aiohttp.ClientSession | None = None
+        self.socket = StreamSocket(self.base, self, max_streams=self.max_streams, silence=config.gateway.book_silence,
+                                   heartbeat=config.gateway.book_heartbeat)
+        self._connections = self.socket.connections
         self.served = 0
         self.forwarded: dict[str, int] = {}
         self.oldest_served_ms = 0.0  # the oldest book age served in the current minute
         self._oldest_minute = 0
         self.reconnects = 0
-        self.silences = 0  # connections replaced because they went silent
 
     # -- what is streamed ------------------------------------------------------------------------
 
@@ -133,23 +116,17 @@ class BookStreams:
         for conn in self._connections:
             stale = conn.streams - wanted
             if stale:
-                conn.streams -= stale
-                conn.pending_unsubscribe.extend(sorted(stale))
-                conn.wake.set()
+                self.socket.unsubscribe(conn, stale)
         have = set().union(*(c.streams for c in self._connections)) if self._connections else set()
         missing = sorted(wanted - have)
         for conn in self._connections:
             room = self.max_streams - len(conn.streams)
             if room > 0 and missing:
                 taken, missing = missing[:room], missing[room:]
-                conn.streams.update(taken)
-                conn.pending_subscribe.extend(taken)
-                conn.wake.set()
+                self.socket.subscribe(conn, taken)
         while missing:
             taken, missing = missing[:self.max_streams], missing[self.max_streams:]
-            conn = _Connection(len(self._connections), set(taken), pending_subscribe=list(taken))
-            self._connections.append(conn)
-            conn.task = asyncio.create_task(self._run(conn), name=f"books {conn.ident}")
+            self.socket.add(taken, f"book streams {len(self._connections)}")
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -161,89 +138,25 @@ class BookStreams:
                 await asyncio.sleep(10)
                 self.reconcile()
         finally:
-            for conn in self._connections:
-                if conn.task is not None:
-                    conn.task.cancel()
-            await asyncio.gather(*(c.task for c in self._connections if c.task), return_exceptions=True)
-            if self._session is not None:
-                await self._session.close()
+            await self.socket.close()
 
-    async def _run(self, conn: _Connection) -> None:
-        delay = 1.0
-        heartbeat = self.config.gateway.book_heartbeat
-        while True:
-            reason = "closed"
-            try:
-                if self._session is None:
-                    self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
-                # heartbeat: a ping every `book_heartbeat` s, the connection closed when no pong comes
-                async with self._session.ws_connect(f"{self.base}/stream", heartbeat=heartbeat, autoping=True,
-                                                    max_msg_size=1 << 22) as ws:
-                    conn.up, conn.since = True, time.monotonic()
-                    conn.pending_subscribe = sorted(conn.streams)
-                    conn.pending_unsubscribe = []
-                    if self.reconnects or delay > 1.0:
-                        log.info("book streams %d connected again (%d streams)", conn.ident, len(conn.streams))
-                    sender = asyncio.create_task(self._control(conn, ws))
-                    try:
-                        reason, streaming = await self._receive(conn, ws)
-                    finally:
-                        sender.cancel()
-                    if streaming:
-                        delay = 1.0  # it streamed: the next reconnect starts from 1 s again
-                if reason == "closed":
-                    reason = f"closed by the server ({ws.close_code})"
-            except asyncio.CancelledError:
-                conn.up = False
-                raise
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                reason = f"{type(exc).__name__}: {exc}"[:200]
-            conn.up = False  # its books are not served from now on
-            self.reconnects += 1
-            log.warning("book streams %d down (%s); reconnecting in %.0fs", conn.ident, reason, delay)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, MAX_RECONNECT_DELAY)
+    @property
+    def silences(self) -> int:
+        """Connections replaced because they went silent."""
+        return self.socket.silences
 
-    async def _receive(self, conn: _Connection, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, bool]:
-        """Messages until the connection ends or, while it has streams, stays silent for `book_silence`
-        seconds (a half-open connection: closed here, so that it is replaced). Returns why it ended and
-        whether any stream event came."""
-        silence = self.config.gateway.book_silence
-        streaming = False
-        last = time.monotonic()
-        while True:
-            wait = silence - (time.monotonic() - last) if conn.streams else silence
-            try:
-                message = await ws.receive(timeout=max(wait, 0.01))
-            except TimeoutError:
-                if not conn.streams:
-                    last = time.monotonic()
-                    continue
-                conn.up = False
-                self.silences += 1
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ws.close(), timeout=2)
-                return f"silent for {silence:g}s with {len(conn.streams)} streams", streaming
-            if message.type == aiohttp.WSMsgType.TEXT:
-                last = time.monotonic()
-                streaming = self._on_message(conn, message.data) or streaming
-            elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                                  aiohttp.WSMsgType.CLOSED):
-                return ("heartbeat: no pong" if ws.exception() is not None and isinstance(
-                    ws.exception(), aiohttp.ServerTimeoutError) else "closed"), streaming
+    # -- websocket.Listener --------------------------------------------------------------------
 
-    async def _control(self, conn: _Connection, ws: aiohttp.ClientWebSocketResponse) -> None:
-        """SUBSCRIBE/UNSUBSCRIBE in batches, at most MAX_CONTROL_PER_SECOND messages a second."""
-        ident = 1
-        while True:
-            for method, pending in (("UNSUBSCRIBE", conn.pending_unsubscribe), ("SUBSCRIBE", conn.pending_subscribe)):
-                while pending:
-                    batch, pending[:] = pending[:PARAMS_PER_MESSAGE], pending[PARAMS_PER_MESSAGE:]
-                    await ws.send_str(json.dumps({"method": method, "params": batch, "id": ident}))
-                    ident += 1
-                    await asyncio.sleep(1 / MAX_CONTROL_PER_SECOND)
-            conn.wake.clear()
-            await conn.wake.wait()
+    def on_up(self, conn: Connection, reconnect: bool) -> None:
+        if reconnect:
+            log.info("book streams %d connected again (%d streams)", conn.ident, len(conn.streams))
+
+    def on_down(self, conn: Connection, reason: str, retry_in: float) -> None:
+        self.reconnects += 1
+        log.warning("book streams %d down (%s); reconnecting in %.0fs", conn.ident, reason, retry_in)
+
+    async def on_message(self, conn: Connection, text: str) -> bool:
+        return self._on_message(conn, text)
 
     def _on_message(self, conn: _Connection, text: str) -> bool:
         """Store a stream event; True when it was one."""

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Literal
 
+from freqfeed.schema import Candle
 from freqfeed.timeframes import BINANCE_TIMEFRAMES, candle_open, timeframe_ms
 
 MarketName = Literal["futures", "spot"]
@@ -967,3 +968,80 @@ def too_many_streams_error(request_id: Any = None) -> dict[str, Any]:
     if request_id is not None:
         error["id"] = request_id
     return error
+
+
+# -- stream events, as a client reads them -------------------------------------------------------
+
+
+def kline_stream(symbol: str, interval: str) -> str:
+    """`BTCUSDT`, `3m` -> `btcusdt@kline_3m`."""
+    return f"{symbol.lower()}@kline_{interval}"
+
+
+def mark_price_stream(symbol: str, every: str = "1s") -> str:
+    """`BTCUSDT` -> `btcusdt@markPrice@1s` (`every=""`: the 3-second stream)."""
+    return f"{symbol.lower()}@markPrice" + (f"@{every}" if every else "")
+
+
+def combined_event(text: str) -> tuple[str, dict[str, Any]] | None:
+    """A combined-stream frame `{"stream": name, "data": event}` -> (name, event); None for the answer to a
+    control message (`{"result": ..., "id": n}`) or an error frame (`{"error": {...}}`, see `frame_error`).
+    ValueError for anything else (not JSON, not an object, no event)."""
+    message = json.loads(text)
+    if not isinstance(message, dict):
+        raise ValueError("not a JSON object")
+    stream, data = message.get("stream"), message.get("data")
+    if isinstance(stream, str) and isinstance(data, dict):
+        return stream, data
+    if "result" in message or "error" in message:
+        return None
+    raise ValueError("neither a stream event nor an answer")
+
+
+def frame_error(text: str) -> str | None:
+    """The error an error frame carries (`{"error": {"code": 2, "msg": ...}}`), or None."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    error = message.get("error") if isinstance(message, dict) else None
+    if error is None:
+        return None
+    return f"{error.get('code')}: {error.get('msg')}" if isinstance(error, dict) else str(error)
+
+
+@dataclass(frozen=True)
+class KlineUpdate:
+    """One `<symbol>@kline_<interval>` event: the candle with every field Binance sends, closed or not."""
+
+    symbol: str
+    interval: str
+    closed: bool
+    event_ms: int
+    candle: Candle
+
+
+def kline_update(event: Mapping[str, Any]) -> KlineUpdate:
+    """A kline event (the `data` of a combined frame). KeyError/ValueError/TypeError when a field is missing
+    or not a number."""
+    k = event["k"]
+    candle = Candle(int(k["t"]), float(k["o"]), float(k["h"]), float(k["l"]), float(k["c"]), float(k["v"]),
+                    float(k["q"]), int(k["n"]), float(k["V"]), float(k["Q"]))
+    return KlineUpdate(str(k["s"]), str(k["i"]), bool(k["x"]), int(event["E"]), candle)
+
+
+@dataclass(frozen=True)
+class MarkPriceUpdate:
+    symbol: str
+    mark_price: float
+    funding_rate: float | None  # `r`, the estimate for the next funding time ("" on delivery contracts)
+    next_funding_ms: int | None  # `T` (0 on delivery contracts)
+    event_ms: int
+
+
+def mark_price_update(event: Mapping[str, Any]) -> MarkPriceUpdate:
+    """A `markPriceUpdate` event. KeyError/ValueError/TypeError when a field is missing or not a number."""
+    rate = event.get("r")
+    next_ms = event.get("T")
+    return MarkPriceUpdate(str(event["s"]), float(event["p"]), float(rate) if rate not in (None, "") else None,
+                           int(next_ms) if next_ms else None, int(event["E"]))
