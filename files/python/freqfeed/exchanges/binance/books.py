@@ -14,7 +14,7 @@ connection is up and delivered an event within `book_max_age`, never from before
 forwarded instead, and counted. A symbol nobody asked about for `gateway.book_idle` seconds is unsubscribed
 (the configured pairs stay). Connections keep within Binance's limits: at most 200 streams each (spot 1024)
 and a few control messages a second (the limit is 10, spot 5), and reconnect with a growing delay (1 s to 30
-s), as the producer's streams do.
+s): the connections are websocket.StreamSocket's, the producer's streams' client too.
 
 Half-open connections are noticed: a websocket ping every `gateway.book_heartbeat` seconds (closed when no
 pong comes), and a connection that carries streams but delivers no message for `gateway.book_silence`

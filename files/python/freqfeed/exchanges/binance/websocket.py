@@ -200,31 +200,49 @@ class StreamSocket:
 
     async def _receive(self, conn: Connection, ws: aiohttp.ClientWebSocketResponse) -> tuple[str, bool]:
         """Messages until the connection ends or, while it has streams, stays silent for `silence` seconds
-        (closed here, so that it is replaced). Returns why it ended and whether any stream event came."""
+        (closed by `_watch`, so that it is replaced). Returns why it ended and whether any stream event came.
+        No timeout per receive: one watcher task per connection costs less than a timer per message."""
         streaming = False
+        silent: list[str] = []
+        watcher = asyncio.create_task(self._watch(conn, ws, silent))
+        try:
+            while True:
+                message = await ws.receive()
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    if await self.listener.on_message(conn, message.data):
+                        conn.last_event = time.monotonic()
+                        self.messages += 1
+                        streaming = True
+                elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                      aiohttp.WSMsgType.CLOSED):
+                    if silent:
+                        return silent[0], streaming
+                    error = ws.exception()
+                    return ("heartbeat: no pong" if isinstance(error, aiohttp.ServerTimeoutError) else "closed"), \
+                        streaming
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+
+    async def _watch(self, conn: Connection, ws: aiohttp.ClientWebSocketResponse, silent: list[str]) -> None:
+        """Close `ws` once it carries streams and no stream event came for `silence` seconds (the time without
+        streams does not count); the reason goes into `silent`."""
         last = time.monotonic()
         while True:
-            wait = self.silence - (time.monotonic() - last) if conn.streams else self.silence
-            try:
-                message = await ws.receive(timeout=max(wait, 0.01))
-            except TimeoutError:
-                if not conn.streams:
-                    last = time.monotonic()
-                    continue
+            now = time.monotonic()
+            if not conn.streams:
+                last = now
+            elif conn.last_event > last:
+                last = conn.last_event
+            if now - last >= self.silence:
                 conn.up = False
                 self.silences += 1
+                silent.append(f"silent for {self.silence:g}s with {len(conn.streams)} streams")
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(ws.close(), timeout=2)
-                return f"silent for {self.silence:g}s with {len(conn.streams)} streams", streaming
-            if message.type == aiohttp.WSMsgType.TEXT:
-                if await self.listener.on_message(conn, message.data):
-                    last = conn.last_event = time.monotonic()
-                    self.messages += 1
-                    streaming = True
-            elif message.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
-                                  aiohttp.WSMsgType.CLOSED):
-                error = ws.exception()
-                return ("heartbeat: no pong" if isinstance(error, aiohttp.ServerTimeoutError) else "closed"), streaming
+                return
+            await asyncio.sleep(max(self.silence - (now - last), 0.05))
 
     async def _control(self, conn: Connection, ws: aiohttp.ClientWebSocketResponse) -> None:
         """SUBSCRIBE/UNSUBSCRIBE in batches, at most `control_per_second` messages a second."""
