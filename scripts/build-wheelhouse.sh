@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Wheels of every pinned dependency (requirements.lock) for each Debian release's Python, in
 # .cache/wheels/<python tag>/ (bookworm: cp311, trixie: cp313), built once per lock file on this machine,
-# so that Molecule and lab containers install offline without compiling cryptofeed, order_book or yapic.json.
+# so that Molecule and lab containers install offline (and nothing is downloaded twice).
 # The roles pick the directory matching the host's /usr/bin/python3.
 #   scripts/build-wheelhouse.sh [bookworm|trixie ...]     (default: both)
 # A release whose Python is this machine's is built here with .venv's pip; another release's is built

@@ -9,7 +9,7 @@ APT_PACKAGES=(
   prometheus prometheus-node-exporter  # promtool (make lint's rule tests), the metrics test's real Prometheus
   podman runc         # Molecule and lab containers (runc: crun fails on hybrid cgroups)
   debootstrap         # builds the local Debian base image (no registry here)
-  python3-venv python3-dev gcc make  # the venv; cryptofeed builds from sdist
+  python3-venv python3-dev gcc make  # the venvs, and a compiler for any dependency without a wheel
   ca-certificates curl util-linux procps
   wrk                 # the gateway benchmarks' load generator (C: the bots' latency without a Python client's)
 )

@@ -28,8 +28,6 @@ def _setup_logging(level: str) -> None:
         stream=sys.stderr,
         force=True,
     )
-    # cryptofeed logs every reconnect with a traceback at WARNING; ours says it once, plainly.
-    logging.getLogger("feedhandler").setLevel(logging.ERROR)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 

@@ -47,8 +47,8 @@ class RestSession:
         return self.limiter.weight_limit
 
     def session(self) -> aiohttp.ClientSession:
-        """The session, opened on first use (in the running event loop). The threaded resolver: aiodns (pulled
-        in by cryptofeed) keeps a busy helper thread."""
+        """The session, opened on first use (in the running event loop). The threaded resolver: aiodns, when
+        installed, keeps a busy helper thread."""
         if self._session is None:
             connector = aiohttp.TCPConnector(resolver=aiohttp.ThreadedResolver(), limit=self._connections)
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout),

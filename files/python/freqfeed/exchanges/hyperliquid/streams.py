@@ -1,9 +1,9 @@
 """Hyperliquid's websocket: one small client (aiohttp) for candles and the other market channels.
 
-Why our own and not cryptofeed: cryptofeed 2.4.1 (the version freqfeed pins) has no Hyperliquid feed
-(cryptofeed/exchanges/ lists none), and 3.x needs Python 3.13; the protocol is small (one URL, JSON
-subscribe / unsubscribe / ping), so a client of ~250 lines without anyone's private internals is simpler
-than adding a feed to a library we would then patch.
+Why our own and not cryptofeed: cryptofeed 2.4.1 (the last version that runs on Debian 12's Python
+3.11) has no Hyperliquid feed (cryptofeed/exchanges/ lists none), and 3.x needs Python 3.13; the protocol is
+small (one URL, JSON subscribe / unsubscribe / ping), so a client of ~250 lines without anyone's private
+internals is simpler than adding a feed to a library we would then patch.
 
 - subscriptions are spread over as few connections as the per-IP limits allow (wire.plan_connections:
   10 connections, 1000 subscriptions), each subscription one message, acknowledged by the server;
