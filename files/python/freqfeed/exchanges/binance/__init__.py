@@ -48,7 +48,7 @@ def producer_streams(config: Config, info: dict[str, Any], rest: Any, events: St
 
 
 def serve(config: Config) -> int:
-    from freqfeed.gateway import app
+    from freqfeed.exchanges.binance.gateway import app
 
     return app.main(config)
 

@@ -36,7 +36,7 @@ import aiohttp
 
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchanges.binance import wire
-from freqfeed.gateway.history import Forward
+from freqfeed.exchanges.binance.gateway.history import Forward
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """`freqfeed serve`: Binance's public REST market-data API for the bots of one feeder.
 
-Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantics: futures
+Answered here, from InfluxDB (gateway.history), with Binance's semantics: futures
 `/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
 exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
 cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
 (freqfeed.exchanges.binance.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
-exchanges.binance.wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
+exchanges.binance.wire lists are let in, checked on the raw request (gateway.admission); signed and private
 requests are refused whatever the path: only the public URL keys of ccxt may point here.
 """
 
@@ -28,12 +28,12 @@ from freqfeed.config import Config
 from freqfeed.exchanges.base import ExchangeClock
 from freqfeed.exchanges.binance import wire
 from freqfeed.exchanges.binance.books import BookStreams
+from freqfeed.exchanges.binance.gateway.admission import Admitted, Refused, admit
+from freqfeed.exchanges.binance.gateway.history import Forward, History
+from freqfeed.exchanges.binance.gateway.permanent import PermanentAnswers
 from freqfeed.exchanges.binance.upstream import Reply, Upstream
-from freqfeed.gateway.admission import Admitted, Refused, admit
-from freqfeed.gateway.history import Forward, History
 from freqfeed.gateway.lifecycle import serve_until_stopped
 from freqfeed.gateway.notify import notify
-from freqfeed.gateway.permanent import PermanentAnswers
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
 
@@ -181,7 +181,7 @@ class Gateway:
         return _send(reply)
 
     def _refusal(self, request: web.Request) -> Admitted:
-        """The request as admitted (freqfeed.gateway.admission, on the raw target), or Refused: other methods,
+        """The request as admitted (gateway.admission, on the raw target), or Refused: other methods,
         other markets' paths, anything not a public endpoint, signed or private requests, unknown parameters."""
         try:
             return admit(self.market, request.method, request.raw_path, request.headers)
