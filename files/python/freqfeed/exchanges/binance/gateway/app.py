@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,7 +31,7 @@ from freqfeed.exchanges.binance.gateway.admission import Admitted, Refused, admi
 from freqfeed.exchanges.binance.gateway.history import Forward, History
 from freqfeed.exchanges.binance.gateway.permanent import PermanentAnswers
 from freqfeed.exchanges.binance.upstream import Reply, Upstream
-from freqfeed.gateway.lifecycle import serve_until_stopped
+from freqfeed.gateway.lifecycle import listen, release, serve_until_stopped
 from freqfeed.gateway.notify import notify
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
@@ -74,11 +73,7 @@ class Gateway:
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._run(), name="gateway"))
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.gateway.host, self.config.gateway.port, reuse_address=True)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await listen(self.app(), self.config.gateway.host, self.config.gateway.port)
         if self.config.gateway.metrics_listen:
             from freqfeed import metrics
 
@@ -124,14 +119,7 @@ class Gateway:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._runner is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
-        if self.metrics is not None:
-            await self.metrics.stop()
-        await self.upstream.close()
-        # a read under way (daemon thread) is abandoned, not waited for: the stop takes well under a second
-        threading.Thread(target=self.influx.close, daemon=True).start()
+        await release(self._runner, self.metrics, self.upstream, self.influx)
 
     # -- requests ---------------------------------------------------------------------------------
 
