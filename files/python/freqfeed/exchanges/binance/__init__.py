@@ -1,6 +1,7 @@
 """Binance USD-M perpetuals and spot: wire format (`wire`), REST client (`rest`), the gateway's forwarding
 client built on the same limiter and clock (`upstream`), cryptofeed streams (`streams`), the gateway's book
-streams (`books`) and a deterministic simulator (`simulator`, `freqfeed simulate`).
+streams (`books`), the gateway itself (`gateway/`, `freqfeed serve`) and a deterministic simulator
+(`simulator`, `freqfeed simulate`).
 
 `EXCHANGE` is what the rest of freqfeed knows about Binance (freqfeed.exchanges.base.Exchange).
 Facts and their sources: shared/reference/binance-futures-api.md; layout: docs/exchanges.md.
