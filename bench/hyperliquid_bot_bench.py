@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "files" / "python"))
 
 from freqfeed.localinflux import LocalInfluxDB, free_port
-from tests.hyperliquid_bots import PAIRS, THROTTLE_S, side_by_side
+from tests.freqtrade_bots import THROTTLE_S
+from tests.hyperliquid_bots import PAIRS, side_by_side
 from tests.processes import GatewayProcess, HyperliquidSim, ProducerProcess, wait_for
 
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The gateway's closed-candle caches at fleet scale, in one process each, without a gateway (freqfeed/gateway/
-series.py): 300 pairs x 1m/3m/5m/15m/1h + 1h mark = 1,800 SeriesCache of 1,516 realistic rows each (the
-simulator's market through freqfeed.gateway.rows, as the gateway builds them from InfluxDB), laid out
+"""The gateway's closed-candle caches at fleet scale, in one process each, without a gateway
+(freqfeed/exchanges/binance/gateway/series.py): 300 pairs x 1m/3m/5m/15m/1h + 1h mark = 1,800 SeriesCache of
+1,516 realistic rows each (the simulator's market through freqfeed.exchanges.binance.gateway.rows, as the
+gateway builds them from InfluxDB), laid out
 `plain` (every row plain JSON: the layout before compressed blocks) and `blocks` (the default: the newest
 rows plain, older ones in zlib blocks). For each: bytes a row, the process's RSS before and after building
 the caches, CPU to build them, the same after 100 closes appended to every series, an append, and the
@@ -27,8 +28,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "files" / "python"))
 
 from freqfeed.exchanges.binance import wire
-from freqfeed.gateway.rows import kline_row_bytes
-from freqfeed.gateway.series import SeriesCache
+from freqfeed.exchanges.binance.gateway.rows import kline_row_bytes
+from freqfeed.exchanges.binance.gateway.series import SeriesCache
 from freqfeed.simulator.market import Market
 from freqfeed.timeframes import timeframe_ms
 

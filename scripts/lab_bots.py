@@ -5,7 +5,8 @@
 
 starts `--bots` dry-run futures bots through the gateway and as many straight to the exchange (the lab's
 simulator), side by side on the same pairs, strategy and clock (1m candles, order-book pricing, trades
-opened at once and held a few minutes: the open trades' exit pricing is most of a bot's weight). Each bot
+opened at once and held a few minutes: the open trades' exit pricing is most of a bot's weight; the strategy
+and config are files/python/tests/freqtrade_bots.py's, as the Hyperliquid bot test's). Each bot
 has a User-Agent of its own, so the simulator's per-client counters tell the traffic apart. Afterwards it
 checks, for the gateway's bots:
 - the closed candles each bot's strategy saw equal the exchange's (the simulator's REST klines);
@@ -42,70 +43,10 @@ sys.path.insert(0, str(REPO / "files" / "python"))
 
 from freqfeed.exchanges.binance import wire
 from freqfeed.simulator.market import Market
+from tests.freqtrade_bots import bot_config, strategy_source
 
 FREQTRADE = REPO / ".cache" / "freqtrade-venv" / "bin" / "freqtrade"
 PAIRS = ["BTC/USDT:USDT", "ETH/USDT:USDT", "SOL/USDT:USDT"]
-STRATEGY = '''
-import json
-import time
-from pathlib import Path
-
-from freqtrade.strategy import IStrategy
-from pandas import DataFrame
-
-
-class LabBot(IStrategy):
-    """Long on every candle, out after three minutes: trades open at once and stay open (exit pricing reads the
-    order book at every loop). Writes the closed candles it saw, for the lab to check against the exchange."""
-
-    INTERFACE_VERSION = 3
-    timeframe = "1m"
-    can_short = False
-    minimal_roi = {"3": -1}
-    stoploss = -0.5
-    startup_candle_count = 5
-    process_only_new_candles = True
-
-    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        seen = Path(self.config["user_data_dir"]) / "candles" / (metadata["pair"].replace("/", "_").replace(":", "_")
-                                                                + ".json")
-        seen.parent.mkdir(exist_ok=True)
-        rows = json.loads(seen.read_text()) if seen.exists() else {}
-        for row in dataframe.tail(10).itertuples():
-            rows[str(int(row.date.timestamp() * 1000))] = [row.open, row.high, row.low, row.close, row.volume]
-        seen.write_text(json.dumps(rows))
-        with seen.with_suffix(".times").open("a") as times:  # when the strategy got which candle as the newest
-            times.write(f"{time.time():.3f} {int(dataframe['date'].iloc[-1].timestamp() * 1000)}\\n")
-        return dataframe
-
-    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["enter_long"] = 1
-        return dataframe
-
-    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["exit_long"] = 0
-        return dataframe
-'''
-
-
-def bot_config(name: str, api: str, agent: str, userdir: Path) -> dict[str, Any]:
-    return {
-        "bot_name": name, "dry_run": True, "dry_run_wallet": 10_000, "trading_mode": "futures",
-        "margin_mode": "isolated", "stake_currency": "USDT", "stake_amount": 100, "max_open_trades": len(PAIRS),
-        "tradable_balance_ratio": 0.99, "timeframe": "1m", "initial_state": "running",
-        "internals": {"process_throttle_secs": 5},
-        "unfilledtimeout": {"entry": 10, "exit": 10, "unit": "minutes"},
-        "entry_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1,
-                          "price_last_balance": 0.0, "check_depth_of_market": {"enabled": False,
-                                                                              "bids_to_ask_delta": 1}},
-        "exit_pricing": {"price_side": "other", "use_order_book": True, "order_book_top": 1},
-        "order_types": {"entry": "limit", "exit": "limit", "stoploss": "market", "stoploss_on_exchange": False},
-        "exchange": {"name": "binance", "key": "", "secret": "", "only_from_ccxt": True,
-                     "ccxt_config": readme_ccxt_config(api) | {"userAgent": agent},
-                     "pair_whitelist": PAIRS, "pair_blacklist": []},
-        "pairlists": [{"method": "StaticPairList"}],
-        "db_url": f"sqlite:///{userdir / 'trades.sqlite'}",
-    }
 
 
 def readme_ccxt_config(api: str) -> dict[str, Any]:
@@ -122,9 +63,11 @@ def start(name: str, api: str, agent: str, root: Path) -> subprocess.Popen[bytes
     userdir = root / name
     subprocess.run([str(FREQTRADE), "create-userdir", "--userdir", str(userdir)], check=True,
                    capture_output=True)
-    (userdir / "strategies" / "lab_bot.py").write_text(STRATEGY)
+    (userdir / "strategies" / "lab_bot.py").write_text(strategy_source("LabBot"))
     config = userdir / "config.json"
-    config.write_text(json.dumps(bot_config(name, api, agent, userdir), indent=1))
+    exchange = {"name": "binance", "only_from_ccxt": True, "ccxt_config": readme_ccxt_config(api)}
+    config.write_text(json.dumps(bot_config(name, exchange, agent, userdir, pairs=PAIRS, stake_currency="USDT"),
+                                 indent=1))
     log = open(userdir / "bot.log", "wb")  # noqa: SIM115 - the process owns it
     return subprocess.Popen([str(FREQTRADE), "trade", "--dry-run", "--userdir", str(userdir), "-c", str(config),
                              "-s", "LabBot"], stdout=log, stderr=log, start_new_session=True)

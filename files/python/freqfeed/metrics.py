@@ -7,9 +7,9 @@ custom collector: the hot path is unchanged, except the gateway's latency histog
 request). The sync, a oneshot, writes its figures atomically as a `.prom` file for node_exporter's textfile
 collector (`sync.metrics_file`).
 
-Labels are bounded: `endpoint` is a known endpoint's name or `other` (freqfeed.gateway.admission), `outcome`
-and `reason` come from fixed sets, `pair` and `timeframe` only from the configuration; never a raw path, a
-parameter or a client's text.
+Labels are bounded: `endpoint` is a known endpoint's name or `other` (Binance's
+freqfeed.exchanges.binance.gateway.admission, Hyperliquid's info types), `outcome` and `reason` come from fixed
+sets, `pair` and `timeframe` only from the configuration; never a raw path, a parameter or a client's text.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from freqfeed.timeframes import timeframe_ms
 
 if TYPE_CHECKING:
     from freqfeed.config import Config
-    from freqfeed.gateway.app import Gateway
+    from freqfeed.exchanges.binance.gateway.app import Gateway
     from freqfeed.producer import Producer
     from freqfeed.ratelimit import WeightLimiter
     from freqfeed.sync import SeriesJob, SyncReport
@@ -164,9 +164,9 @@ REPAIR_REASONS = ("start-up", "gap in the stream", "reconnect", "closed", "silen
                   "funding time")  # freqfeed.producer's reasons for a REST repair
 FORWARD_REASONS = ("not collected", "retention", "does not hold", "no current", "newest", "before InfluxDB",
                    "close wait", "after", "InfluxDB:", "loading", "exchangeInfo", "holds", "complete",
-                   "every symbol", "other")  # freqfeed.gateway.app._reason_kind
-GATEWAY_STATES = ("connecting", "loading", "ready", "degraded")  # gateway.history.History.state
-REFUSAL_REASONS = ("method", "signed", "target", "path", "private", "market", "parameters")  # gateway.admission
+                   "every symbol", "other")  # freqfeed.exchanges.binance.gateway.app._reason_kind
+GATEWAY_STATES = ("connecting", "loading", "ready", "degraded")  # binance gateway.history.History.state
+REFUSAL_REASONS = ("method", "signed", "target", "path", "private", "market", "parameters")  # binance gateway.admission
 BOOK_FORWARD_REASONS = ("deeper than 20 levels", "not streamed yet", "stale or dropped", "book ticker not streamed yet",
                         "book ticker stale or dropped")  # freqfeed.exchanges.binance.books
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -1,11 +1,11 @@
 """Real freqtrade 2026.9 dry-run bots on Hyperliquid (freqtrade's venv, `freqtrade trade --dry-run`), for the
 bot test (tests/test_hyperliquid_bot.py) and the websocket-vs-polling bench (bench/hyperliquid_bot_bench.py).
 
-A bot trades BTC and kPEPE perpetuals on 1m candles with a small strategy (long on every candle, out after
-three minutes: order-book pricing at entry and at every loop while a trade is open, as lab_bots.py's LabBot)
-that writes down what it saw: the closed candles (the last 10 of each dataframe) and, for each new candle, the
-wall-clock time its strategy first had it (`seen.jsonl`). Each bot has a User-Agent of its own, so the
-simulator's `/_sim/stats` by_client tells the weight each one cost.
+A bot trades BTC and kPEPE perpetuals on 1m candles with the recording strategy every bot of the tests and the
+lab runs (freqtrade_bots.py: long on every candle, out after three minutes, order-book pricing at entry and at
+every loop while a trade is open), which writes down what it saw: the closed candles (the last 10 of each
+dataframe) and, for each new candle, the wall-clock time its strategy first had it (`seen.jsonl`). Each bot
+has a User-Agent of its own, so the simulator's `/_sim/stats` by_client tells the weight each one cost.
 """
 
 from __future__ import annotations
@@ -21,56 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .freqtrade_bots import bot_config, strategy_source
+
 PAIRS = ["BTC/USDC:USDC", "KPEPE/USDC:USDC"]
 COINS = {"BTC/USDC:USDC": "BTC", "KPEPE/USDC:USDC": "kPEPE"}
 MINUTE = 60_000
-THROTTLE_S = 5  # freqtrade's default process_throttle_secs
 EXCHANGES_DOC = Path(__file__).resolve().parents[3] / "docs" / "exchanges.md"
-
-STRATEGY = '''
-import json
-import time
-from pathlib import Path
-
-from freqtrade.strategy import IStrategy
-from pandas import DataFrame
-
-
-class HlBot(IStrategy):
-    """Long on every candle, out after three minutes; writes down the closed candles it saw and when."""
-
-    INTERFACE_VERSION = 3
-    timeframe = "1m"
-    can_short = False
-    minimal_roi = {"3": -1}
-    stoploss = -0.5
-    startup_candle_count = 5
-    process_only_new_candles = True
-
-    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        wall = time.time()
-        root = Path(self.config["user_data_dir"])
-        name = metadata["pair"].replace("/", "_").replace(":", "_")
-        seen = root / "candles" / (name + ".json")
-        seen.parent.mkdir(exist_ok=True)
-        rows = json.loads(seen.read_text()) if seen.exists() else {}
-        for row in dataframe.tail(10).itertuples():
-            rows[str(int(row.date.timestamp() * 1000))] = [row.open, row.high, row.low, row.close, row.volume]
-        seen.write_text(json.dumps(rows))
-        if len(dataframe):
-            newest = int(dataframe["date"].iloc[-1].timestamp() * 1000)
-            with open(root / "seen.jsonl", "a") as out:
-                out.write(json.dumps({"pair": metadata["pair"], "newest": newest, "wall": wall}) + "\\n")
-        return dataframe
-
-    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["enter_long"] = 1
-        return dataframe
-
-    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["exit_long"] = 0
-        return dataframe
-'''
 
 
 def docs_exchange_section(url: str) -> dict[str, Any]:
@@ -88,26 +44,6 @@ def direct_section(rest_url: str, ws_url: str) -> dict[str, Any]:
             "ccxt_config": {"urls": {"api": {"public": rest_url, "private": rest_url, "ws": {"public": ws_url}}}}}
 
 
-def bot_config(name: str, exchange: dict[str, Any], agent: str, userdir: Path) -> dict[str, Any]:
-    pricing = {"price_side": "other", "use_order_book": True, "order_book_top": 1}
-    ccxt_config = {**exchange.get("ccxt_config", {}), "userAgent": agent}
-    return {
-        "bot_name": name, "dry_run": True, "dry_run_wallet": 10_000, "trading_mode": "futures",
-        "margin_mode": "isolated", "stake_currency": "USDC", "stake_amount": 100, "max_open_trades": len(PAIRS),
-        "tradable_balance_ratio": 0.99, "timeframe": "1m", "initial_state": "running",
-        "internals": {"process_throttle_secs": THROTTLE_S},
-        "unfilledtimeout": {"entry": 10, "exit": 10, "unit": "minutes"},
-        "entry_pricing": {**pricing, "price_last_balance": 0.0,
-                          "check_depth_of_market": {"enabled": False, "bids_to_ask_delta": 1}},
-        "exit_pricing": pricing,
-        "order_types": {"entry": "limit", "exit": "limit", "stoploss": "market", "stoploss_on_exchange": False},
-        "exchange": {**exchange, "ccxt_config": ccxt_config, "key": "", "secret": "",
-                     "pair_whitelist": PAIRS, "pair_blacklist": []},
-        "pairlists": [{"method": "StaticPairList"}],
-        "db_url": f"sqlite:///{userdir / 'trades.sqlite'}",
-    }
-
-
 @dataclass
 class Bot:
     name: str
@@ -121,10 +57,11 @@ class Bot:
         userdir = root / name
         freqtrade = [python, "-m", "freqtrade"]
         subprocess.run([*freqtrade, "create-userdir", "--userdir", str(userdir)], check=True, capture_output=True)
-        (userdir / "strategies" / "hl_bot.py").write_text(STRATEGY)
+        (userdir / "strategies" / "hl_bot.py").write_text(strategy_source("HlBot"))
         agent = f"freqfeed-test-bot-{name}"
         config = userdir / "config.json"
-        config.write_text(json.dumps(bot_config(name, exchange, agent, userdir), indent=1))
+        config.write_text(json.dumps(bot_config(name, exchange, agent, userdir, pairs=PAIRS, stake_currency="USDC"),
+                                      indent=1))
         with open(userdir / "bot.log", "wb") as log:
             process = subprocess.Popen([*freqtrade, "trade", "--dry-run", "--userdir", str(userdir), "-c", str(config),
                                         "-s", "HlBot"], stdout=log, stderr=log, start_new_session=True)

@@ -17,6 +17,9 @@ its backends (what the rest of the program does with it):
                       only code that sends REST requests to that exchange, for the producer and the gateway.
         streams.py    the websocket client: subscriptions within the exchange's limits, keep-alive,
                       reconnects with backoff, silence detection, closed candles.
+        gateway       `freqfeed serve` for that exchange (EXCHANGE.serve): Binance's is a subpackage
+                      (gateway/app.py, admission.py, history.py, ...), Hyperliquid's gateway.py beside its
+                      admission.py and local.py; what both share is freqfeed.gateway (lifecycle, notify, threads).
         simulator.py  a deterministic market that speaks the wire format (candles a pure function of seed,
                       coin and time: freqfeed.simulator.market), for tests, benchmarks and the lab.
 

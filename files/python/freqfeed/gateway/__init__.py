@@ -1,10 +1,10 @@
-"""The market-data gateway (`freqfeed serve`): Binance's public REST API for the bots on a feeder.
+"""What every exchange's market-data gateway (`freqfeed serve`) shares; exchange-neutral.
 
-    app.py       the HTTP server: what is answered here, what is forwarded, what is refused; status
-    admission.py what is let in: the allowlist of public endpoints, checked on the raw request target
-    history.py   klines, mark-price klines and funding rates from InfluxDB (caches, completeness, close wait)
+    lifecycle.py  a gateway process's life: start, readiness to systemd, stop on SIGTERM/SIGINT, closing line
+    notify.py     systemd's readiness protocol (sd_notify over $NOTIFY_SOCKET), without a dependency
+    threads.py    blocking InfluxDB reads on daemon worker threads, so a stop never waits for them
 
-Binance's own clients live in its package: freqfeed.exchanges.binance.upstream (forwarded requests: cache,
-coalescing, weight limiter; exchangeInfo, clock) and freqfeed.exchanges.binance.books (order books and book
-tickers from Binance's websocket streams, silence noticed).
+Each exchange's gateway lives in its package and is found through its EXCHANGE.serve
+(freqfeed.exchanges.get): Binance's in freqfeed.exchanges.binance.gateway, Hyperliquid's in
+freqfeed.exchanges.hyperliquid.gateway.
 """

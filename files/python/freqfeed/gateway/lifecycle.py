@@ -1,5 +1,7 @@
 """A gateway process's life, the same for every exchange: start (bind), announce readiness to systemd while
-serving, stop on SIGTERM/SIGINT (STOPPING=1), and one closing log line with what it answered."""
+serving, stop on SIGTERM/SIGINT (STOPPING=1), and one closing log line with what it answered; and the two
+ends every exchange's gateway shares, binding its HTTP server (`listen`) and letting go of it and its clients
+at the stop (`release`)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,18 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Callable, Coroutine, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from aiohttp import web
 
 from freqfeed.config import Config
 from freqfeed.gateway.notify import notify
+
+if TYPE_CHECKING:
+    from freqfeed.exchanges.http import RestSession
+    from freqfeed.influx import InfluxDB
 
 log = logging.getLogger("freqfeed.gateway")
 
@@ -48,3 +57,31 @@ async def serve_until_stopped(config: Config, gateway: Service,
     log.info("gateway stopped: %d requests, %d answered here, %d forwarded", gateway.counters["requests"],
              gateway.counters["local"], gateway.counters["forwarded"])
     return 0
+
+
+async def listen(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    """Serve `app` on host:port (0: any free port): its runner and the port bound. OSError when it cannot listen
+    (the runner is cleaned up first)."""
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, reuse_address=True).start()
+    except BaseException:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), timeout=0.5)
+        raise
+    return runner, int(runner.addresses[0][1])
+
+
+async def release(runner: web.AppRunner | None, metrics: Any, rest: RestSession, influx: InfluxDB) -> None:
+    """The end of a gateway's stop, once its own tasks are cancelled: the HTTP server (at most 0.5 s for the
+    requests under way), the metrics server (freqfeed.metrics.MetricsServer or None), the exchange's REST
+    session; InfluxDB's sessions are closed on a daemon thread: a read under way is abandoned, not waited for,
+    so the stop takes well under a second."""
+    if runner is not None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runner.cleanup(), timeout=0.5)
+    if metrics is not None:
+        await metrics.stop()
+    await rest.close()
+    threading.Thread(target=influx.close, daemon=True).start()

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import signal
 import time
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -37,6 +37,11 @@ class SimServer:
 
     async def _publisher(self) -> None:
         raise NotImplementedError
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Self:
+        """`listen`, then the simulator itself (`await Simulator(...).start()`)."""
+        await self.listen(host, port)
+        return self
 
     async def listen(self, host: str, port: int) -> None:
         """Serve `app()` on host:port (0: any free port, then `self.port`) and start the publisher."""

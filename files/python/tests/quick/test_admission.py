@@ -1,11 +1,11 @@
-"""The gateway's allowlist (freqfeed.gateway.admission) on raw request targets: pure, no server."""
+"""The gateway's allowlist (freqfeed.exchanges.binance.gateway.admission) on raw request targets: pure, no server."""
 
 from __future__ import annotations
 
 import pytest
 
 from freqfeed.exchanges.binance import wire
-from freqfeed.gateway.admission import OTHER, Refused, admit
+from freqfeed.exchanges.binance.gateway.admission import OTHER, Refused, admit
 
 BYPASSES = [
     "/fapi/v1/klines%3Fsignature=x",

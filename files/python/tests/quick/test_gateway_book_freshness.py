@@ -12,7 +12,7 @@ from freqfeed import config
 from freqfeed.exchanges.binance import books as books_module
 from freqfeed.exchanges.binance import wire
 from freqfeed.exchanges.binance.books import BookStreams, _Connection
-from freqfeed.gateway.history import Forward
+from freqfeed.exchanges.binance.gateway.history import Forward
 
 CONFIG = config.from_mapping({"influxdb": {"url": "http://127.0.0.1:8086", "database": "market"},
                               "pairs": ["BTC/USDT:USDT", "ETH/USDT:USDT"], "gateway": {"book_max_age": 1.0}},

@@ -1,11 +1,11 @@
-"""Immutable answers kept across restarts (freqfeed.gateway.permanent)."""
+"""Immutable answers kept across restarts (freqfeed.exchanges.binance.gateway.permanent)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from freqfeed.gateway.permanent import PermanentAnswers, immutable, request_key
+from freqfeed.exchanges.binance.gateway.permanent import PermanentAnswers, immutable, request_key
 
 H = 3_600_000
 NOW = 1_000 * H

@@ -1,4 +1,4 @@
-"""The fast kline row builder gives exactly the exact way's bytes (freqfeed.gateway.rows)."""
+"""The fast kline row builder gives exactly the exact way's bytes (freqfeed.exchanges.binance.gateway.rows)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 import pytest
 
 from freqfeed.exchanges.binance import wire
-from freqfeed.gateway.rows import kline_row_bytes
+from freqfeed.exchanges.binance.gateway.rows import kline_row_bytes
 
 
 def exact(t: int, fmt: wire.SymbolFormat, values: list[float], *, mark: bool) -> bytes:

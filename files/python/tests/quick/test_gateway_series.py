@@ -1,8 +1,8 @@
-"""The gateway's compact per-series cache (freqfeed.gateway.series)."""
+"""The gateway's compact per-series cache (freqfeed.exchanges.binance.gateway.series)."""
 
 from __future__ import annotations
 
-from freqfeed.gateway.series import BlockCache, SeriesCache
+from freqfeed.exchanges.binance.gateway.series import BlockCache, SeriesCache
 
 P = 60_000
 

@@ -1,4 +1,4 @@
-"""The cache snapshot written and read back (freqfeed.gateway.snapshot)."""
+"""The cache snapshot written and read back (freqfeed.exchanges.binance.gateway.snapshot)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from freqfeed.gateway import snapshot
-from freqfeed.gateway.series import SeriesCache
+from freqfeed.exchanges.binance.gateway import snapshot
+from freqfeed.exchanges.binance.gateway.series import SeriesCache
 
 P = 60_000
 

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from freqfeed import config as config_module
 from freqfeed import metrics, producer
-from freqfeed.gateway import app, history
+from freqfeed.exchanges.binance.gateway import app, history
 from freqfeed.sync import SyncReport, plan
 
 ALLOWED_LABELS = {"pair", "timeframe", "kind", "stream", "state", "operation", "reason", "endpoint", "outcome"}

@@ -1,7 +1,7 @@
 """Binance USD-M perpetuals and spot: wire format (`wire`), REST client (`rest`), the gateway's forwarding
 client built on the same limiter and clock (`upstream`), its websocket client (`websocket`) under the
-producer's streams (`streams`) and the gateway's book streams (`books`), and a deterministic simulator
-(`simulator`, `freqfeed simulate`).
+producer's streams (`streams`) and the gateway's book streams (`books`), the gateway itself (`gateway/`,
+`freqfeed serve`) and a deterministic simulator (`simulator`, `freqfeed simulate`).
 
 `EXCHANGE` is what the rest of freqfeed knows about Binance (freqfeed.exchanges.base.Exchange).
 Facts and their sources: shared/reference/binance-futures-api.md; layout: docs/exchanges.md.
@@ -49,7 +49,7 @@ def producer_streams(config: Config, info: dict[str, Any], rest: Any, events: St
 
 
 def serve(config: Config) -> int:
-    from freqfeed.gateway import app
+    from freqfeed.exchanges.binance.gateway import app
 
     return app.main(config)
 

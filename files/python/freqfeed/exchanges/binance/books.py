@@ -33,8 +33,8 @@ from typing import Any
 
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchanges.binance import wire
+from freqfeed.exchanges.binance.gateway.history import Forward
 from freqfeed.exchanges.binance.websocket import Connection, StreamSocket
-from freqfeed.gateway.history import Forward
 
 log = logging.getLogger(__name__)
 

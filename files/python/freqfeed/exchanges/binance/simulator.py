@@ -201,10 +201,6 @@ class Simulator(SimServer):
         app.router.add_get("/_sim/requests", self.requests_endpoint)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
-        await self.listen(host, port)
-        return self
-
     @web.middleware
     async def _errors(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:

@@ -94,7 +94,7 @@ class Upstream(RestSession):
                   reason: str = "") -> Reply:
         """Binance's answer to GET `path` (`/fapi/v1/depth`), from the cache while it is fresh, shared with
         identical requests in flight, else sent through the limiter. `path` is an allowlisted endpoint's
-        and `params` its normalised parameters (freqfeed.gateway.admission): both key the cache."""
+        and `params` its normalised parameters (freqfeed.exchanges.binance.gateway.admission): both key the cache."""
         key = (path, tuple(sorted(params)))
         now = time.monotonic()
         cached = self._cache.get(key)

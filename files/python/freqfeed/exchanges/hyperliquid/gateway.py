@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable
@@ -42,7 +41,7 @@ from freqfeed.exchanges.hyperliquid.admission import Refused
 from freqfeed.exchanges.hyperliquid.books import BookStreams
 from freqfeed.exchanges.hyperliquid.rest import HyperliquidRest
 from freqfeed.exchanges.hyperliquid.wire import HyperliquidError, InfoRequest
-from freqfeed.gateway.lifecycle import serve_until_stopped
+from freqfeed.gateway.lifecycle import listen, release, serve_until_stopped
 from freqfeed.gateway.notify import notify
 from freqfeed.gateway.threads import DaemonWorkers
 from freqfeed.influx import InfluxDB, InfluxDBError, Select
@@ -168,11 +167,7 @@ class HyperliquidGateway:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.gateway.host, self.config.gateway.port, reuse_address=True)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await listen(self.app(), self.config.gateway.host, self.config.gateway.port)
         self._tasks.append(asyncio.create_task(self._run(), name="hyperliquid-gateway"))
         if self.config.gateway.metrics_listen:
             await self._start_metrics()
@@ -241,13 +236,7 @@ class HyperliquidGateway:
         await asyncio.gather(*self._tasks, *self._charges, return_exceptions=True)
         if self.books is not None:
             await self.books.stop()
-        if self._runner is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
-        if self.metrics is not None:
-            await self.metrics.stop()
-        await self.rest.close()
-        threading.Thread(target=self.influx.close, daemon=True).start()
+        await release(self._runner, self.metrics, self.rest, self.influx)
 
     # -- requests ---------------------------------------------------------------------------------
 

@@ -340,10 +340,6 @@ class HyperliquidSimulator(SimServer):
         app.router.add_get("/_sim/stats", self.stats_endpoint)
         return app
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> HyperliquidSimulator:
-        await self.listen(host, port)
-        return self
-
     # -- REST -------------------------------------------------------------------------------------
 
     def _charge(self, ip: str, weight: int, now: int, *, check: bool) -> bool:

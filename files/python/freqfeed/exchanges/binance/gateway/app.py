@@ -1,11 +1,11 @@
 """`freqfeed serve`: Binance's public REST market-data API for the bots of one feeder.
 
-Answered here, from InfluxDB (freqfeed.gateway.history), with Binance's semantics: futures
+Answered here, from InfluxDB (gateway.history), with Binance's semantics: futures
 `/fapi/v1/klines`, `markPriceKlines`, `fundingRate`; spot `/api/v3/klines`; `ping` and `time` (from the
 exchange clock, kept in step with Binance's); `exchangeInfo` from a cache refreshed from Binance. What
 cannot be answered completely, and every other public endpoint, is forwarded to `exchange.rest_url`
 (freqfeed.exchanges.binance.upstream: cached briefly, coalesced, weight-limited). Only the public endpoints
-exchanges.binance.wire lists are let in, checked on the raw request (freqfeed.gateway.admission); signed and private
+exchanges.binance.wire lists are let in, checked on the raw request (gateway.admission); signed and private
 requests are refused whatever the path: only the public URL keys of ccxt may point here.
 """
 
@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,12 +27,12 @@ from freqfeed.config import Config
 from freqfeed.exchanges.base import ExchangeClock
 from freqfeed.exchanges.binance import wire
 from freqfeed.exchanges.binance.books import BookStreams
+from freqfeed.exchanges.binance.gateway.admission import Admitted, Refused, admit
+from freqfeed.exchanges.binance.gateway.history import Forward, History
+from freqfeed.exchanges.binance.gateway.permanent import PermanentAnswers
 from freqfeed.exchanges.binance.upstream import Reply, Upstream
-from freqfeed.gateway.admission import Admitted, Refused, admit
-from freqfeed.gateway.history import Forward, History
-from freqfeed.gateway.lifecycle import serve_until_stopped
+from freqfeed.gateway.lifecycle import listen, release, serve_until_stopped
 from freqfeed.gateway.notify import notify
-from freqfeed.gateway.permanent import PermanentAnswers
 from freqfeed.influx import InfluxDB
 from freqfeed.ratelimit import USED_WEIGHT_HEADER
 
@@ -74,11 +73,7 @@ class Gateway:
 
     async def start(self) -> None:
         self._tasks.append(asyncio.create_task(self._run(), name="gateway"))
-        self._runner = web.AppRunner(self.app(), handle_signals=False, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.gateway.host, self.config.gateway.port, reuse_address=True)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await listen(self.app(), self.config.gateway.host, self.config.gateway.port)
         if self.config.gateway.metrics_listen:
             from freqfeed import metrics
 
@@ -124,14 +119,7 @@ class Gateway:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        if self._runner is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._runner.cleanup(), timeout=0.5)
-        if self.metrics is not None:
-            await self.metrics.stop()
-        await self.upstream.close()
-        # a read under way (daemon thread) is abandoned, not waited for: the stop takes well under a second
-        threading.Thread(target=self.influx.close, daemon=True).start()
+        await release(self._runner, self.metrics, self.upstream, self.influx)
 
     # -- requests ---------------------------------------------------------------------------------
 
@@ -181,7 +169,7 @@ class Gateway:
         return _send(reply)
 
     def _refusal(self, request: web.Request) -> Admitted:
-        """The request as admitted (freqfeed.gateway.admission, on the raw target), or Refused: other methods,
+        """The request as admitted (gateway.admission, on the raw target), or Refused: other methods,
         other markets' paths, anything not a public endpoint, signed or private requests, unknown parameters."""
         try:
             return admit(self.market, request.method, request.raw_path, request.headers)

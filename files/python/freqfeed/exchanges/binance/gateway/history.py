@@ -36,9 +36,9 @@ from typing import Any
 from freqfeed.config import Config, exchange_symbol
 from freqfeed.exchanges.base import ExchangeClock
 from freqfeed.exchanges.binance import wire
-from freqfeed.gateway import snapshot
-from freqfeed.gateway.rows import kline_row_bytes
-from freqfeed.gateway.series import BlockCache, SeriesCache
+from freqfeed.exchanges.binance.gateway import snapshot
+from freqfeed.exchanges.binance.gateway.rows import kline_row_bytes
+from freqfeed.exchanges.binance.gateway.series import BlockCache, SeriesCache
 from freqfeed.gateway.threads import DaemonWorkers
 from freqfeed.influx import InfluxDB, InfluxDBError, Select, Series
 from freqfeed.schema import (

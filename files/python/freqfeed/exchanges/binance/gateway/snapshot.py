@@ -4,7 +4,7 @@ and the gateway's CPU on a small host).
 
 `<state dir>/gateway-cache.bin`: a header (JSON: what the caches were built for, each symbol's price and
 quantity decimals, and per series its first open time, rows a block and sizes), then each series'
-compressed blocks, plain row buffer and offsets as they are in memory (freqfeed.gateway.series). Written
+compressed blocks, plain row buffer and offsets as they are in memory (gateway.series). Written
 every SNAPSHOT_EVERY seconds and once the load is done, to a temporary file renamed over the old one
 (atomic). A snapshot of another version is ignored (the gateway loads from InfluxDB). At start, series
 whose configuration and symbol format still match and that are not too far behind are restored, the rest
@@ -21,7 +21,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from freqfeed.gateway.series import SeriesCache
+from freqfeed.exchanges.binance.gateway.series import SeriesCache
 
 MAGIC = b"freqfeed-gateway-cache 2\n"  # 2: compressed blocks (1: plain rows only)
 KIND = b"freqfeed-gateway-cache "

@@ -143,7 +143,7 @@ class SeriesCache:
         self.loaded = True
 
     def restore(self, first: int | None, blocks: list[bytes], buffer: bytearray, offsets: array[int]) -> None:
-        """Take over rows kept earlier (freqfeed.gateway.snapshot), as they were (blocks of `block` rows)."""
+        """Take over rows kept earlier (gateway.snapshot), as they were (blocks of `block` rows)."""
         if first is None or len(offsets) < 1 or (not blocks and len(offsets) < 2):
             return
         self.first, self.blocks, self.buffer, self.offsets = first, blocks, buffer, offsets
