@@ -29,7 +29,7 @@ import yaml
 from freqfeed import feather
 from freqfeed.config import InfluxDBConfig
 from freqfeed.exchanges.hyperliquid import wire
-from freqfeed.exchanges.hyperliquid.rest import candle_from_row
+from freqfeed.exchanges.hyperliquid.rest import candle_from_row, funding_from_row
 from freqfeed.exchanges.hyperliquid.simulator import HyperliquidMarket
 from freqfeed.influx import InfluxDB
 from freqfeed.schema import FUNDING_MEASUREMENT, MARK_MEASUREMENT, ohlcv_measurement
@@ -320,3 +320,97 @@ def test_one_run_at_a_fast_clock_records_more_than_the_horizon(client: InfluxDB,
     assert answer[0]["t"] > rows[0][0] + wire.CANDLE_HORIZON * MINUTE // 2
     health = json.loads((tmp_path / "health.json").read_text())
     print("candles:", len(rows), "counters:", health["counters"], "rest:", health["rest"])
+
+
+FAULT_PAIRS = {"BTC/USDC:USDC": "BTC", "KPEPE/USDC:USDC": "kPEPE", "SOL/USDC:USDC": "SOL"}
+FAULT_TIMEFRAMES = ["1m", "3m"]
+PRODUCER_AGENT = "freqfeed"  # HyperliquidRest's User-Agent: the simulator's request log tells its requests apart
+
+
+def exchange_rows(sim: HyperliquidSim, coin: str, timeframe: str, first: int) -> list[tuple[Any, ...]]:
+    """The exchange's candles from `first` on, as it serves them now (a delisted coin's last one: as it was at the
+    delisting), without the one in progress."""
+    now = sim.now()
+    answer = sim.info(wire.candle_snapshot_body(coin, timeframe, first, now + timeframe_ms(timeframe))).json()
+    candles = [candle_from_row(row) for row in answer if int(row["T"]) < now]
+    return [(c.open_time, c.open, c.high, c.low, c.close, c.volume) for c in candles]
+
+
+def test_faults_end_to_end_equal_the_exchange(client: InfluxDB, influx_config: InfluxDBConfig,
+                                              tmp_path: Path) -> None:
+    """`freqfeed produce` against the simulator at 60x while a coin is delisted, every websocket dropped, the
+    streams silent across closes and /info answering 429 (the simulator's 429: HTTP 429, body `null`, no
+    Retry-After: Hyperliquid documents neither). Afterwards InfluxDB equals the exchange for every series over the
+    whole run, without a gap; the delisted coin's series end at its delisting, with one clear log line and no
+    request for it after one last fetch; the producer never spent more than 1200 weight in an exchange minute
+    and met no 429 beyond the ones injected."""
+    start = (int(time.time() * 1000) // MINUTE - 24 * 60) * MINUTE  # in the past: InfluxDB holds it all
+    sim = HyperliquidSim(tmp_path, speed=60, start_ms=start)
+    try:
+        config = producer_config(influx_config, sim, tmp_path)
+        config.update(pairs=list(FAULT_PAIRS), timeframes=FAULT_TIMEFRAMES, backfill={"candles": 100})
+        producer = run_producer(config, tmp_path, "producer-faults")
+
+        # a coin delisted mid-run: its stream falls silent, the producer asks the listing, ends its series
+        sim.fault("delist", "SOL")
+        delisted = sim.now()
+        producer.wait_for_log("SOL/USDC:USDC is no longer listed", timeout=60)
+        # every websocket dropped at once: reconnects, and what closed meanwhile is fetched over REST
+        reconnects = producer.text().count("stream reconnected")
+        sim.fault("drop")
+        producer.wait_for_log("stream reconnected", timeout=60, count=reconnects + 3)  # 1m, 3m, markPrice
+        # 429 for the next three requests, then 5 s (5 exchange minutes, a 3m close among them) without a message:
+        # the silent series are filled over REST, and those requests meet the 429s
+        sim.fault("429", "3")
+        sim.fault("silent", "5")
+        silence_over = sim.now() + 5 * MINUTE
+        wait_for(lambda: sim.stats()["counters"].get("info 429", 0) >= 3, 60, "the three 429s answered")
+        listed = [pair for pair, coin in FAULT_PAIRS.items() if coin != "SOL"]
+
+        def streaming_again() -> bool:
+            wanted = {tf: max(last_closed_open(sim.now() - 1500 * 60, tf), silence_over) for tf in FAULT_TIMEFRAMES}
+            return all((rows := stored(client, ohlcv_measurement(tf), pair, "close")) and rows[-1][0] >= wanted[tf]
+                       for pair in listed for tf in FAULT_TIMEFRAMES)
+
+        wait_for(streaming_again, 90, "every listed series complete again after the faults")
+        until = sim.now() - 1500 * 60
+        assert producer.terminate()[0] == 0
+        log = producer.text()
+        assert "Traceback" not in log, log[-3000:]
+        assert "Hyperliquid rate limit hit (HTTP 429)" in log
+        assert log.count("is no longer listed") == 1
+
+        # InfluxDB == the exchange for every series, from the backfill's first candle to the newest close
+        for pair, coin in FAULT_PAIRS.items():
+            for timeframe in FAULT_TIMEFRAMES:
+                newest = last_closed_open(until, timeframe)
+                rows = [tuple(r) for r in stored(client, ohlcv_measurement(timeframe), pair,
+                                                 "open, high, low, close, volume") if r[0] <= newest]
+                exchange = [r for r in exchange_rows(sim, coin, timeframe, rows[0][0]) if r[0] <= newest]
+                assert rows == exchange, f"{pair} {timeframe}: InfluxDB differs from the exchange"
+                if coin == "SOL":  # ends with the candle of the delisting, as the exchange keeps it
+                    assert delisted - timeframe_ms(timeframe) <= rows[-1][0] <= delisted, (timeframe, rows[-1])
+                else:
+                    assert rows[-1][0] == newest and len(rows) > 100
+            rates = [(int(t), float(r)) for t, r in stored(client, FUNDING_MEASUREMENT, pair, "rate")]
+            answer = sim.info(wire.funding_history_body(coin, rates[0][0], until)).json()
+            assert rates == [(f.time, f.rate) for f in map(funding_from_row, answer)], f"funding of {pair}"
+
+        # requests: nothing for the delisted coin after the listing check but one last fetch per series and funding
+        asked = [r for r in sim.requests() if r["agent"] == PRODUCER_AGENT]
+        check = min(r["t"] for r in asked if r["type"] == "metaAndAssetCtxs" and r["t"] >= delisted)
+        sol = [r for r in asked if r.get("coin") == "SOL" and r["t"] >= delisted]
+        after = [r for r in sol if r["t"] >= check]
+        assert len(after) <= len(FAULT_TIMEFRAMES) + 1 and all(r["t"] < check + MINUTE for r in after), after
+        assert len(sol) - len(after) <= 2 * len(FAULT_TIMEFRAMES) + 2, sol  # before the check: the silence's repairs
+        per_minute: dict[int, int] = {}
+        for r in asked:
+            per_minute[r["t"] // MINUTE] = per_minute.get(r["t"] // MINUTE, 0) + int(r.get("weight") or 0)
+        stats = sim.stats()
+        assert stats["counters"].get("info 429", 0) == 3, stats["counters"]
+        assert max(per_minute.values()) <= wire.WEIGHT_LIMIT, per_minute
+        print(f"faults: {len(asked)} producer requests, peak weight {max(per_minute.values())} per exchange minute; "
+              f"SOL: {len(sol) - len(after)} requests between its delisting and the listing check, {len(after)} "
+              f"after; counters {stats['counters']}")
+    finally:
+        sim.stop()
