@@ -1,11 +1,11 @@
 """The producer's watchdog and repairs: every series complete over REST (gaps, silent streams, late candles,
 mark candles and funding rates when due), the markPrice stream watched, InfluxDB checked hourly.
 
-A pair delisted mid-run: its stream falls silent, so a silent series makes the watchdog ask the exchange's
-listing again (exchange_info: one request, at most once per LISTING_CHECK_EVERY_S); a pair the exchange no
-longer lists gets one last fetch of its candles and funding (its final candle as the exchange keeps it), an
-error in the log, and no request after: its series end at the delisting (instead of a REST repair at every
-close, forever).
+A pair delisted mid-run (exchanges whose `ends_delisted_pairs`: Hyperliquid): its stream falls silent, so a
+silent series makes the watchdog ask the exchange's listing again (exchange_info: one request, at most once
+per LISTING_CHECK_EVERY_S); a pair the exchange no longer lists gets one last fetch of its candles and
+funding (its final candle as the exchange keeps it), an error in the log, and no request after: its series
+end at the delisting (instead of a REST repair at every close, forever).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ class Watchdog(Backfill):
                         log.error("stream silent: %s has delivered no closed candle for %.1f periods (connection "
                                   "up or not); filling it over REST until it recovers", series.label,
                                   (now - delivered) / series.period)
-                        self.listing_suspects.add(series.pair)
+                        if self.exchange.ends_delisted_pairs:
+                            self.listing_suspects.add(series.pair)
                     self._repair_if_due(series, "silent stream")
                 elif now - (due + series.period) > max(series.period // 4, int(5000 * self.clock.rate)):
                     self._repair_if_due(series, "late candle")
@@ -160,8 +161,10 @@ class Watchdog(Backfill):
                 await self._end_pair(pair, why)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the listing is checked again at the next silence; never stop the watchdog
-            log.warning("cannot check the exchange's listing of %s now: %s", ", ".join(suspects), exc)
+        except Exception as exc:  # never stop the watchdog: checked again in a minute
+            self.listing_suspects.update(p for p in suspects if p not in self.ended_pairs)
+            log.warning("cannot check the exchange's listing of %s now (again in %.0fs): %s", ", ".join(suspects),
+                        LISTING_CHECK_EVERY_S, exc)
 
     async def _end_pair(self, pair: str, why: str) -> None:
         """A pair the exchange no longer lists: one last fetch of each series' tail (the final candle as the
