@@ -239,7 +239,9 @@ def test_freqai_startup_download_finds_the_window_in_the_files(synced: Synced) -
         assert loaded["rows"] >= (outcome["stop"] - outcome["start"]) // period - 1, f"{series}: {loaded}"
 
 
-def backtest(python: str, userdir: Path, config: dict[str, Any], timerange: str) -> dict[str, Any]:
+def run_backtest(python: str, userdir: Path, config: dict[str, Any], timerange: str) -> dict[str, Any]:
+    """`freqtrade backtesting` of FreqfeedEmaCross over `timerange` (--cache none): freqtrade's own result of
+    the strategy (trades, backtest_start_ts, backtest_end_ts, ...) from the exported archive."""
     path = userdir / "backtest.json"
     path.write_text(json.dumps(config))
     (userdir / "strategies").mkdir(parents=True, exist_ok=True)
@@ -258,7 +260,12 @@ def backtest(python: str, userdir: Path, config: dict[str, Any], timerange: str)
     with zipfile.ZipFile(archive) as z:
         [name] = [n for n in z.namelist() if re.fullmatch(r"backtest-result-[\d_-]+\.json", n)]
         results = json.loads(z.read(name))
-    strategy = results["strategy"]["FreqfeedEmaCross"]
+    strategy: dict[str, Any] = results["strategy"]["FreqfeedEmaCross"]
+    return strategy
+
+
+def backtest(python: str, userdir: Path, config: dict[str, Any], timerange: str) -> dict[str, Any]:
+    strategy = run_backtest(python, userdir, config, timerange)
     trades = [{k: t[k] for k in ("pair", "is_short", "open_date", "close_date", "open_rate", "close_rate",
                                  "amount", "profit_abs", "funding_fees", "exit_reason")} for t in strategy["trades"]]
     return {"trades": trades, "profit_total_abs": strategy["profit_total_abs"]}

@@ -26,6 +26,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from freqfeed import schema
 from freqfeed.exchanges.hyperliquid import admission, wire
 from freqfeed.localinflux import LocalInfluxDB, free_port
 from freqfeed.timeframes import candle_open
@@ -50,6 +51,17 @@ class Fleet:
     sim: HyperliquidSim
     producer: ProducerProcess
     gateway: GatewayProcess
+    influx: InfluxServer
+    database: str
+
+    def first_recorded(self, measurement: str, field: str, pair: str) -> int:
+        """The oldest point of a series in InfluxDB (ms)."""
+        answer = self.influx.raw(f"SELECT first({field}) FROM \"{measurement}\" WHERE pair = '{pair}'", self.database)
+        return int(answer["results"][0]["series"][0]["values"][0][0])
+
+    def weight_this_minute(self) -> int:
+        minute = str(self.sim.now() // MINUTE)
+        return sum(per.get(minute, 0) for per in self.sim.stats()["weight_by_minute"].values())
 
     def upstream(self) -> dict[str, int]:
         """The requests per type the simulator answered to the gateway."""
@@ -94,7 +106,7 @@ def fleet(influxd: LocalInfluxDB, tmp_path_factory: pytest.TempPathFactory) -> I
                                                          "metrics_listen": f"127.0.0.1:{free_port()}",
                                                          "ws_url": sim.ws_url, "live_max_age": 70}}).start()
     wait_for(lambda: (gateway.status()["books"] or {}).get("held") == len(PAIRS), 30, "the gateway's books")
-    yield Fleet(sim, producer, gateway)
+    yield Fleet(sim, producer, gateway, influx, database)
     gateway.terminate()
     producer.terminate()
     sim.stop()
@@ -414,6 +426,59 @@ def test_freqtrade_through_the_docs_config(fleet: Fleet) -> None:
     reached = sum(after.get(k, 0) - before.get(k, 0) for k in ("candleSnapshot", "fundingHistory"))
     assert reached == late <= len(wanted), (reached, reasons_before, reasons)
     assert reasons.get("not recorded", 0) == reasons_before.get("not recorded", 0)
+
+
+def test_history_before_the_recorded_start_answers_as_the_exchange(fleet: Fleet) -> None:
+    """fundingHistory from 200 h before the first recorded rate, paged as freqtrade and ccxt page (startTime = the
+    last time + 1, 500 rows a page) to a settled hour: every page equal to the exchange's; the first page, which
+    reaches before the recorded start, is forwarded (through the weight limiter, reason counted), every later one
+    answered from InfluxDB. candleSnapshot / fetch_ohlcv from before the first recorded 1h candle but inside the
+    exchange's 5000-candle horizon: forwarded, equal to the exchange's."""
+    first_rate = fleet.first_recorded(schema.FUNDING_MEASUREMENT, "rate", "KPEPE/USDC:USDC")
+    first_1h = fleet.first_recorded(schema.ohlcv_measurement("1h"), "close", "BTC/USDC:USDC")
+    now = fleet.sim.now()
+    assert wire.horizon_first_open(now, "1h") < first_1h - 200 * HOUR  # the exchange still has what was not recorded
+    # the forwarded page and the ccxt calls below cost the exchange ~250 weight (the simulator's IP is everyone's;
+    # this test runs late in the module, when the earlier ones' minutes have passed)
+    wait_for(lambda: fleet.weight_this_minute() < 900, 70, "room in this exchange minute's weight")
+    before, reasons_before = fleet.upstream(), fleet.gateway.status()["forward_reasons"]
+    end = candle_open(now, "1h") - HOUR  # settled an hour ago: the pages do not move while they are asked
+    start = first_rate - 200 * HOUR - 30 * MINUTE
+    pages = []
+    while True:
+        body = wire.funding_history_body("kPEPE", start, end)
+        through = fleet.post(body)
+        assert through.status_code == 200, through.text[:200]
+        # the exchange's answer (the simulator's market, computed here: its pages cost no weight)
+        assert through.json() == fleet.sim.market.funding_rows("kPEPE", start, end, fleet.sim.now()), start
+        rows = through.json()
+        pages.append(len(rows))
+        if len(rows) < wire.FUNDING_PAGE:
+            break
+        start = rows[-1]["time"] + 1
+    assert pages[:2] == [wire.FUNDING_PAGE] * 2 and sum(pages) >= 200 + 1200, pages
+    upstream = fleet.upstream()
+    assert upstream.get("fundingHistory", 0) - before.get("fundingHistory", 0) == 1, (pages, upstream)
+
+    # ccxt as freqtrade calls it, through the gateway and directly, one right after the other
+    since_1h = first_1h - 100 * HOUR
+    calls = [{"call": "fetch_funding_rate_history", "args": ["KPEPE/USDC:USDC", first_rate - 100 * HOUR]},
+             {"call": "fetch_ohlcv", "args": ["BTC/USDC:USDC", "1h", since_1h, 300]},
+             {"call": "fetch_ohlcv", "args": ["BTC/USDC:USDC", "1h", since_1h, None, {"until": end}]}]
+    answers = run_ccxt_twins(fleet.gateway.url, fleet.sim.url, calls)
+    for call, answer in zip(calls, answers, strict=True):
+        assert "ok" in answer["a"] and answer["a"] == answer["b"], (call, str(answer)[:500])
+    funding, limited, until = (answer["a"]["ok"] for answer in answers)
+    assert len(funding) == wire.FUNDING_PAGE and funding[0]["timestamp"] < first_rate < funding[-1]["timestamp"]
+    assert len(limited) == 300 and limited[0][0] == since_1h
+    assert [row[0] for row in until] == list(range(since_1h, end + 1, HOUR))
+    after = fleet.upstream()
+    assert after.get("fundingHistory", 0) - upstream.get("fundingHistory", 0) == 1
+    assert after.get("candleSnapshot", 0) - before.get("candleSnapshot", 0) == 2
+    reasons = fleet.gateway.status()["forward_reasons"]
+    assert {kind: reasons.get(kind, 0) - reasons_before.get(kind, 0) for kind in ("funding", "closed")} == \
+        {"funding": 2, "closed": 2}, reasons
+    print(f"funding pages {pages} (1 forwarded); upstream {after} (before {before})")
 
 
 def test_log_is_clean(fleet: Fleet) -> None:

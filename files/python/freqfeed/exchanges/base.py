@@ -42,6 +42,9 @@ class Exchange:
     serve: Callable[[Config], int]  # `freqfeed serve`: the gateway until stopped; the exit status
     # `freqfeed simulate`: (host, port, speed, seed, start, faults) -> exit status
     simulate: Callable[[str, int, float, int, int | None, Sequence[str]], int]
+    # a pair whose series fall silent is looked up in the listing again, and ended when the exchange no longer
+    # lists it (Hyperliquid's isDelisted is final; Binance's statuses include temporary halts: not done there)
+    ends_delisted_pairs: bool = False
 
 
 class ProducerRest(Protocol):

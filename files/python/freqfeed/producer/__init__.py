@@ -96,6 +96,10 @@ class Producer(LiveEvents):
         self.started = time.time()
         self.exit_code = 0
         self._funding_by_symbol = {exchange_symbol(pair): state for pair, state in self.funding.items()}
+        self.listing_suspects: set[str] = set()
+        self.listing_next_check = 0.0
+        self.listing_task: asyncio.Task[None] | None = None
+        self.ended_pairs: dict[str, int] = {}
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -206,6 +210,8 @@ class Producer(LiveEvents):
                 await asyncio.wait_for(self.streams.stop(), timeout=3)
             except Exception as exc:
                 log.debug("stopping the streams: %s", exc)
+        if self.listing_task is not None:
+            self.listing_task.cancel()
         for task in self._tasks:
             if task.get_name() != "writer":
                 task.cancel()

@@ -94,6 +94,10 @@ class ProducerState:
     started: float
     exit_code: int
     _funding_by_symbol: dict[str, Funding]
+    listing_suspects: set[str]  # pairs with a silent series, for the next check of the exchange's listing
+    listing_next_check: float  # monotonic time before which the listing is not checked again
+    listing_task: asyncio.Task[None] | None
+    ended_pairs: dict[str, int]  # pair -> exchange time its delisting was seen (bounded by the configured pairs)
 
     def _enqueue(self, key: Any, start: int, end: int, reason: str) -> None:
         if end < start:

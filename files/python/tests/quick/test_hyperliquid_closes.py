@@ -61,3 +61,16 @@ def test_forget_after_a_disconnect() -> None:
     assert closer.update(row(T0 + M)) == ([], [])  # the last update seen before the drop is not trusted
     assert closer.expire(T0 + 10 * M, real_s=0.0) == []
     assert closer.expire(T0 + 10 * M, real_s=5.0) == [Close(row(T0 + M), "end")]
+
+
+def test_an_update_held_back_across_the_end_replaces_what_the_end_inferred() -> None:
+    """A stream that stalls across a close (no message for a while, connection up) and then delivers what it
+    held back: the end closed the candle as last seen; its final state, arriving later, is reported again."""
+    closer = CandleCloser(grace_s=2.0)
+    closer.update(row(T0, "1.0"))
+    closer.expire(T0 + M + 1, real_s=10.0)
+    assert closer.expire(T0 + 2 * M, real_s=12.0) == [Close(row(T0, "1.0"), "end")]
+    assert closer.update(row(T0, "2.0")) == ([Close(row(T0, "2.0"), "late")], [])  # the final state, late
+    assert closer.update(row(T0, "2.0")) == ([], [])  # the same again: nothing new
+    assert closer.update(row(T0 + M, "3.0")) == ([], [])  # the successor closes nothing twice
+    assert closer.update(row(T0, "4.0")) == ([], [])  # closed by its successor since: no longer replaced

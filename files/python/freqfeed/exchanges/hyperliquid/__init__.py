@@ -59,4 +59,4 @@ EXCHANGE = Exchange(
     name="hyperliquid", title="Hyperliquid", markets="perpetuals", trading_modes=("futures",),
     timeframes=GRID_INTERVALS, horizon=CANDLE_HORIZON, has_mark_series=False, funding_has_mark_price=False,
     funding_timeframe="1h", endpoint_profile="hyperliquid", pair_problem=pair_problem, producer_rest=producer_rest,
-    producer_streams=producer_streams, serve=serve, simulate=simulate)
+    producer_streams=producer_streams, serve=serve, simulate=simulate, ends_delisted_pairs=True)

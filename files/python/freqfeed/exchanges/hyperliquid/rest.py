@@ -261,11 +261,13 @@ class HyperliquidProducerRest:
         return {"universe": universe, "ctxs": ctxs}
 
     def check_pairs(self, info: Mapping[str, Any], pairs: Sequence[str]) -> None:
-        """Remember each pair's coin; freqfeed.exchanges.base.UnknownPairsError naming every pair Hyperliquid does not
-        list or lists as delisted."""
+        """Remember each pair's coin (added to those of earlier checks: the producer checks a pair again alone
+        when its stream falls silent, and a delisted pair's coin still names its history);
+        freqfeed.exchanges.base.UnknownPairsError naming every pair Hyperliquid does not list or lists as
+        delisted."""
         universe: Universe = info["universe"]
         try:
-            self.coins = universe.coins(pairs)
+            self.coins = {**self.coins, **universe.coins(pairs)}
         except wire.UnknownPairs as exc:
             raise UnknownPairsError(f"{exc} ({self.rest.url})") from None
 

@@ -16,7 +16,10 @@ internals is simpler than adding a feed to a library we would then patch.
 - closes: the `candle` channel has no closed flag. CandleCloser (pure) infers them: a candle is final when
   a later candle of the same coin and interval arrives ("next"), or when its end time T has passed
   (`expire`, "end", after 2 real seconds: quiet intervals may have no later trade; the producer may confirm
-  those with candleSnapshot). A gap between the two (missed candles) is reported as such.
+  those with candleSnapshot). A gap between the two (missed candles) is reported as such. An update of a
+  candle closed by its end that arrives later and differs (a stream that stalled across the close and then
+  delivers what it held back) is reported again ("late"): the final state, which the producer writes over
+  the one the end inferred.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from freqfeed.exchanges.hyperliquid.wire import Subscription
 
 log = logging.getLogger(__name__)
 
-CloseReason = Literal["next", "end"]
+CloseReason = Literal["next", "end", "late"]
 MAX_RECONNECT_DELAY = 30.0
 SILENCE_TIMEOUT = 60.0  # real seconds without a data message before the connection is replaced
 CLOSE_GRACE_S = 2.0  # real seconds after T passed before a candle without a successor counts as closed
@@ -48,8 +51,9 @@ CLOSE_GRACE_S = 2.0  # real seconds after T passed before a candle without a suc
 
 @dataclass(frozen=True)
 class Close:
-    """A candle inferred final: `row` as the last update showed it; `by` "next" (a later candle started)
-    or "end" (its end passed without a successor: confirm with candleSnapshot)."""
+    """A candle inferred final: `row` as the last update showed it; `by` "next" (a later candle started),
+    "end" (its end passed without a successor: confirm with candleSnapshot) or "late" (an update of a candle
+    closed by "end" came after all: it replaces that one)."""
 
     row: dict[str, Any]
     by: CloseReason
@@ -73,6 +77,7 @@ class CandleCloser:
         self._open: dict[tuple[str, str], dict[str, Any]] = {}
         self._ended: dict[tuple[str, str], tuple[int, float]] = {}  # series -> (open, real time its end was seen)
         self._closed: dict[tuple[str, str], int] = {}  # series -> open time of the newest candle reported final
+        self._by_end: dict[tuple[str, str], dict[str, Any]] = {}  # series -> the row last reported by "end"
 
     def update(self, row: dict[str, Any]) -> tuple[list[Close], list[Gap]]:
         """A `candle` message's data. Returns what it closes (the previous candle, unless already closed by
@@ -81,12 +86,17 @@ class CandleCloser:
         t = int(row["t"])
         closed = self._closed.get(key)
         if closed is not None and t <= closed:
+            ended = self._by_end.get(key)
+            if ended is not None and int(ended["t"]) == t and row != ended:  # held back across its end
+                self._by_end[key] = row
+                return [Close(row, "late")], []
             return [], []  # a late update of a candle already reported final
         last = self._open.get(key)
         if last is None or t >= int(last["t"]):
             self._open[key] = row
         if last is None or t <= int(last["t"]):
             return [], []
+        self._by_end.pop(key, None)  # the stream has moved on past it: nothing held back any more
         closes = [Close(last, "next")] if (closed if closed is not None else -1) < int(last["t"]) else []
         self._closed[key] = int(last["t"])
         gaps = []
@@ -110,6 +120,7 @@ class CandleCloser:
                 seen = self._ended[key]
             if real_s - seen[1] >= self.grace_s:
                 self._closed[key] = t
+                self._by_end[key] = row
                 closes.append(Close(row, "end"))
         return closes
 
