@@ -64,8 +64,9 @@ rules:
 docs-gen: setup
 	$(BIN)/python scripts/gen_docs.py
 
+# --durations: the 25 slowest tests (setup and call) at the end, so a slow new end-to-end test shows.
 unit: setup
-	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider
+	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider --durations=25
 
 # The pure tests (tests/quick: no servers, no subprocesses, no sleeps) in seconds, the loop while editing;
 # `make unit` runs them too, with everything else.

@@ -6,11 +6,14 @@
   lab.py deploy [--hosts host120]        ansible-playbook -i inventory/lab site.yml [--limit HOSTS] again
   lab.py down                            remove the containers, stop the services, delete .lab/
   lab.py drill [--only NAME,...]         the fault drills (scripts/lab_drills.py) in the running reduced lab
-  lab.py test                            reduced lab (host73 + host120) end to end: freqtrade bots through the
-                                         gateway beside bots straight to the exchange, then the fault drills
+  lab.py test                            reduced lab (host73 + host120 + host121) end to end: freqtrade bots
+                                         through the gateways beside bots straight to the exchange, then the
+                                         fault drills
 
-The exchange is the simulator on 127.0.0.1:18290 (real time); FREQFEED_LAB_EXCHANGE=binance points the
-producer at Binance instead. influxd (auth on) listens on 127.0.0.1:18286; its data live in .lab/.
+Two exchanges, one producer per exchange: Binance is the simulator on 127.0.0.1:18290 (real time;
+FREQFEED_LAB_EXCHANGE=binance points Binance's hosts at Binance instead), Hyperliquid the simulator on
+127.0.0.1:18291 for host121, the fleet's Hyperliquid producer and feeder.
+influxd (auth on) listens on 127.0.0.1:18286; its data live in .lab/.
 Prometheus (Debian's package) on 127.0.0.1:18295 scrapes every lab host's producer or gateway /metrics and
 node_exporter (targets from inventory/lab, scripts/lab_prometheus.py) with the shipped alert rules, `for:` cut
 to 30s (FreqfeedHistoryShort's kept); `up` ends with its URL, the targets that are down and the active alerts.
@@ -42,7 +45,8 @@ IMAGE_REPOSITORY = os.environ.get("FREQFEED_BASE_IMAGE_REPOSITORY", "localhost/f
 RELEASES = ("bookworm", "trixie")
 HOSTS = ["host73", "host75", "host120", "host121", "host124"]
 PRODUCER = "host73"
-INFLUX_PORT, SIM_PORT, PROMETHEUS_PORT = 18286, 18290, 18295
+INFLUX_PORT, SIM_PORT, HL_SIM_PORT, PROMETHEUS_PORT = 18286, 18290, 18291, 18295
+HYPERLIQUID = "host121"  # the fleet's Hyperliquid producer and feeder (inventory/lab/hosts.yml)
 PROMETHEUS = f"http://127.0.0.1:{PROMETHEUS_PORT}"
 ENV = {
     **os.environ,
@@ -77,8 +81,9 @@ def services_up(hosts: list[str]) -> None:
         password.write_text(secrets.token_hex(12))
         password.chmod(0o600)
     run(str(BIN / "python"), "scripts/services.py", "up", "--dir", str(LAB / "services"),
-        "--influx-port", str(INFLUX_PORT), "--sim-port", str(SIM_PORT), "--password-file", str(password),
-        "--prometheus-port", str(PROMETHEUS_PORT), "--inventory", "inventory/lab", "--hosts", ",".join(hosts))
+        "--influx-port", str(INFLUX_PORT), "--sim-port", str(SIM_PORT), "--hl-sim-port", str(HL_SIM_PORT),
+        "--password-file", str(password), "--prometheus-port", str(PROMETHEUS_PORT), "--inventory", "inventory/lab",
+        "--hosts", ",".join(hosts))
 
 
 def inventory_hosts() -> dict[str, dict[str, object]]:
@@ -140,8 +145,8 @@ def up(hosts: list[str]) -> int:
     releases = sorted({release(host) for host in hosts})
     run("scripts/build-base-image.sh", *releases)
     run("scripts/build-wheelhouse.sh", *releases)
-    step(f"starting influxd (127.0.0.1:{INFLUX_PORT}), the Binance simulator (127.0.0.1:{SIM_PORT}) "
-         f"and Prometheus (127.0.0.1:{PROMETHEUS_PORT})")
+    step(f"starting influxd (127.0.0.1:{INFLUX_PORT}), the Binance simulator (127.0.0.1:{SIM_PORT}), the Hyperliquid "
+         f"simulator (127.0.0.1:{HL_SIM_PORT}) and Prometheus (127.0.0.1:{PROMETHEUS_PORT})")
     services_up(hosts)
     step(f"starting containers: {', '.join(f'{container(h)} ({release(h)})' for h in hosts)}")
     containers_up(hosts)
@@ -222,8 +227,8 @@ def down() -> int:
 
 
 def test() -> int:  # noqa: PLR0911 - one return per stage that failed
-    """Reduced lab, end to end: deploy, healthy status, idempotence, bots through the gateway, the fault drills."""
-    hosts = [PRODUCER, "host120"]
+    """Reduced lab, end to end: deploy, healthy status, idempotence, bots through the gateways, the fault drills."""
+    hosts = [PRODUCER, "host120", HYPERLIQUID]
     down()
     try:
         if up(hosts) != 0:
@@ -253,13 +258,23 @@ def test() -> int:  # noqa: PLR0911 - one return per stage that failed
         seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
         step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the "
              "exchange; meanwhile host120's gateway restarted, then host120 rebooted")
+        step(f"meanwhile a Hyperliquid bot through {HYPERLIQUID}'s gateway beside one straight to the exchange, "
+             "for 3 closes (scripts/lab_hyperliquid.py)")
+        hyperliquid = subprocess.Popen(
+            [str(BIN / "python"), "scripts/lab_hyperliquid.py", "--gateway", gateway_url(HYPERLIQUID),
+             "--exchange", f"http://127.0.0.1:{HL_SIM_PORT}", "--dir", str(LAB / "hyperliquid-bots"),
+             "--json", str(LAB / "hyperliquid-bots.json")], cwd=REPO, env=ENV)
         trading = run(str(BIN / "python"), "scripts/lab_bots.py", "run", "--gateway", gateway_url("host120"),
                       "--exchange", f"http://127.0.0.1:{SIM_PORT}", "--feeder", "host120", "--bots", bots,
                       "--feeder-container", container("host120"),
                       "--seconds", seconds, "--dir", str(LAB / "bots"), "--json", str(LAB / "bots.json"), check=False)
+        hyperliquid_rc = hyperliquid.wait(timeout=900)
         if trading.returncode != 0:
             print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",
                   file=sys.stderr)
+            return 1
+        if hyperliquid_rc != 0:
+            print(f"lab test: the Hyperliquid bots' checks failed ({HYPERLIQUID}'s gateway)", file=sys.stderr)
             return 1
         hours = (time.monotonic() - steady_from) / 3600
         step("each producer's exchange weight in steady state: " + ", ".join(

@@ -215,11 +215,11 @@ def exchange_candles(pair: str, timeframe: str, start_ms: int, end_ms: int) -> d
     return {int(row[0]): [float(x) for x in row[1:6]] for row in answer.json()}
 
 
-def closed_window(start: float, timeframe: str) -> tuple[int, int]:
-    """Opens of the candles that closed between `start` (s) and now, as ms."""
+def closed_window(start: float, timeframe: str, until: float | None = None) -> tuple[int, int]:
+    """Opens of the candles that closed between `start` (s) and `until` (default now), as ms."""
     period = TIMEFRAMES[timeframe]
     first = (int(start) // period) * period
-    last = (int(time.time()) // period) * period - period
+    last = (int(time.time() if until is None else until) // period) * period - period
     return first * 1000, last * 1000
 
 
@@ -272,9 +272,10 @@ def datadir(host: str = FEEDER) -> str:
     return f"{settings['freqfeed_user_data_dir']}/data/{settings.get('freqfeed_exchange', 'binance')}"
 
 
-def files_gaps(start: float, pairs: list[str], *, complete: bool = True) -> dict[str, int]:
-    """host120's feather files since `start` against the exchange; raises on a different candle, a temp file left
-    in sight, an unreadable file or (`complete`) a missing candle."""
+def files_gaps(start: float, pairs: list[str], *, complete: bool = True, until: float | None = None) -> dict[str, int]:
+    """host120's feather files since `start` (up to the candles closed by `until`, default now) against the
+    exchange; raises on a different candle, a temp file left in sight, an unreadable file or (`complete`) a missing
+    candle."""
     import pandas as pd
 
     listing = in_host(FEEDER, "find", datadir(), "-name", "*.freqfeed-tmp").stdout.split()
@@ -286,7 +287,7 @@ def files_gaps(start: float, pairs: list[str], *, complete: bool = True) -> dict
         for pair in pairs:
             base = pair.replace("/", "_").replace(":", "_")
             for timeframe in TIMEFRAMES:
-                first, last = closed_window(start, timeframe)
+                first, last = closed_window(start, timeframe, until)
                 if last < first:
                     continue
                 frame = pd.read_feather(Path(work) / "futures" / f"{base}-{timeframe}-futures.feather")
@@ -298,6 +299,15 @@ def files_gaps(start: float, pairs: list[str], *, complete: bool = True) -> dict
     if (missing and complete) or different:
         raise DrillError(f"{FEEDER}'s files: {missing} candles missing and {different} different of {checked}")
     return {"file_candles_checked": checked, "files_missing": missing}
+
+
+def synced_files_gaps(start: float, pairs: list[str]) -> dict[str, int]:
+    """InfluxDB complete since `start`, a sync, then the files: complete up to the moment InfluxDB was checked
+    from (a candle that closes while the sync runs is the next sync's, not a gap)."""
+    as_of = time.time()
+    complete = wait_complete(start, pairs)
+    sync_now()
+    return {**complete, **files_gaps(start, pairs, until=as_of)}
 
 
 def sync_now(check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -517,12 +527,10 @@ def feeder_down(ctx: Context) -> dict[str, Any]:
     say(f"{FEEDER} up, its gateway ready {ready:.0f}s after the start")
     resolved = max(ctx.resolved(name, FEEDER, back) for name in
                    ("FreqfeedGatewayDown", "FreqfeedNodeExporterDown", "FreqfeedProducerDown"))
-    complete = wait_complete(started - 60, ctx.pairs)
-    sync_now()
-    files = files_gaps(started - 60, ctx.pairs)
+    checked = synced_files_gaps(started - 60, ctx.pairs)
     return {"drill": "feeder-down", "fault": f"{FEEDER}'s container stopped, then started",
             "alerts": alerts, "down_s": round(back - started), "gateway_ready_s": round(ready),
-            "recovered_s": round(resolved), **complete, **files}
+            "recovered_s": round(resolved), **checked}
 
 
 def disk_full(ctx: Context) -> dict[str, Any]:
@@ -548,7 +556,7 @@ def disk_full(ctx: Context) -> dict[str, Any]:
     sync_now()
     say("space freed, the sync ran again")
     resolved = ctx.resolved("FreqfeedSyncFailing", FEEDER, back)
-    files = files_gaps(started - 120, ctx.pairs)
+    files = synced_files_gaps(started - 120, ctx.pairs)
     log = in_host(FEEDER, "journalctl", "-u", "influxdb-data-sync.service", "-o", "cat", "--no-pager", "--since",
                   f"@{int(failed_at)}", check=False).stdout
     reason = next((line.strip() for line in log.splitlines() if "No space left" in line or "ENOSPC" in line), "")
@@ -596,6 +604,15 @@ def run(only: list[str], json_path: Path | None) -> int:
     rows: list[dict[str, Any]] = []
     failed = False
     try:
+        # the bot trades before the first fault (it loads its markets through host120's gateway, which a first
+        # feeder-down drill would have stopped)
+        deadline = time.time() + 180
+
+        def trading() -> bool:
+            return any(path.stat().st_mtime > began for path in (LAB / "drill-bots").glob("*/candles/*"))
+
+        while not trading() and time.time() < deadline and bots.poll() is None:
+            time.sleep(1)
         for name in only:
             print(f"\n==> drill {name}", flush=True)
             drill_start = time.time()
@@ -613,8 +630,7 @@ def run(only: list[str], json_path: Path | None) -> int:
         print("\n==> after the drills: every alert resolved, InfluxDB and the files complete since the first drill",
               flush=True)
         try:
-            sync_now()
-            final = {**wait_complete(began - 60, pairs), **files_gaps(began - 60, pairs)}
+            final = synced_files_gaps(began - 60, pairs)
             deadline = time.time() + 180
             while watcher.now_firing() and time.time() < deadline:
                 time.sleep(2)

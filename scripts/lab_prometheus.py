@@ -7,7 +7,9 @@ expect (monitoring/prometheus/prometheus.example.yml): `freqfeed_producer` (each
 influx_producer_metrics_listen), `freqfeed_gateway` (each feeder's feather_sync_gateway_metrics_listen, unless
 feather_sync_gateway_enabled is false) and `node` (every host's node_exporter_web_listen_address, unless
 freqfeed_node_exporter is false). The lab's targets all share 127.0.0.1 (host networking), so the `host` label
-is set per target from the inventory's host name instead of being derived from the address.
+is set per target from the inventory's host name instead of being derived from the address. Producer and gateway
+targets also carry `exchange` (the host's freqfeed_exchange, binance by default): FreqfeedNoProducerUp fires per
+exchange, so a fleet with a Hyperliquid producer is told when Binance's are all down.
 
 Everything above the HTTP helpers is pure (tests/quick/test_lab_prometheus.py).
 """
@@ -30,12 +32,17 @@ RULES = REPO / "monitoring" / "prometheus" / "freqfeed-rules.yml"
 
 # job name, the inventory group whose hosts run it (None: every host), the variable with its listen address,
 # the role whose defaults/main.yml holds that variable's default, and the variable that turns it off.
+# (producer and gateway targets are labelled with their exchange: EXCHANGE_VARIABLES)
 JOBS: tuple[tuple[str, str | None, str, str, tuple[str, bool] | None], ...] = (
     ("freqfeed_producer", "producers", "influx_producer_metrics_listen", "influx_producer", None),
     ("freqfeed_gateway", "feeders", "feather_sync_gateway_metrics_listen", "feather_sync",
      ("feather_sync_gateway_enabled", True)),
     ("node", None, "node_exporter_web_listen_address", "node_exporter", ("freqfeed_node_exporter", True)),
 )
+
+
+# per job: the role variable naming a host's exchange (its default: freqfeed_exchange, else binance)
+EXCHANGE_VARIABLES = {"freqfeed_producer": "influx_producer_exchange", "freqfeed_gateway": "feather_sync_exchange"}
 
 
 class LabPrometheusError(ValueError):
@@ -47,6 +54,7 @@ class Target:
     job: str
     host: str
     address: str  # HOST:PORT Prometheus scrapes
+    exchange: str | None = None  # producer and gateway targets: the exchange they serve
 
 
 # ---------------------------------------------------------------------------------------------
@@ -125,6 +133,16 @@ def _on(value: Any) -> bool:
     return bool(value)
 
 
+def exchange_of(job: str, values: dict[str, Any]) -> str | None:
+    """The exchange a producer or gateway target serves, as its role reads it; None for other jobs."""
+    if job not in EXCHANGE_VARIABLES:
+        return None
+    value = values.get(EXCHANGE_VARIABLES[job])
+    if value is None or "{{" in str(value):
+        value = values.get("freqfeed_exchange", "binance")
+    return str(value)
+
+
 def targets(inventory_dir: Path, roles_dir: Path, only: Iterable[str] | None = None) -> list[Target]:
     """Every scrape target the inventory's hosts (or those in `only`) serve, in inventory order per job.
 
@@ -147,7 +165,8 @@ def targets(inventory_dir: Path, roles_dir: Path, only: Iterable[str] | None = N
                 raise LabPrometheusError(f"{host}: no {variable} in the inventory and no role default for it")
             if str(listen) == "":
                 continue
-            found.append(Target(job, host, scrape_address(str(listen), f"{host}: {variable}")))
+            address = scrape_address(str(listen), f"{host}: {variable}")
+            found.append(Target(job, host, address, exchange_of(job, values)))
     seen: dict[str, Target] = {}
     for target in found:
         if target.address in seen:
@@ -164,10 +183,11 @@ def targets(inventory_dir: Path, roles_dir: Path, only: Iterable[str] | None = N
 
 
 def scrape_config(found: list[Target], rule_files: list[str], interval: str = "5s") -> dict[str, Any]:
-    """A prometheus.yml: one job per kind of target, each target with its `host` label."""
+    """A prometheus.yml: one job per kind of target, each target with its `host` label (and `exchange`)."""
     jobs: dict[str, list[dict[str, Any]]] = {}
     for target in found:
-        jobs.setdefault(target.job, []).append({"targets": [target.address], "labels": {"host": target.host}})
+        labels = {"host": target.host, **({"exchange": target.exchange} if target.exchange else {})}
+        jobs.setdefault(target.job, []).append({"targets": [target.address], "labels": labels})
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval,
                    "external_labels": {"freqfeed": "lab"}},

@@ -2,7 +2,7 @@
 """Host-side services for Molecule and the lab: Debian's influxd (auth on), `freqfeed simulate` and Prometheus.
 
   services.py up   --dir DIR --influx-port P --sim-port Q [--speed S] --password-file F [--produce PAIRS]
-                   [--prometheus-port R --inventory INV [--hosts H1,H2]]
+                   [--hl-sim-port H [--hl-produce PAIRS]] [--prometheus-port R --inventory INV [--hosts H1,H2]]
   services.py down --dir DIR
   services.py stop-influxd --dir DIR / start-influxd --dir DIR --influx-port P   (the lab's InfluxDB drill)
 
@@ -11,7 +11,9 @@ previous `up` with the same DIR left running, waits until both answer, and creat
 user `freqfeed` (all privileges) with the password from --password-file. `down` stops both; the
 data directory stays until DIR is removed. With --produce, a host-side `freqfeed produce` also streams
 those pairs into InfluxDB (a stand-in producer for the feeder scenario); `up` returns once it has
-backfilled. With --prometheus-port, Debian's `prometheus` also runs on 127.0.0.1:R (data in DIR/prometheus),
+backfilled. With --hl-sim-port, `freqfeed simulate --exchange hyperliquid` also serves 127.0.0.1:H (its /info and
+/ws), and --hl-produce streams those Hyperliquid pairs with a second host-side producer. With --prometheus-port,
+Debian's `prometheus` also runs on 127.0.0.1:R (data in DIR/prometheus),
 scraping every target the inventory INV gives the hosts (all, or --hosts) with a lab copy of the shipped rules
 (scripts/lab_prometheus.py); `up` returns once it is ready.
 """
@@ -27,6 +29,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -90,11 +93,13 @@ def start_influxd(state: Path, influx_port: int) -> None:
     print(f"influxd http://127.0.0.1:{influx_port} again (pid {influxd.process.pid})")
 
 
-def _wait(url: str, what: str, timeout: float = 30) -> None:
+def _wait(url: str, what: str, timeout: float = 30, body: dict[str, Any] | None = None) -> None:
+    """Until `url` answers 2xx (a GET, or a POST of `body`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if requests.get(url, timeout=1).ok:
+            answer = requests.get(url, timeout=1) if body is None else requests.post(url, json=body, timeout=1)
+            if answer.ok:
                 return
         except requests.RequestException:
             pass
@@ -102,28 +107,38 @@ def _wait(url: str, what: str, timeout: float = 30) -> None:
     raise SystemExit(f"services: {what} did not answer {url} within {timeout:.0f}s")
 
 
-def _start_producer(state: Path, influx_url: str, sim_port: int, password: str, pairs: list[str]) -> int:
+def _start_producer(state: Path, influx_url: str, password: str, pairs: list[str], exchange: dict[str, Any],
+                    name: str = "producer") -> int:
     config = {
         "influxdb": {"url": influx_url, "database": "freqfeed", "username": INFLUX_USER},
         "pairs": pairs,
-        "exchange": {"rest_url": f"http://127.0.0.1:{sim_port}", "ws_url": f"ws://127.0.0.1:{sim_port}/market",
-                     "request_delay": 0.1},
-        "producer": {"health_file": str(state / "producer-health.json")},
+        "exchange": {**exchange, "request_delay": 0.1},
+        "producer": {"health_file": str(state / f"{name}-health.json")},
     }
-    (state / "producer.yml").write_text(json.dumps(config))
-    with open(state / "producer.log", "ab") as log:
+    (state / f"{name}.yml").write_text(json.dumps(config))
+    log_path = state / f"{name}.log"
+    with open(log_path, "ab") as log:
         producer = subprocess.Popen(
-            [sys.executable, "-m", "freqfeed", "produce", "--config", str(state / "producer.yml")],
+            [sys.executable, "-m", "freqfeed", "produce", "--config", str(state / f"{name}.yml")],
             stdout=log, stderr=log, start_new_session=True,
             env={**os.environ, "PYTHONPATH": str(REPO / "files" / "python"), "FREQFEED_INFLUXDB_PASSWORD": password})
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if producer.poll() is not None:
-            raise SystemExit(f"services: the producer exited with {producer.returncode}; see {state}/producer.log")
-        if "backfill done" in (state / "producer.log").read_text(errors="replace"):
+            raise SystemExit(f"services: the {name} exited with {producer.returncode}; see {log_path}")
+        if "backfill done" in log_path.read_text(errors="replace"):
             return producer.pid
         time.sleep(0.5)
-    raise SystemExit(f"services: the producer did not finish its backfill in 180s; see {state}/producer.log")
+    raise SystemExit(f"services: the {name} did not finish its backfill in 180s; see {log_path}")
+
+
+def _start_simulator(state: Path, exchange: str, port: int, speed: float) -> int:
+    with open(state / f"simulator-{exchange}.log", "ab") as log:
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "freqfeed", "simulate", "--exchange", exchange, "--host", "127.0.0.1",
+             "--port", str(port), "--speed", str(speed)], stdout=log, stderr=log, start_new_session=True,
+            env={**os.environ, "PYTHONPATH": str(REPO / "files" / "python")})
+    return simulator.pid
 
 
 def start_prometheus(state: Path, port: int, inventory: Path, hosts: list[str] | None = None,
@@ -160,7 +175,8 @@ def start_prometheus(state: Path, port: int, inventory: Path, hosts: list[str] |
 
 
 def up(state: Path, influx_port: int, sim_port: int, speed: float, password: str, produce: list[str],
-       prometheus_port: int = 0, inventory: Path | None = None, hosts: list[str] | None = None) -> None:
+       prometheus_port: int = 0, inventory: Path | None = None, hosts: list[str] | None = None,
+       hl_sim_port: int = 0, hl_produce: list[str] | None = None) -> None:
     down(state)
     state.mkdir(parents=True, exist_ok=True)
     influxd = LocalInfluxDB(state / "influxd", port=influx_port, auth=True)
@@ -173,23 +189,29 @@ def up(state: Path, influx_port: int, sim_port: int, speed: float, password: str
     answer = requests.post(f"{influxd.url}/query", data={"q": statement}, timeout=10)
     if not answer.ok:
         requests.post(f"{influxd.url}/query", data={"q": "SHOW DATABASES"}, auth=auth, timeout=10).raise_for_status()
-    with open(state / "simulator.log", "ab") as log:
-        simulator = subprocess.Popen(
-            [sys.executable, "-m", "freqfeed", "simulate", "--host", "127.0.0.1", "--port", str(sim_port),
-             "--speed", str(speed)], stdout=log, stderr=log, start_new_session=True,
-            env={**os.environ, "PYTHONPATH": str(REPO / "files" / "python")})
-    pids["simulator"] = simulator.pid
+    pids["simulator"] = _start_simulator(state, "binance", sim_port, speed)
+    if hl_sim_port:
+        pids["hyperliquid simulator"] = _start_simulator(state, "hyperliquid", hl_sim_port, speed)
     (state / "pids.json").write_text(json.dumps(pids))
     _wait(f"http://127.0.0.1:{sim_port}/fapi/v1/time", "the simulator")
+    if hl_sim_port:
+        _wait(f"http://127.0.0.1:{hl_sim_port}/info", "the Hyperliquid simulator", body={"type": "exchangeStatus"})
     if produce:
-        pids["producer"] = _start_producer(state, influxd.url, sim_port, password, produce)
+        pids["producer"] = _start_producer(state, influxd.url, password, produce, {
+            "rest_url": f"http://127.0.0.1:{sim_port}", "ws_url": f"ws://127.0.0.1:{sim_port}/market"})
+        (state / "pids.json").write_text(json.dumps(pids))
+    if hl_produce:
+        pids["hyperliquid producer"] = _start_producer(state, influxd.url, password, hl_produce, {
+            "name": "hyperliquid", "rest_url": f"http://127.0.0.1:{hl_sim_port}",
+            "ws_url": f"ws://127.0.0.1:{hl_sim_port}/ws"}, name="producer-hyperliquid")
         (state / "pids.json").write_text(json.dumps(pids))
     if prometheus_port:
         assert inventory is not None
         pids["prometheus"] = start_prometheus(state, prometheus_port, inventory, hosts).pid
         (state / "pids.json").write_text(json.dumps(pids))
     print(f"influxd http://127.0.0.1:{influx_port} (user {INFLUX_USER}), "
-          f"simulator http://127.0.0.1:{sim_port} (speed {speed}x); state in {state}")
+          f"simulator http://127.0.0.1:{sim_port} (speed {speed}x)"
+          + (f", Hyperliquid simulator http://127.0.0.1:{hl_sim_port}" if hl_sim_port else "") + f"; state in {state}")
     if prometheus_port:
         print(f"prometheus http://127.0.0.1:{prometheus_port} (config {state}/prometheus/prometheus.yml)")
 
@@ -203,6 +225,9 @@ def main() -> int:
     parser.add_argument("--speed", type=float, default=1.0)
     parser.add_argument("--password-file", type=Path)
     parser.add_argument("--produce", default="", help="comma-separated pairs to stream with a host-side producer")
+    parser.add_argument("--hl-sim-port", type=int, default=0, help="also serve a Hyperliquid simulator on this port")
+    parser.add_argument("--hl-produce", default="", help="with --hl-sim-port: Hyperliquid pairs a host-side producer "
+                        "streams (comma-separated)")
     parser.add_argument("--prometheus-port", type=int, default=0, help="also run Prometheus on 127.0.0.1:PORT")
     parser.add_argument("--inventory", type=Path, help="with --prometheus-port: the inventory whose hosts it scrapes")
     parser.add_argument("--hosts", default="", help="with --prometheus-port: only these hosts (comma-separated)")
@@ -223,7 +248,8 @@ def main() -> int:
         parser.error("--prometheus-port needs --inventory")
     up(state, args.influx_port, args.sim_port, args.speed, args.password_file.read_text().strip(),
        [pair for pair in args.produce.split(",") if pair], args.prometheus_port, args.inventory,
-       [host for host in args.hosts.split(",") if host] or None)
+       [host for host in args.hosts.split(",") if host] or None, args.hl_sim_port,
+       [pair for pair in args.hl_produce.split(",") if pair])
     return 0
 
 

@@ -80,7 +80,10 @@ def test_every_inventory_target_is_scraped_with_its_host_label(prometheus: tuple
                 for t in lab_prometheus.targets(ROOT / "inventory" / "lab", ROOT / "roles")}
     active = lab_prometheus.api(base, "targets", state="active")["activeTargets"]
     assert {(t["labels"]["job"], t["labels"]["host"], t["scrapeUrl"]) for t in active} == expected
-    assert len(expected) == 11  # 2 producers (host73, host120), 4 gateways, 5 node_exporters
+    # 3 producers (Binance's host73 and host120, Hyperliquid's host121), 4 gateways, 5 node_exporters
+    assert len(expected) == 12
+    assert {t["labels"]["host"]: t["labels"]["exchange"] for t in active if t["labels"]["job"] == "freqfeed_producer"} \
+        == {"host73": "binance", "host120": "binance", "host121": "hyperliquid"}
 
 
 def test_down_targets_fire_the_lab_s_alerts_and_the_report_says_so(prometheus: tuple[str, Path]) -> None:
@@ -93,8 +96,12 @@ def test_down_targets_fire_the_lab_s_alerts_and_the_report_says_so(prometheus: t
     # nothing listens on the lab's ports here: up == 0 for 30s (the lab's for:) fires the "down" alerts
     wait_for(lambda: {("FreqfeedProducerDown", "host73"), ("FreqfeedGatewayDown", "host120")} <= firing(), 90,
              "FreqfeedProducerDown and FreqfeedGatewayDown to fire for the lab's unreachable targets")
+    # no producer of either exchange: FreqfeedNoProducerUp once per exchange
+    wait_for(lambda: {a["labels"].get("exchange") for a in lab_prometheus.active_alerts(base)
+                      if a["labels"]["alertname"] == "FreqfeedNoProducerUp" and a["state"] == "firing"}
+             == {"binance", "hyperliquid"}, 90, "FreqfeedNoProducerUp for each exchange")
     lines = lab_prometheus.report(base)
-    assert lines[0] == "targets up: 0/11"
+    assert lines[0] == "targets up: 0/12"
     assert any(line.startswith("active alerts: ") and line != "active alerts: none" for line in lines)
     assert any("FreqfeedProducerDown host73: freqfeed producer on host73 is down" in line for line in lines)
 

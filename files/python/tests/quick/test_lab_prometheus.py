@@ -69,12 +69,21 @@ def test_every_lab_host_is_a_target_with_the_inventory_s_port() -> None:
     for target in found:
         by_job.setdefault(target.job, {})[target.host] = target.address
     groups = _lab_groups()
-    assert groups["producers"] == ["host73", "host120"]  # host120: a feeder and the second producer
+    # host120: a feeder and Binance's second producer; host121: Hyperliquid's producer and feeder
+    assert groups["producers"] == ["host73", "host120", "host121"]
     assert by_job["freqfeed_producer"] == {h: hosts[h]["influx_producer_metrics_listen"] for h in groups["producers"]}
     feeders = groups["feeders"]
     assert by_job["freqfeed_gateway"] == {h: hosts[h]["feather_sync_gateway_metrics_listen"] for h in feeders}
     assert by_job["node"] == {h: hosts[h]["node_exporter_web_listen_address"] for h in hosts}
     assert len(found) == len(groups["producers"]) + len(feeders) + len(hosts)
+    # producers and gateways carry their exchange (FreqfeedNoProducerUp fires per exchange); node targets do not
+    exchanges = {(t.job, t.host): t.exchange for t in found}
+    assert exchanges[("freqfeed_producer", "host121")] == exchanges[("freqfeed_gateway", "host121")] == "hyperliquid"
+    assert {exchanges[("freqfeed_producer", h)] for h in ("host73", "host120")} == {"binance"}
+    assert {t.exchange for t in found if t.job == "node"} == {None}
+    config = lab_prometheus.scrape_config(found, [], "5s")
+    producer_job = next(j for j in config["scrape_configs"] if j["job_name"] == "freqfeed_producer")
+    assert {"host": "host121", "exchange": "hyperliquid"} in [s["labels"] for s in producer_job["static_configs"]]
 
 
 def test_the_lab_s_ports_are_all_different() -> None:
@@ -83,7 +92,7 @@ def test_the_lab_s_ports_are_all_different() -> None:
     listens = [str(value) for values in _lab_hosts().values() for key, value in values.items()
                if key.endswith(("_listen", "_listen_address"))]
     ports = [int(listen.rsplit(":", 1)[1]) for listen in listens]
-    lab_host_ports = [18286, 18290, 18295]  # influxd, simulator, Prometheus (scripts/lab.py)
+    lab_host_ports = [18286, 18290, 18291, 18295]  # influxd, both simulators, Prometheus (scripts/lab.py)
     assert len(set(ports + lab_host_ports)) == len(ports) + len(lab_host_ports), sorted(ports)
     assert all(listen.startswith("127.0.0.1:") for listen in listens)
 
@@ -158,7 +167,7 @@ def test_switched_off_parts_give_no_target(inventory: Path) -> None:
 def test_vault_files_in_group_vars_are_skipped(inventory: Path) -> None:
     (inventory / "group_vars" / "all" / "vault.yml").write_text("$ANSIBLE_VAULT;1.1;AES256\n6638643965\n")
     (inventory / "group_vars" / "all" / "tagged.yml").write_text("token: !vault |\n  $ANSIBLE_VAULT;1.1;AES256\n")
-    assert len(lab_prometheus.targets(inventory, ROLES)) == 11
+    assert len(lab_prometheus.targets(inventory, ROLES)) == 12
 
 
 @pytest.mark.parametrize(("listen", "address"), [
