@@ -64,9 +64,14 @@ rules:
 docs-gen: setup
 	$(BIN)/python scripts/gen_docs.py
 
+# Two workers (pytest-xdist; UNIT_WORKERS=0 runs them in one process): most integration tests wait on influxd,
+# simulators and freqtrade, so two interleave on the two cores; --dist loadfile keeps each module (and its
+# module-scoped servers) on one worker; every test takes free ports and its own temp dirs.
 # --durations: the 25 slowest tests (setup and call) at the end, so a slow new end-to-end test shows.
+UNIT_WORKERS ?= 2
 unit: setup
-	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider --durations=25
+	cd $(PKG) && FREQFEED_FREQTRADE_PYTHON=$(CURDIR)/.cache/freqtrade-venv/bin/python ../../$(BIN)/pytest -p no:cacheprovider \
+	  $(if $(filter 0,$(UNIT_WORKERS)),,-n $(UNIT_WORKERS) --dist loadfile) --durations=25
 
 # The pure tests (tests/quick: no servers, no subprocesses, no sleeps) in seconds, the loop while editing;
 # `make unit` runs them too, with everything else.
