@@ -45,7 +45,7 @@ def compare_all(cfg: config_module.Config, fetch: Callable[[str, str, int], list
     """Every configured series' newest 100 closed candles through the gateway (`fetch(pair, tf, newest open)`)
     against InfluxDB's; the number compared, or None (said why) when one differs."""
     compared = 0
-    with Reader(cfg.influxdb) as reader:
+    with Reader.from_config(cfg) as reader:  # this exchange's series
         for pair in cfg.pairs:
             for tf in cfg.timeframes:
                 end = last_closed_open(int(time.time() * 1000) - 5_000, tf)
