@@ -153,7 +153,10 @@ def up(hosts: list[str]) -> int:
     step("ansible-playbook -i inventory/lab site.yml")
     playbook("site.yml", "--limit", ",".join(hosts))
     step("fleet status")
-    healthy = wait_healthy(hosts, timeout=240)
+    # host121's producer backfills Hyperliquid's whole horizon (8 series x 4999 candles and 4999 funding hours a
+    # coin: ~1,800 weight, about 3 minutes at its 50% share of 1200 a minute); its feeder's files follow at the
+    # next 3-minute sync
+    healthy = wait_healthy(hosts, timeout=480)
     prometheus_report()
     print(f"\nlab {'healthy' if healthy else 'NOT healthy'} after {time.monotonic() - started:.0f}s "
           f"(tear down: make lab-down)")
