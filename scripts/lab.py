@@ -261,21 +261,22 @@ def test() -> int:  # noqa: PLR0911 - one return per stage that failed
         seconds = os.environ.get("FREQFEED_LAB_BOT_SECONDS", "240")
         step(f"freqtrade dry-run bots for {seconds}s: {bots} through host120's gateway, {bots} straight to the "
              "exchange; meanwhile host120's gateway restarted, then host120 rebooted")
-        step(f"meanwhile a Hyperliquid bot through {HYPERLIQUID}'s gateway beside one straight to the exchange, "
-             "for 3 closes (scripts/lab_hyperliquid.py)")
-        hyperliquid = subprocess.Popen(
-            [str(BIN / "python"), "scripts/lab_hyperliquid.py", "--gateway", gateway_url(HYPERLIQUID),
-             "--exchange", f"http://127.0.0.1:{HL_SIM_PORT}", "--dir", str(LAB / "hyperliquid-bots"),
-             "--json", str(LAB / "hyperliquid-bots.json")], cwd=REPO, env=ENV)
         trading = run(str(BIN / "python"), "scripts/lab_bots.py", "run", "--gateway", gateway_url("host120"),
                       "--exchange", f"http://127.0.0.1:{SIM_PORT}", "--feeder", "host120", "--bots", bots,
                       "--feeder-container", container("host120"),
                       "--seconds", seconds, "--dir", str(LAB / "bots"), "--json", str(LAB / "bots.json"), check=False)
-        hyperliquid_rc = hyperliquid.wait(timeout=900)
         if trading.returncode != 0:
             print("lab test: the bots' checks failed or the gateway saved less than 95% of their weight",
                   file=sys.stderr)
             return 1
+        # after Binance's bots, not beside them: a run with all eight freqtrade bots at once on the two cores had 3
+        # klines forwarded by host120's gateway (which lab_bots.py fails), most likely a close written later than
+        # the gateway's close_wait under that load; lab_bots.py now prints the gateway's reasons
+        step(f"a Hyperliquid bot through {HYPERLIQUID}'s gateway beside one straight to the exchange, for 3 closes "
+             "(scripts/lab_hyperliquid.py)")
+        hyperliquid_rc = run(str(BIN / "python"), "scripts/lab_hyperliquid.py", "--gateway", gateway_url(HYPERLIQUID),
+                             "--exchange", f"http://127.0.0.1:{HL_SIM_PORT}", "--dir", str(LAB / "hyperliquid-bots"),
+                             "--json", str(LAB / "hyperliquid-bots.json"), check=False).returncode
         if hyperliquid_rc != 0:
             print(f"lab test: the Hyperliquid bots' checks failed ({HYPERLIQUID}'s gateway)", file=sys.stderr)
             return 1

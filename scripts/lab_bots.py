@@ -259,15 +259,18 @@ def run(args: argparse.Namespace) -> int:
         problems += found
     if bot_leak:
         problems.append(f"the gateway's bots sent {bot_leak} weight straight to the exchange")
+    status = requests.get(f"{args.gateway}/_freqfeed/status", timeout=10).json()
     for path in ("/fapi/v1/klines", "/fapi/v1/markPriceKlines", "/fapi/v1/fundingRate"):
-        if feeder_paths.get(path, 0):
-            problems.append(f"{feeder_paths[path]} {path} requests reached the exchange from the feeder")
+        if feeder_paths.get(path, 0):  # with the gateway's own reasons (counted since its last start)
+            problems.append(f"{feeder_paths[path]} {path} requests reached the exchange from the feeder (the "
+                            f"gateway's forward reasons: {status.get('forward_reasons')}, close-wait fallbacks: "
+                            f"{status.get('close_wait_fallbacks')})")
     if args.feeder_container:
         for i in range(1, args.bots + 1):
             problems += bot_errors(root, f"gateway{i}")
     if not rates:
         problems.append("the gateway's bots made no order: nothing to check the prices of")
-    books = requests.get(f"{args.gateway}/_freqfeed/status", timeout=10).json().get("books", {})
+    books = status.get("books", {})
     if books.get("forwarded"):
         problems.append(f"the gateway forwarded {books['forwarded']} book requests over REST: "
                         f"{books.get('forward_reasons')}")
