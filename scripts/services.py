@@ -246,6 +246,8 @@ def main() -> int:
         parser.error("up needs --password-file")
     if args.prometheus_port and args.inventory is None:
         parser.error("--prometheus-port needs --inventory")
+    if args.hl_produce and not args.hl_sim_port:
+        parser.error("--hl-produce needs --hl-sim-port (the Hyperliquid simulator its producer streams from)")
     up(state, args.influx_port, args.sim_port, args.speed, args.password_file.read_text().strip(),
        [pair for pair in args.produce.split(",") if pair], args.prometheus_port, args.inventory,
        [host for host in args.hosts.split(",") if host] or None, args.hl_sim_port,
